@@ -1,0 +1,111 @@
+// Node<T>: one recorded op in the define-by-run graph. It holds the inputs that
+// need gradients and whatever the forward saved; backward(dout) turns the
+// output's gradient into input gradients.
+//
+// Gradient plumbing, so backward code stays short and allocation-free:
+//  - accumulate(i, g): input i's gradient becomes g (no copy) or gets += g.
+//    A gradient buffer shared with another tensor is never written in place.
+//  - grad_buffer(i): input i's gradient tensor for kernels that accumulate
+//    straight into it (weight GEMMs with beta = 1); zero-filled when new.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "vit/core/tensor.hpp"
+
+namespace vit {
+
+/// Whether ops record graph nodes on this thread (see NoGradGuard).
+struct GradMode {
+  static bool& enabled_flag() {
+    thread_local bool enabled = true;
+    return enabled;
+  }
+  static bool is_enabled() { return enabled_flag(); }
+  static void set_enabled(bool e) { enabled_flag() = e; }
+};
+
+/// Turns graph recording off for its lifetime (evaluation, optimizer steps).
+class NoGradGuard {
+ public:
+  NoGradGuard() : prev_(GradMode::is_enabled()) { GradMode::set_enabled(false); }
+  ~NoGradGuard() { GradMode::set_enabled(prev_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+template <class T>
+struct Node {
+  std::vector<std::shared_ptr<TensorImpl<T>>> inputs;  // null where no gradient is needed
+
+  virtual ~Node() = default;
+  virtual const char* name() const = 0;
+  virtual void backward(const Tensor<T>& dout) = 0;
+
+  bool needs_grad(size_t i) const { return i < inputs.size() && inputs[i] != nullptr; }
+  const Shape& input_shape(size_t i) const { return inputs[i]->shape; }
+
+  void accumulate(size_t i, const Tensor<T>& g) {
+    if (!needs_grad(i)) return;
+    TensorImpl<T>& in = *inputs[i];
+    VIT_CHECK(g.shape() == in.shape, name(), " backward: gradient ", g.shape(), " for input ", i,
+              " of shape ", in.shape);
+    if (!in.grad) {
+      in.grad = g.impl_ptr()->grad_fn ? g.detach().impl_ptr() : g.impl_ptr();
+      return;
+    }
+    Tensor<T> cur(in.grad);
+    const int64_t n = cur.numel();
+    if (cur.storage_use_count() > 1) {  // shared: add out of place
+      Tensor<T> sum = Tensor<T>::empty(in.shape);
+      const T *a = cur.data(), *b = g.data();
+      T* o = sum.data();
+#pragma omp parallel for schedule(static) if (n > 32768)
+      for (int64_t k = 0; k < n; ++k) o[k] = a[k] + b[k];
+      in.grad = sum.impl_ptr();
+    } else {
+      T* a = cur.data();
+      const T* b = g.data();
+#pragma omp parallel for schedule(static) if (n > 32768)
+      for (int64_t k = 0; k < n; ++k) a[k] += b[k];
+    }
+  }
+
+  Tensor<T> grad_buffer(size_t i) {
+    TensorImpl<T>& in = *inputs[i];
+    if (!in.grad) {
+      in.grad = Tensor<T>::zeros(in.shape).impl_ptr();
+    } else if (Tensor<T>(in.grad).storage_use_count() > 1) {
+      in.grad = Tensor<T>(in.grad).clone().impl_ptr();
+    }
+    return Tensor<T>(in.grad);
+  }
+};
+
+namespace autograd {
+
+/// True when an op on these tensors must record a node.
+template <class T, class... Ts>
+bool needs_grad(const Tensor<T>& first, const Ts&... rest) {
+  if (!GradMode::is_enabled()) return false;
+  bool any = first.defined() && first.requires_grad();
+  ((any = any || (rest.defined() && rest.requires_grad())), ...);
+  return any;
+}
+
+/// Makes `node` the grad_fn of `out`, wiring the inputs that require grad.
+template <class T, class NodeT>
+void attach(Tensor<T>& out, std::shared_ptr<NodeT> node,
+            std::initializer_list<const Tensor<T>*> inputs) {
+  for (const Tensor<T>* t : inputs)
+    node->inputs.push_back(t && t->defined() && t->requires_grad() ? t->impl_ptr() : nullptr);
+  out.impl()->grad_fn = std::move(node);
+  out.impl()->requires_grad = true;
+}
+
+}  // namespace autograd
+}  // namespace vit

@@ -1,0 +1,105 @@
+// Multi-head self-attention as one fused op, timm layout:
+//   qkv (B,N,3C) -> q,k,v per head h = columns [h·D, h·D+D) of each C-wide third
+//   P = softmax(q·kᵀ·D^-½) per (b,h), context = P·v written back as (B,N,C).
+// Replaces timm's reshape/permute/matmul/softmax/matmul/transpose chain with no
+// copies of q, k, v: GEMMs read them in place through the row stride 3C.
+// Saves P (B,H,N,N) for backward; on the CPU that is cheaper than recomputing.
+// Parallel over the B·H independent heads; each head's small GEMMs run on its
+// thread (ops::gemm is single-threaded inside a parallel region).
+#pragma once
+
+#include <cmath>
+
+#include "vit/ops/softmax.hpp"
+
+namespace vit {
+namespace ops {
+
+// qkv: (B,N,3C) -> out: (B,N,C), probs: (B,H,N,N)
+template <class T>
+void attention_forward(const T* qkv, T* out, T* probs, int64_t B, int64_t N, int64_t C, int64_t H) {
+  const int64_t D = C / H, ld = 3 * C;
+  const T scale = T(1) / std::sqrt(static_cast<T>(D));
+#pragma omp parallel for schedule(static) if (B * H > 1)
+  for (int64_t bh = 0; bh < B * H; ++bh) {
+    const int64_t b = bh / H, h = bh % H;
+    const T* q = qkv + b * N * ld + h * D;
+    const T* k = q + C;
+    const T* v = q + 2 * C;
+    T* p = probs + bh * N * N;
+    gemm<T>(false, true, N, N, D, scale, q, ld, k, ld, T(0), p, N);
+    for (int64_t i = 0; i < N; ++i) softmax_row(p + i * N, N);
+    gemm<T>(false, false, N, D, N, T(1), p, N, v, ld, T(0), out + b * N * C + h * D, C);
+  }
+}
+
+// dout: (B,N,C) -> dqkv: (B,N,3C) written
+template <class T>
+void attention_backward(const T* dout, const T* qkv, const T* probs, T* dqkv, int64_t B, int64_t N,
+                        int64_t C, int64_t H) {
+  const int64_t D = C / H, ld = 3 * C;
+  const T scale = T(1) / std::sqrt(static_cast<T>(D));
+#pragma omp parallel if (B * H > 1)
+  {
+    thread_local std::vector<T> ds;  // dP, then dS, for one head; grows once
+    ds.resize(static_cast<size_t>(N * N));
+#pragma omp for schedule(static)
+    for (int64_t bh = 0; bh < B * H; ++bh) {
+      const int64_t b = bh / H, h = bh % H;
+      const T* q = qkv + b * N * ld + h * D;
+      const T* k = q + C;
+      const T* v = q + 2 * C;
+      const T* p = probs + bh * N * N;
+      const T* g = dout + b * N * C + h * D;
+      T* dq = dqkv + b * N * ld + h * D;
+      T* dk = dq + C;
+      T* dv = dq + 2 * C;
+      gemm<T>(true, false, N, D, N, T(1), p, N, g, C, T(0), dv, ld);          // dV = Pᵀ·dO
+      gemm<T>(false, true, N, N, D, T(1), g, C, v, ld, T(0), ds.data(), N);  // dP = dO·Vᵀ
+      for (int64_t i = 0; i < N; ++i)
+        softmax_row_backward(p + i * N, ds.data() + i * N, ds.data() + i * N, N);  // dS
+      gemm<T>(false, false, N, D, N, scale, ds.data(), N, k, ld, T(0), dq, ld);  // dQ = dS·K·s
+      gemm<T>(true, false, N, D, N, scale, ds.data(), N, q, ld, T(0), dk, ld);   // dK = dSᵀ·Q·s
+    }
+  }
+}
+
+}  // namespace ops
+
+namespace detail {
+template <class T>
+struct AttentionNode : Node<T> {
+  Tensor<T> qkv, probs;
+  int64_t heads = 1;
+  const char* name() const override { return "attention"; }
+  void backward(const Tensor<T>& dout) override {
+    const int64_t B = qkv.shape()[0], N = qkv.shape()[1], C = qkv.shape()[2] / 3;
+    Tensor<T> dqkv = Tensor<T>::empty(qkv.shape());
+    ops::attention_backward(dout.data(), qkv.data(), probs.data(), dqkv.data(), B, N, C, heads);
+    this->accumulate(0, dqkv);
+  }
+};
+}  // namespace detail
+
+/// Fused multi-head self-attention: qkv (B,N,3C) from the qkv Linear -> context (B,N,C).
+template <class T>
+Tensor<T> attention(const Tensor<T>& qkv, int64_t heads) {
+  ops::detail::check_cpu("attention", qkv);
+  VIT_CHECK(qkv.dim() == 3 && qkv.shape()[2] % 3 == 0, "attention: qkv ", qkv.shape(),
+            " (need B,N,3C)");
+  const int64_t B = qkv.shape()[0], N = qkv.shape()[1], C = qkv.shape()[2] / 3;
+  VIT_CHECK(heads > 0 && C % heads == 0, "attention: dim ", C, " is not divisible by ", heads, " heads");
+  Tensor<T> out = Tensor<T>::empty({B, N, C});
+  Tensor<T> probs = Tensor<T>::empty({B, heads, N, N});
+  ops::attention_forward(qkv.data(), out.data(), probs.data(), B, N, C, heads);
+  if (autograd::needs_grad(qkv)) {
+    auto node = std::make_shared<detail::AttentionNode<T>>();
+    node->qkv = qkv.detach();
+    node->probs = probs;
+    node->heads = heads;
+    autograd::attach(out, node, {&qkv});
+  }
+  return out;
+}
+
+}  // namespace vit

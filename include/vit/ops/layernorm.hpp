@@ -1,0 +1,129 @@
+// layer_norm over the last dim, as nn.LayerNorm: biased variance, eps inside
+// the square root, affine weight and bias. Two passes (mean, then centred
+// variance) keep float32 accurate; mean and rstd are saved for backward.
+#pragma once
+
+#include <cmath>
+
+#include "vit/ops/common.hpp"
+
+namespace vit {
+namespace ops {
+
+// x: (R,C), w,b: (C) -> out: (R,C), mean,rstd: (R)
+template <class T>
+void layer_norm_forward(const T* x, const T* w, const T* b, T* out, T* mean, T* rstd, int64_t R,
+                        int64_t C, T eps) {
+#pragma omp parallel for schedule(static) if (R * C > 32768)
+  for (int64_t r = 0; r < R; ++r) {
+    const T* xr = x + r * C;
+    T s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t c = 0; c < C; ++c) s += xr[c];
+    const T m = s / static_cast<T>(C);
+    T v = 0;
+#pragma omp simd reduction(+ : v)
+    for (int64_t c = 0; c < C; ++c) v += (xr[c] - m) * (xr[c] - m);
+    const T rs = T(1) / std::sqrt(v / static_cast<T>(C) + eps);
+    T* o = out + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) o[c] = (xr[c] - m) * rs * w[c] + b[c];
+    mean[r] = m;
+    rstd[r] = rs;
+  }
+}
+
+// dout: (R,C) -> dx written; dw, db accumulated (+=)
+template <class T>
+void layer_norm_backward(const T* dout, const T* x, const T* w, const T* mean, const T* rstd, T* dx,
+                         T* dw, T* db, int64_t R, int64_t C) {
+  // dw/db: per-thread partial sums over a fixed row split, added in thread order,
+  // so the result is deterministic for a given thread count.
+  const int nt = (R * C > 32768) ? num_threads() : 1;
+  thread_local std::vector<T> part;  // reused across calls: no allocation per step
+  part.assign(static_cast<size_t>(2 * C * nt), T(0));
+#pragma omp parallel num_threads(nt)
+  {
+#ifdef _OPENMP
+    const int t = omp_get_thread_num();
+#else
+    const int t = 0;
+#endif
+    T* pw = part.data() + 2 * C * t;
+    T* pb = pw + C;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < R; ++r) {
+      const T* xr = x + r * C;
+      const T* g = dout + r * C;
+      const T m = mean[r], rs = rstd[r];
+      T sum_dy = 0, sum_dy_xhat = 0;
+#pragma omp simd reduction(+ : sum_dy, sum_dy_xhat)
+      for (int64_t c = 0; c < C; ++c) {
+        const T xhat = (xr[c] - m) * rs;
+        const T dy = g[c] * w[c];
+        sum_dy += dy;
+        sum_dy_xhat += dy * xhat;
+        pw[c] += g[c] * xhat;
+        pb[c] += g[c];
+      }
+      if (dx) {
+        const T a = sum_dy / static_cast<T>(C), bb = sum_dy_xhat / static_cast<T>(C);
+        T* d = dx + r * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) d[c] = rs * (g[c] * w[c] - a - (xr[c] - m) * rs * bb);
+      }
+    }
+  }
+  for (int t = 0; t < nt; ++t)
+    for (int64_t c = 0; c < C; ++c) {
+      if (dw) dw[c] += part[2 * C * t + c];
+      if (db) db[c] += part[2 * C * t + C + c];
+    }
+}
+
+}  // namespace ops
+
+namespace detail {
+template <class T>
+struct LayerNormNode : Node<T> {
+  Tensor<T> x, w, mean, rstd;
+  const char* name() const override { return "layer_norm"; }
+  void backward(const Tensor<T>& dout) override {
+    const int64_t C = w.numel(), R = x.numel() / std::max<int64_t>(C, 1);
+    Tensor<T> dx;
+    if (this->needs_grad(0)) dx = Tensor<T>::empty(x.shape());
+    T* dw = this->needs_grad(1) ? this->grad_buffer(1).data() : nullptr;
+    T* db = this->needs_grad(2) ? this->grad_buffer(2).data() : nullptr;
+    ops::layer_norm_backward(dout.data(), x.data(), w.data(), mean.data(), rstd.data(),
+                             dx.defined() ? dx.data() : nullptr, dw, db, R, C);
+    if (dx.defined()) this->accumulate(0, dx);
+  }
+};
+}  // namespace detail
+
+/// nn.LayerNorm over the last dim: (x - mean) / sqrt(var + eps) * weight + bias.
+template <class T>
+Tensor<T> layer_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
+                     double eps = 1e-6) {
+  ops::detail::check_cpu("layer_norm", x, weight, bias);
+  VIT_CHECK(x.dim() >= 1 && weight.shape() == Shape{x.shape().back()} &&
+                bias.shape() == Shape{x.shape().back()},
+            "layer_norm: x ", x.shape(), " vs weight ", weight.shape(), " and bias ", bias.shape());
+  VIT_CHECK(eps > 0, "layer_norm: eps must be positive, got ", eps);
+  const int64_t C = x.shape().back(), R = ops::detail::rows_of(x);
+  Tensor<T> out = Tensor<T>::empty(x.shape());
+  Tensor<T> mean = Tensor<T>::empty({R}), rstd = Tensor<T>::empty({R});
+  ops::layer_norm_forward(x.data(), weight.data(), bias.data(), out.data(), mean.data(), rstd.data(),
+                          R, C, static_cast<T>(eps));
+  if (autograd::needs_grad(x, weight, bias)) {
+    auto node = std::make_shared<detail::LayerNormNode<T>>();
+    node->x = x.detach();
+    node->w = weight.detach();
+    node->mean = mean;
+    node->rstd = rstd;
+    autograd::attach(out, node, {&x, &weight, &bias});
+  }
+  return out;
+}
+
+}  // namespace vit

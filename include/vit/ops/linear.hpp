@@ -1,0 +1,153 @@
+// linear: out = x · Wᵀ + b over the last dim (nn.Linear, weight [out,in]);
+// matmul: a @ b batched over leading dims (torch.matmul for rank >= 2, with a
+// rank-2 right operand broadcast). Both are one big GEMM over all rows, which is
+// what makes a ViT fast on the CPU: B·N rows at once, never a loop of small ones.
+#pragma once
+
+#include "vit/ops/common.hpp"
+
+namespace vit {
+namespace ops {
+
+// x: (R,Cin), w: (Cout,Cin), b: (Cout) or null -> out: (R,Cout)
+template <class T>
+void linear_forward(const T* x, const T* w, const T* b, T* out, int64_t R, int64_t Cin,
+                    int64_t Cout) {
+  if (b) {
+#pragma omp parallel for schedule(static) if (R * Cout > 65536)
+    for (int64_t r = 0; r < R; ++r) std::copy_n(b, Cout, out + r * Cout);
+  }
+  gemm<T>(false, true, R, Cout, Cin, T(1), x, Cin, w, Cin, b ? T(1) : T(0), out, Cout);
+}
+
+// dout: (R,Cout) -> dx: (R,Cout)·W written (if dx); dw += doutᵀ·x; db += Σ_r dout
+template <class T>
+void linear_backward(const T* dout, const T* x, const T* w, T* dx, T* dw, T* db, int64_t R,
+                     int64_t Cin, int64_t Cout) {
+  if (dx) gemm<T>(false, false, R, Cin, Cout, T(1), dout, Cout, w, Cin, T(0), dx, Cin);
+  if (dw) gemm<T>(true, false, Cout, Cin, R, T(1), dout, Cout, x, Cin, T(1), dw, Cin);
+  if (db) {
+    // Columns split across threads, rows summed in order: deterministic.
+#pragma omp parallel for schedule(static) if (R * Cout > 65536)
+    for (int64_t c0 = 0; c0 < Cout; c0 += 16) {
+      const int64_t c1 = std::min(Cout, c0 + 16);
+      T acc[16] = {};
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t c = c0; c < c1; ++c) acc[c - c0] += dout[r * Cout + c];
+      for (int64_t c = c0; c < c1; ++c) db[c] += acc[c - c0];
+    }
+  }
+}
+
+}  // namespace ops
+
+namespace detail {
+template <class T>
+struct LinearNode : Node<T> {
+  Tensor<T> x, w;
+  bool has_bias = false;
+  const char* name() const override { return "linear"; }
+  void backward(const Tensor<T>& dout) override {
+    const int64_t Cin = w.shape()[1], Cout = w.shape()[0], R = x.numel() / Cin;
+    Tensor<T> dx;
+    if (this->needs_grad(0)) dx = Tensor<T>::empty(x.shape());
+    T* dw = this->needs_grad(1) ? this->grad_buffer(1).data() : nullptr;
+    T* db = has_bias && this->needs_grad(2) ? this->grad_buffer(2).data() : nullptr;
+    ops::linear_backward(dout.data(), x.data(), w.data(), dx.defined() ? dx.data() : nullptr, dw,
+                         db, R, Cin, Cout);
+    if (dx.defined()) this->accumulate(0, dx);
+  }
+};
+
+template <class T>
+struct MatmulNode : Node<T> {
+  Tensor<T> a, b;
+  const char* name() const override { return "matmul"; }
+  void backward(const Tensor<T>& dout) override;
+};
+}  // namespace detail
+
+/// nn.Linear: x (...,in) · weightᵀ (weight [out,in]) + bias [out]; bias may be undefined.
+template <class T>
+Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = {}) {
+  ops::detail::check_cpu("linear", x, weight, bias);
+  VIT_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.shape().back() == weight.shape()[1],
+            "linear: x ", x.shape(), " vs weight ", weight.shape(), " (need x (...,in), weight (out,in))");
+  VIT_CHECK(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == weight.shape()[0]),
+            "linear: bias ", bias.defined() ? bias.shape() : Shape{}, " vs weight ", weight.shape());
+  const int64_t Cin = weight.shape()[1], Cout = weight.shape()[0];
+  Shape out_shape = x.shape();
+  out_shape.back() = Cout;
+  Tensor<T> out = Tensor<T>::empty(out_shape);
+  ops::linear_forward(x.data(), weight.data(), bias.defined() ? bias.data() : nullptr, out.data(),
+                      x.numel() / std::max<int64_t>(Cin, 1), Cin, Cout);
+  if (autograd::needs_grad(x, weight, bias)) {
+    auto node = std::make_shared<detail::LinearNode<T>>();
+    node->x = x.detach();
+    node->w = weight.detach();
+    node->has_bias = bias.defined();
+    autograd::attach(out, node, {&x, &weight, &bias});
+  }
+  return out;
+}
+
+/// torch.matmul for a (...,M,K) @ b (...,K,N) with equal batch dims, or b (K,N).
+template <class T>
+Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
+  ops::detail::check_cpu("matmul", a, b);
+  VIT_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: need rank >= 2, got ", a.shape(), " @ ",
+            b.shape());
+  const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  VIT_CHECK(b.size(-2) == K, "matmul: inner dimensions differ: ", a.shape(), " @ ", b.shape());
+  const bool b_shared = b.dim() == 2;
+  VIT_CHECK(b_shared || Shape(a.shape().begin(), a.shape().end() - 2) ==
+                            Shape(b.shape().begin(), b.shape().end() - 2),
+            "matmul: batch dimensions differ: ", a.shape(), " @ ", b.shape());
+  Shape out_shape = a.shape();
+  out_shape.back() = N;
+  Tensor<T> out = Tensor<T>::empty(out_shape);
+  const int64_t batch = a.numel() / std::max<int64_t>(M * K, 1);
+  if (b_shared) {  // one GEMM over all rows of a
+    ops::gemm<T>(false, false, batch * M, N, K, T(1), a.data(), K, b.data(), N, T(0), out.data(), N);
+  } else {
+    for (int64_t i = 0; i < batch; ++i)
+      ops::gemm<T>(false, false, M, N, K, T(1), a.data() + i * M * K, K, b.data() + i * K * N, N,
+                   T(0), out.data() + i * M * N, N);
+  }
+  if (autograd::needs_grad(a, b)) {
+    auto node = std::make_shared<detail::MatmulNode<T>>();
+    node->a = a.detach();
+    node->b = b.detach();
+    autograd::attach(out, node, {&a, &b});
+  }
+  return out;
+}
+
+template <class T>
+void detail::MatmulNode<T>::backward(const Tensor<T>& dout) {
+  const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  const int64_t batch = a.numel() / std::max<int64_t>(M * K, 1);
+  const bool b_shared = b.dim() == 2;
+  if (this->needs_grad(0)) {  // da = dout · bᵀ
+    Tensor<T> da = Tensor<T>::empty(a.shape());
+    if (b_shared)
+      ops::gemm<T>(false, true, batch * M, K, N, T(1), dout.data(), N, b.data(), N, T(0), da.data(), K);
+    else
+      for (int64_t i = 0; i < batch; ++i)
+        ops::gemm<T>(false, true, M, K, N, T(1), dout.data() + i * M * N, N, b.data() + i * K * N, N,
+                     T(0), da.data() + i * M * K, K);
+    this->accumulate(0, da);
+  }
+  if (this->needs_grad(1)) {  // db = aᵀ · dout
+    Tensor<T> db = Tensor<T>::empty(b.shape());
+    if (b_shared)
+      ops::gemm<T>(true, false, K, N, batch * M, T(1), a.data(), K, dout.data(), N, T(0), db.data(), N);
+    else
+      for (int64_t i = 0; i < batch; ++i)
+        ops::gemm<T>(true, false, K, N, M, T(1), a.data() + i * M * K, K, dout.data() + i * M * N, N,
+                     T(0), db.data() + i * K * N, N);
+    this->accumulate(1, db);
+  }
+}
+
+}  // namespace vit

@@ -1,0 +1,77 @@
+// softmax over the last dim (F.softmax(x, -1)): max-subtracted for stability,
+// the output saved for backward, dx = y ⊙ (dy − Σ dy·y).
+// The row kernels are reused by fused attention.
+#pragma once
+
+#include "vit/ops/common.hpp"
+
+namespace vit {
+namespace ops {
+
+// In place over one row of length n.
+template <class T>
+void softmax_row(T* row, int64_t n) {
+  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> a(row, n);
+  const T m = a.maxCoeff();
+  a = (a - m).exp();
+  a *= T(1) / a.sum();
+}
+
+// y, dy: one row of length n -> dx written
+template <class T>
+void softmax_row_backward(const T* y, const T* dy, T* dx, int64_t n) {
+  T dot = 0;
+#pragma omp simd reduction(+ : dot)
+  for (int64_t i = 0; i < n; ++i) dot += dy[i] * y[i];
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) dx[i] = y[i] * (dy[i] - dot);
+}
+
+// x: (R,n) -> out: (R,n)
+template <class T>
+void softmax_forward(const T* x, T* out, int64_t R, int64_t n) {
+#pragma omp parallel for schedule(static) if (R * n > 32768)
+  for (int64_t r = 0; r < R; ++r) {
+    std::copy_n(x + r * n, n, out + r * n);
+    softmax_row(out + r * n, n);
+  }
+}
+
+template <class T>
+void softmax_backward(const T* y, const T* dy, T* dx, int64_t R, int64_t n) {
+#pragma omp parallel for schedule(static) if (R * n > 32768)
+  for (int64_t r = 0; r < R; ++r) softmax_row_backward(y + r * n, dy + r * n, dx + r * n, n);
+}
+
+}  // namespace ops
+
+namespace detail {
+template <class T>
+struct SoftmaxNode : Node<T> {
+  Tensor<T> y;
+  const char* name() const override { return "softmax"; }
+  void backward(const Tensor<T>& dout) override {
+    Tensor<T> dx = Tensor<T>::empty(y.shape());
+    const int64_t n = y.shape().back();
+    ops::softmax_backward(y.data(), dout.data(), dx.data(), ops::detail::rows_of(y), n);
+    this->accumulate(0, dx);
+  }
+};
+}  // namespace detail
+
+/// F.softmax(x, dim=-1).
+template <class T>
+Tensor<T> softmax(const Tensor<T>& x) {
+  ops::detail::check_cpu("softmax", x);
+  VIT_CHECK(x.dim() >= 1 && x.shape().back() > 0, "softmax: need a non-empty last dim, got ", x.shape());
+  Tensor<T> out = Tensor<T>::empty(x.shape());
+  ops::softmax_forward(x.data(), out.data(), ops::detail::rows_of(x), x.shape().back());
+  if (autograd::needs_grad(x)) {
+    auto node = std::make_shared<detail::SoftmaxNode<T>>();
+    node->y = out.detach();
+    autograd::attach(out, node, {&x});
+  }
+  return out;
+}
+
+}  // namespace vit
