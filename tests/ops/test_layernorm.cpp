@@ -49,3 +49,32 @@ TEST_CASE("layer_norm rejects a weight of the wrong size", "[ops][layernorm][err
   REQUIRE_THROWS_WITH(layer_norm(x, TensorF::ones({7}), TensorF::zeros({7})),
                       Catch::Contains("layer_norm: x (2,8) vs weight (7)"));
 }
+
+TEST_CASE("layer_norm backward on the threaded path matches a float64 reference", "[ops][layernorm]") {
+  // R·C above the threading threshold: per-thread partial sums of dweight/dbias.
+  const int64_t R = 300, C = 192;
+  const auto x = test::randn<double>({R, C}, 11), w = test::randn<double>({C}, 12),
+             b = test::randn<double>({C}, 13), g = test::randn<double>({R, C}, 14);
+  TensorD xs = x.detach(), ws = w.detach(), bs = b.detach();
+  xs.set_requires_grad(true), ws.set_requires_grad(true), bs.set_requires_grad(true);
+  set_num_threads(2);
+  layer_norm(xs, ws, bs, 1e-6).backward(g);
+  TensorD dx = TensorD::empty({R, C}), dw = TensorD::zeros({C}), db = TensorD::zeros({C});
+  for (int64_t r = 0; r < R; ++r) {
+    double mean = 0, var = 0;
+    for (int64_t c = 0; c < C; ++c) mean += x(r, c) / C;
+    for (int64_t c = 0; c < C; ++c) var += (x(r, c) - mean) * (x(r, c) - mean) / C;
+    const double rstd = 1 / std::sqrt(var + 1e-6);
+    double s1 = 0, s2 = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      const double xhat = (x(r, c) - mean) * rstd;
+      s1 += g(r, c) * w(c), s2 += g(r, c) * w(c) * xhat;
+      dw(c) += g(r, c) * xhat, db(c) += g(r, c);
+    }
+    for (int64_t c = 0; c < C; ++c)
+      dx(r, c) = rstd * (g(r, c) * w(c) - s1 / C - (x(r, c) - mean) * rstd * s2 / C);
+  }
+  test::require_close(xs.grad(), dx, 1e-10, 1e-9);
+  test::require_close(ws.grad(), dw, 1e-10, 1e-9);
+  test::require_close(bs.grad(), db, 1e-10, 1e-9);
+}

@@ -96,33 +96,44 @@ class Tensor {
   static Tensor uniform(const Shape& shape, double lo, double hi, Generator& gen) {
     Tensor t = empty(shape);
     const uint64_t c0 = gen.reserve(t.numel());
-    for (int64_t i = 0; i < t.numel(); ++i)
-      t.data()[i] = static_cast<T>(lo + (hi - lo) * gen.uniform(c0 + i));
+    T* d = t.data();
+    const int64_t n = t.numel();
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) d[i] = static_cast<T>(lo + (hi - lo) * gen.uniform(c0 + i));
     return t;
   }
   static Tensor normal(const Shape& shape, double mean, double std, Generator& gen) {
     Tensor t = empty(shape);
     const uint64_t c0 = gen.reserve(t.numel());
-    for (int64_t i = 0; i < t.numel(); ++i)
-      t.data()[i] = static_cast<T>(mean + std * gen.normal(c0 + i));
+    T* d = t.data();
+    const int64_t n = t.numel();
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) d[i] = static_cast<T>(mean + std * gen.normal(c0 + i));
     return t;
   }
   /// Normal(mean, std) redrawn until inside [a, b] (absolute bounds, as
-  /// torch.nn.init.trunc_normal_ and timm use them).
+  /// torch.nn.init.trunc_normal_ and timm use them). Redraw k of element i uses
+  /// counter c0 + k·n + i, so the result does not depend on the thread count.
   static Tensor trunc_normal(const Shape& shape, double mean, double std, double a, double b,
                              Generator& gen) {
     VIT_CHECK(a < b && std > 0, "trunc_normal: need a < b and std > 0, got a=", a, " b=", b,
               " std=", std);
+    constexpr uint64_t kMaxDraws = 64;
     Tensor t = empty(shape);
-    for (int64_t i = 0; i < t.numel(); ++i) {
-      double v;
-      int tries = 0;
-      do {
-        v = mean + std * gen.normal(gen.reserve(1));
-        VIT_CHECK(++tries < 10000, "trunc_normal: bounds [", a, ",", b, "] hold no mass");
-      } while (v < a || v > b);
-      t.data()[i] = static_cast<T>(v);
+    const int64_t n = t.numel();
+    const uint64_t c0 = gen.reserve(static_cast<uint64_t>(n) * kMaxDraws);
+    T* d = t.data();
+    bool exhausted = false;
+#pragma omp parallel for schedule(static) if (n > 65536) reduction(|| : exhausted)
+    for (int64_t i = 0; i < n; ++i) {
+      uint64_t k = 0;
+      double v = mean + std * gen.normal(c0 + i);
+      while ((v < a || v > b) && ++k < kMaxDraws) v = mean + std * gen.normal(c0 + k * n + i);
+      exhausted = exhausted || k == kMaxDraws;
+      d[i] = static_cast<T>(v);
     }
+    VIT_CHECK(!exhausted, "trunc_normal: bounds [", a, ",", b, "] hold too little of N(", mean,
+              ",", std, ")");
     return t;
   }
 

@@ -20,7 +20,7 @@ template <class T>
 void attention_forward(const T* qkv, T* out, T* probs, int64_t B, int64_t N, int64_t C, int64_t H) {
   const int64_t D = C / H, ld = 3 * C;
   const T scale = T(1) / std::sqrt(static_cast<T>(D));
-#pragma omp parallel for schedule(static) if (B * H > 1)
+#pragma omp parallel for schedule(static) if (B * H > 1 && B * H * N * N * D > 32768)
   for (int64_t bh = 0; bh < B * H; ++bh) {
     const int64_t b = bh / H, h = bh % H;
     const T* q = qkv + b * N * ld + h * D;
@@ -39,7 +39,7 @@ void attention_backward(const T* dout, const T* qkv, const T* probs, T* dqkv, in
                         int64_t C, int64_t H) {
   const int64_t D = C / H, ld = 3 * C;
   const T scale = T(1) / std::sqrt(static_cast<T>(D));
-#pragma omp parallel if (B * H > 1)
+#pragma omp parallel if (B * H > 1 && B * H * N * N * D > 32768)
   {
     thread_local std::vector<T> ds;  // dP, then dS, for one head; grows once
     ds.resize(static_cast<size_t>(N * N));

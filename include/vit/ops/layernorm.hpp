@@ -42,6 +42,7 @@ void layer_norm_backward(const T* dout, const T* x, const T* w, const T* mean, c
   const int nt = (R * C > 32768) ? num_threads() : 1;
   thread_local std::vector<T> part;  // reused across calls: no allocation per step
   part.assign(static_cast<size_t>(2 * C * nt), T(0));
+  T* partials = part.data();  // the caller's buffer: other threads' thread_local copies are empty
 #pragma omp parallel num_threads(nt)
   {
 #ifdef _OPENMP
@@ -49,7 +50,7 @@ void layer_norm_backward(const T* dout, const T* x, const T* w, const T* mean, c
 #else
     const int t = 0;
 #endif
-    T* pw = part.data() + 2 * C * t;
+    T* pw = partials + 2 * C * t;
     T* pb = pw + C;
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < R; ++r) {
@@ -76,8 +77,8 @@ void layer_norm_backward(const T* dout, const T* x, const T* w, const T* mean, c
   }
   for (int t = 0; t < nt; ++t)
     for (int64_t c = 0; c < C; ++c) {
-      if (dw) dw[c] += part[2 * C * t + c];
-      if (db) db[c] += part[2 * C * t + C + c];
+      if (dw) dw[c] += partials[2 * C * t + c];
+      if (db) db[c] += partials[2 * C * t + C + c];
     }
 }
 
