@@ -21,7 +21,7 @@ void run_backward(const Tensor<T>& root, const Tensor<T>* grad_output) {
   if (grad_output) {
     VIT_CHECK(grad_output->shape() == root.shape(), "backward: output gradient ",
               grad_output->shape(), " does not match output ", root.shape());
-    seed = grad_output->detach();
+    seed = grad_output->clone();
   } else {
     VIT_CHECK(root.numel() == 1, "backward: output of shape ", root.shape(),
               " is not a scalar; pass an output gradient of the same shape");
@@ -40,6 +40,8 @@ void run_backward(const Tensor<T>& root, const Tensor<T>* grad_output) {
     Node<T>* fn = impl->grad_fn.get();
     if (fn && next < fn->inputs.size()) {
       auto child = fn->inputs[next++];
+      VIT_CHECK(!child || !child->graph_freed, "backward: the graph behind an input of ", fn->name(),
+                " was already freed by an earlier backward()");
       if (child && seen.insert(child.get()).second) stack.emplace_back(child, 0);
       continue;
     }

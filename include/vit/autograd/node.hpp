@@ -55,7 +55,10 @@ struct Node {
     VIT_CHECK(g.shape() == in.shape, name(), " backward: gradient ", g.shape(), " for input ", i,
               " of shape ", in.shape);
     if (!in.grad) {
-      in.grad = g.impl_ptr()->grad_fn ? g.detach().impl_ptr() : g.impl_ptr();
+      // Our own handle, so storage_use_count() sees every sharer; a leaf keeps its
+      // gradient past backward and must own the buffer (as PyTorch's AccumulateGrad).
+      const bool sole = g.impl_ptr().use_count() == 1 && g.storage_use_count() == 1;
+      in.grad = (!in.grad_fn && !sole) ? g.clone().impl_ptr() : g.detach().impl_ptr();
       return;
     }
     Tensor<T> cur(in.grad);

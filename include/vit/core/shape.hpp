@@ -20,6 +20,13 @@ inline int64_t numel(const Shape& s) {
   return n;
 }
 
+/// Product of dims [begin, end): the outer/inner extents around a dim.
+inline int64_t numel(const Shape& s, size_t begin, size_t end) {
+  int64_t n = 1;
+  for (size_t i = begin; i < end && i < s.size(); ++i) n *= s[i];
+  return n;
+}
+
 inline std::string to_string(const Shape& s) {
   std::string out = "(";
   for (size_t i = 0; i < s.size(); ++i) {

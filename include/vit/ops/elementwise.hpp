@@ -6,6 +6,7 @@
 // broadcast dims), as autograd in PyTorch does.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 
 #include "vit/ops/common.hpp"
@@ -32,16 +33,16 @@ inline BroadcastPlan plan_broadcast(const Shape& in, const Shape& out) {
   // Trailing: padded = 1..1, out[k..] ; Leading: padded = out[..k], 1..1
   size_t k = 0;
   while (k < padded.size() && padded[k] == 1) ++k;
-  if (Shape(padded.begin() + k, padded.end()) == Shape(out.begin() + k, out.end())) {
+  if (std::equal(padded.begin() + k, padded.end(), out.begin() + k)) {
     p.kind = BroadcastPlan::Trailing;
-    p.inner = numel(Shape(out.begin() + k, out.end()));
+    p.inner = numel(out, k, out.size());
     return p;
   }
   size_t j = padded.size();
   while (j > 0 && padded[j - 1] == 1) --j;
-  if (Shape(padded.begin(), padded.begin() + j) == Shape(out.begin(), out.begin() + j)) {
+  if (std::equal(padded.begin(), padded.begin() + j, out.begin())) {
     p.kind = BroadcastPlan::Leading;
-    p.inner = numel(Shape(out.begin() + j, out.end()));
+    p.inner = numel(out, j, out.size());
     return p;
   }
   const auto st = contiguous_strides(padded);

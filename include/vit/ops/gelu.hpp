@@ -56,9 +56,13 @@ void gelu_backward(const T* dout, const T* x, T* dx, int64_t n, GeluApprox appro
       d = g * (T(0.5) * (T(1) + (a * T(M_SQRT1_2)).erf()) +
                a * inv_sqrt_2pi * (T(-0.5) * a.square()).exp());
     } else {
-      const auto th = (T(kSqrt2OverPi) * (a + T(kGeluKappa) * a.cube())).tanh().eval();
-      d = g * (T(0.5) * (T(1) + th) + T(0.5) * a * (T(1) - th.square()) * T(kSqrt2OverPi) *
-                                           (T(1) + T(3 * kGeluKappa) * a.square()));
+      // 1 − tanh²(u) = 4·s·s̄ with s = σ(2u), s̄ = σ(−2u): stays accurate where
+      // float tanh has saturated to ±1 (|x| > ~4.9) and 1 − tanh² would be 0.
+      // Lazy expressions (no .eval()): recomputing u is cheaper than a heap temporary.
+      const auto u = T(kSqrt2OverPi) * (a + T(kGeluKappa) * a.cube());
+      const auto s = T(1) / (T(1) + (T(-2) * u).exp());
+      const auto sbar = T(1) / (T(1) + (T(2) * u).exp());
+      d = g * (s + T(2) * a * s * sbar * T(kSqrt2OverPi) * (T(1) + T(3 * kGeluKappa) * a.square()));
     }
   });
 }

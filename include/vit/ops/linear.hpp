@@ -100,8 +100,8 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
   VIT_CHECK(b.size(-2) == K, "matmul: inner dimensions differ: ", a.shape(), " @ ", b.shape());
   const bool b_shared = b.dim() == 2;
-  VIT_CHECK(b_shared || Shape(a.shape().begin(), a.shape().end() - 2) ==
-                            Shape(b.shape().begin(), b.shape().end() - 2),
+  VIT_CHECK(b_shared || (a.dim() == b.dim() &&
+                         std::equal(a.shape().begin(), a.shape().end() - 2, b.shape().begin())),
             "matmul: batch dimensions differ: ", a.shape(), " @ ", b.shape());
   Shape out_shape = a.shape();
   out_shape.back() = N;

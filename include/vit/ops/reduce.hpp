@@ -18,8 +18,8 @@ struct ReduceNode : Node<T> {
     if (dim < 0) {
       g.fill_(dout.data()[0] * factor);
     } else {
-      const int64_t outer = numel(Shape(s.begin(), s.begin() + dim));
-      const int64_t inner = numel(Shape(s.begin() + dim + 1, s.end()));
+      const int64_t outer = numel(s, 0, dim);
+      const int64_t inner = numel(s, dim + 1, s.size());
       for (int64_t o = 0; o < outer; ++o)
         for (int64_t k = 0; k < s[dim]; ++k)
           for (int64_t i = 0; i < inner; ++i)
@@ -47,8 +47,8 @@ Tensor<T> reduce(const Tensor<T>& x, int dim, bool keepdim, bool mean, const cha
     else os.erase(os.begin() + dim);
     out = Tensor<T>::zeros(os);
     if (mean) factor = T(1) / static_cast<T>(std::max<int64_t>(s[dim], 1));
-    const int64_t outer = numel(Shape(s.begin(), s.begin() + dim));
-    const int64_t inner = numel(Shape(s.begin() + dim + 1, s.end()));
+    const int64_t outer = numel(s, 0, dim);
+    const int64_t inner = numel(s, dim + 1, s.size());
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t k = 0; k < s[dim]; ++k)
         for (int64_t i = 0; i < inner; ++i)

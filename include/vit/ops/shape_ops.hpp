@@ -20,6 +20,10 @@ void permute_copy(const T* x, const Shape& s, const std::vector<int>& perm, T* o
   for (size_t d = 0; d < perm.size(); ++d) out_shape[d] = s[perm[d]], st[d] = in_st[perm[d]];
   const int64_t n = numel(s);
   if (n == 0) return;
+  if (perm.empty()) {  // a 0-dim tensor: one element, nothing to reorder
+    out[0] = x[0];
+    return;
+  }
   // The outermost output dim is split across threads; each walks the rest.
   const int64_t outer = out_shape[0], inner = n / outer;
 #pragma omp parallel for schedule(static) if (n > 65536)
@@ -75,8 +79,8 @@ struct ConcatNode : Node<T> {
   const char* name() const override { return "concat"; }
   void backward(const Tensor<T>& dout) override {
     const Shape& s = dout.shape();
-    const int64_t outer = numel(Shape(s.begin(), s.begin() + dim));
-    const int64_t inner = numel(Shape(s.begin() + dim + 1, s.end()));
+    const int64_t outer = numel(s, 0, dim);
+    const int64_t inner = numel(s, dim + 1, s.size());
     int64_t start = 0;
     for (size_t k = 0; k < sizes.size(); ++k) {
       if (this->needs_grad(k)) {
@@ -98,8 +102,8 @@ struct SelectNode : Node<T> {
   void backward(const Tensor<T>& dout) override {
     const Shape& s = this->input_shape(0);
     Tensor<T> g = Tensor<T>::zeros(s);
-    const int64_t outer = numel(Shape(s.begin(), s.begin() + dim));
-    const int64_t inner = numel(Shape(s.begin() + dim + 1, s.end()));
+    const int64_t outer = numel(s, 0, dim);
+    const int64_t inner = numel(s, dim + 1, s.size());
     for (int64_t o = 0; o < outer; ++o)
       std::copy_n(dout.data() + o * inner, inner, g.data() + (o * s[dim] + index) * inner);
     this->accumulate(0, g);
@@ -196,8 +200,8 @@ Tensor<T> concat(const std::vector<Tensor<T>>& xs, int64_t dim) {
     out_shape[d] += x.shape()[d];
   }
   Tensor<T> out = Tensor<T>::empty(out_shape);
-  const int64_t outer = numel(Shape(s0.begin(), s0.begin() + d));
-  const int64_t inner = numel(Shape(s0.begin() + d + 1, s0.end()));
+  const int64_t outer = numel(s0, 0, d);
+  const int64_t inner = numel(s0, d + 1, s0.size());
   int64_t start = 0;
   for (const auto& x : xs) {
     const int64_t chunk = x.shape()[d] * inner;
@@ -232,8 +236,8 @@ Tensor<T> select(const Tensor<T>& x, int64_t dim, int64_t index) {
   Shape out_shape = s;
   out_shape.erase(out_shape.begin() + d);
   Tensor<T> out = Tensor<T>::empty(out_shape);
-  const int64_t outer = numel(Shape(s.begin(), s.begin() + d));
-  const int64_t inner = numel(Shape(s.begin() + d + 1, s.end()));
+  const int64_t outer = numel(s, 0, d);
+  const int64_t inner = numel(s, d + 1, s.size());
   for (int64_t o = 0; o < outer; ++o)
     std::copy_n(x.data() + (o * s[d] + index) * inner, inner, out.data() + o * inner);
   if (autograd::needs_grad(x)) {

@@ -25,6 +25,7 @@ class Adam : public Optimizer<T> {
               o.beta1, " beta2=", o.beta2, " eps=", o.eps);
   }
 
+  std::vector<std::string> state_names() const override { return {"exp_avg", "exp_avg_sq"}; }
   void step() override {
     NoGradGuard no_grad;
     const int64_t t = ++this->steps_;
@@ -33,7 +34,8 @@ class Adam : public Optimizer<T> {
     const double bc2_sqrt = std::sqrt(1.0 - std::pow(opt_.beta2, static_cast<double>(t)));
     const T step_size = static_cast<T>(lr / bc1), b1 = static_cast<T>(opt_.beta1),
             b2 = static_cast<T>(opt_.beta2), eps = static_cast<T>(opt_.eps),
-            bc2s = static_cast<T>(bc2_sqrt);
+            bc2s = static_cast<T>(bc2_sqrt), omb1 = static_cast<T>(1.0 - opt_.beta1),
+            omb2 = static_cast<T>(1.0 - opt_.beta2);
     for (auto& group : this->groups_) {
       const T wd = static_cast<T>(group.weight_decay);
       const T decay = static_cast<T>(1.0 - lr * group.weight_decay);
@@ -51,8 +53,8 @@ class Adam : public Optimizer<T> {
           T gi = g[i];
           if (dec) w[i] *= decay;
           else if (l2) gi += wd * w[i];
-          m[i] = b1 * m[i] + (T(1) - b1) * gi;
-          v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
+          m[i] = b1 * m[i] + omb1 * gi;
+          v[i] = b2 * v[i] + omb2 * gi * gi;
           w[i] -= step_size * m[i] / (std::sqrt(v[i]) / bc2s + eps);
         }
       }

@@ -53,6 +53,8 @@ class Optimizer {
 
   /// One update of every parameter that has a gradient.
   virtual void step() = 0;
+  /// The per-parameter state this optimizer keeps ("exp_avg", ...).
+  virtual std::vector<std::string> state_names() const = 0;
   void zero_grad() {
     for (auto& g : groups_)
       for (auto& [n, p] : g.params) p.zero_grad();
@@ -74,6 +76,10 @@ class Optimizer {
     for (const auto& [key, t] : saved) {
       const Tensor<T>* param = find_param_for_state(key);
       VIT_CHECK(param, "optimizer state: '", key, "' does not belong to any parameter");
+      const std::string what = key.substr(key.rfind('.') + 1);
+      bool known = false;
+      for (const auto& n : state_names()) known = known || n == what;
+      VIT_CHECK(known, "optimizer state: '", key, "': this optimizer keeps no state named '", what, "'");
       VIT_CHECK(t.shape() == param->shape(), "optimizer state: '", key, "' has shape ", t.shape(),
                 ", parameter has ", param->shape());
       Tensor<T>& dst = state_[key];

@@ -22,6 +22,10 @@ class SGD : public Optimizer<T> {
               "SGD: nesterov needs momentum > 0 and dampening 0");
   }
 
+  std::vector<std::string> state_names() const override {
+    if (opt_.momentum == 0) return {};
+    return {"momentum_buffer"};
+  }
   void step() override {
     NoGradGuard no_grad;
     ++this->steps_;

@@ -1,0 +1,10 @@
+# Fails if any Catch2 test name contains a character that breaks ctest discovery.
+# (Matched on the whole text: splitting it into a CMake list would trip on '[' too.)
+execute_process(COMMAND ${TEST_BINARY} --list-test-names-only OUTPUT_VARIABLE names)
+if(names STREQUAL "")
+  message(FATAL_ERROR "${TEST_BINARY} listed no tests")
+endif()
+string(REGEX MATCHALL "[^\n]*[][;][^\n]*" bad "${names}")
+if(bad)
+  message(FATAL_ERROR "test names with '[', ']' or ';' break catch_discover_tests: ${bad}")
+endif()

@@ -1,0 +1,150 @@
+// Fused attention against a float64 reference written the way timm's Attention
+// computes it:
+//   qkv.reshape(B,N,3,H,D).permute(2,0,3,1,4) -> q,k,v (B,H,N,D)
+//   attn = softmax(q @ k.transpose(-2,-1) * D**-0.5, dim=-1)
+//   out  = (attn @ v).transpose(1,2).reshape(B,N,C)
+// plus backward by finite differences on qkv, float32 against float64 at ViT-Tiny
+// size, and misuse.
+#include <vector>
+
+#include "support/check.hpp"
+
+using namespace vit;
+
+namespace {
+TensorD attention_reference(const TensorD& qkv, int64_t H) {
+  const int64_t B = qkv.shape()[0], N = qkv.shape()[1], C = qkv.shape()[2] / 3, D = C / H;
+  // reshape (B,N,3,H,D) + permute(2,0,3,1,4): element [s][b][h][n][d]
+  auto at = [&](int64_t s, int64_t b, int64_t h, int64_t n, int64_t d) {
+    return qkv.data()[(((b * N + n) * 3 + s) * H + h) * D + d];
+  };
+  const double scale = std::pow(static_cast<double>(D), -0.5);
+  TensorD out = TensorD::empty({B, N, C});
+  std::vector<double> attn(N * N);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h) {
+      for (int64_t i = 0; i < N; ++i) {
+        for (int64_t j = 0; j < N; ++j) {
+          double s = 0;
+          for (int64_t d = 0; d < D; ++d) s += at(0, b, h, i, d) * at(1, b, h, j, d);
+          attn[i * N + j] = s * scale;
+        }
+        double m = attn[i * N];
+        for (int64_t j = 1; j < N; ++j) m = std::max(m, attn[i * N + j]);
+        double z = 0;
+        for (int64_t j = 0; j < N; ++j) z += (attn[i * N + j] = std::exp(attn[i * N + j] - m));
+        for (int64_t j = 0; j < N; ++j) attn[i * N + j] /= z;
+      }
+      // (attn @ v) is (B,H,N,D); transpose(1,2) -> (B,N,H,D); reshape -> (B,N,C) with c = h·D + d
+      for (int64_t i = 0; i < N; ++i)
+        for (int64_t d = 0; d < D; ++d) {
+          double s = 0;
+          for (int64_t j = 0; j < N; ++j) s += attn[i * N + j] * at(2, b, h, j, d);
+          out.data()[(b * N + i) * C + h * D + d] = s;
+        }
+    }
+  return out;
+}
+
+TensorF to_float(const TensorD& t) {
+  TensorF r = TensorF::empty(t.shape());
+  for (int64_t i = 0; i < t.numel(); ++i) r.data()[i] = static_cast<float>(t.data()[i]);
+  return r;
+}
+
+struct Case {
+  int64_t B, N, C, H;
+};
+}  // namespace
+
+TEST_CASE("attention forward matches timm's reshape/permute/softmax chain", "[ops][attention]") {
+  const Case cases[] = {
+      {1, 1, 4, 1},   // one token: output is v itself
+      {2, 5, 6, 1},   // one head, D = C
+      {2, 4, 6, 6},   // D = 1
+      {1, 3, 2, 2},   // smallest multi-head, D = 1
+      {3, 7, 12, 3},  // D = 4
+      {2, 9, 16, 4},  // N odd, D = 4
+      {1, 17, 24, 2}, // D = 12
+  };
+  for (const Case& c : cases) {
+    INFO("B=" << c.B << " N=" << c.N << " C=" << c.C << " H=" << c.H);
+    const TensorD qkv = test::randn<double>({c.B, c.N, 3 * c.C}, 31 + c.N, 1.5);
+    const TensorD out = attention(qkv, c.H);
+    REQUIRE(out.shape() == Shape{c.B, c.N, c.C});
+    test::require_close(out, attention_reference(qkv, c.H), 1e-14, 1e-12);
+  }
+}
+
+TEST_CASE("attention with one token returns v", "[ops][attention]") {
+  const TensorD qkv = test::randn<double>({3, 1, 3 * 8}, 32);
+  const TensorD out = attention(qkv, 2);
+  for (int64_t b = 0; b < 3; ++b)
+    for (int64_t c = 0; c < 8; ++c) REQUIRE(out(b, 0, c) == Approx(qkv(b, 0, 16 + c)).epsilon(1e-15));
+}
+
+TEST_CASE("attention heads read their own D-wide column blocks", "[ops][attention]") {
+  // Perturbing head 1's keys must change head 1's output columns only.
+  const int64_t B = 1, N = 5, C = 8, H = 2, D = 4;
+  const TensorD qkv = test::randn<double>({B, N, 3 * C}, 33);
+  const TensorD base = attention(qkv, H);
+  TensorD moved = qkv.clone();
+  moved(0, 2, C + D + 1) += 1.0;  // key of token 2, head 1, d = 1 (one token: not a row shift)
+  const TensorD out = attention(moved, H);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      INFO("n=" << n << " c=" << c);
+      if (c < D) REQUIRE(out(0, n, c) == base(0, n, c));
+      else REQUIRE(out(0, n, c) != base(0, n, c));
+    }
+}
+
+TEST_CASE("attention is stable for large scores", "[ops][attention]") {
+  // Scores of order 1e4: a softmax without max-subtraction would overflow.
+  const TensorD qkv = test::randn<double>({1, 6, 3 * 4}, 34, 60.0);
+  const TensorD out = attention(qkv, 2);
+  for (int64_t i = 0; i < out.numel(); ++i) REQUIRE(std::isfinite(out.data()[i]));
+  test::require_close(out, attention_reference(qkv, 2), 1e-12, 1e-12);
+  const TensorF outf = attention(to_float(qkv), 2);
+  for (int64_t i = 0; i < outf.numel(); ++i) REQUIRE(std::isfinite(outf.data()[i]));
+}
+
+TEST_CASE("attention backward matches finite differences on qkv", "[ops][attention]") {
+  const Case cases[] = {{1, 1, 2, 1}, {2, 3, 4, 1}, {1, 4, 6, 3}, {2, 3, 8, 2}, {1, 5, 3, 3}};
+  for (const Case& c : cases) {
+    INFO("B=" << c.B << " N=" << c.N << " C=" << c.C << " H=" << c.H);
+    const int64_t H = c.H;
+    test::check_gradients([H](const std::vector<TensorD>& in) { return attention(in[0], H); },
+                          {test::randn<double>({c.B, c.N, 3 * c.C}, 35 + c.C)});
+  }
+}
+
+TEST_CASE("attention in float32 agrees with float64 at ViT-Tiny size", "[ops][attention]") {
+  // B=2, N=65 (64 patches + cls), C=192, H=3 (D=64): the float GEMM path at real shapes.
+  const int64_t B = 2, N = 65, C = 192, H = 3;
+  const TensorD qkv = test::randn<double>({B, N, 3 * C}, 36, 0.5);
+  const TensorD ref = attention_reference(qkv, H);
+  TensorF qf = to_float(qkv);
+  qf.set_requires_grad(true);
+  const TensorF out = attention(qf, H);
+  test::require_close(out, ref, 1e-5, 1e-4);
+
+  // Backward in float32 against the (finite-difference-checked) float64 backward.
+  const TensorD w = test::randn<double>({B, N, C}, 37);
+  sum(mul(out, to_float(w))).backward();
+  TensorD qd = qkv.clone();
+  qd.set_requires_grad(true);
+  sum(mul(attention(qd, H), w)).backward();
+  test::require_close(qf.grad(), qd.grad(), 1e-5, 1e-3);
+}
+
+TEST_CASE("attention rejects bad shapes", "[ops][attention][errors]") {
+  REQUIRE_THROWS_WITH(attention(TensorF::zeros({2, 3, 7}), 1),
+                      Catch::Contains("attention: qkv (2,3,7) (need B,N,3C)"));
+  REQUIRE_THROWS_WITH(attention(TensorF::zeros({6, 18}), 1),
+                      Catch::Contains("attention: qkv (6,18) (need B,N,3C)"));
+  REQUIRE_THROWS_WITH(attention(TensorF::zeros({2, 3, 18}), 4),
+                      Catch::Contains("attention: dim 6 is not divisible by 4 heads"));
+  REQUIRE_THROWS_WITH(attention(TensorF::zeros({2, 3, 18}), 0),
+                      Catch::Contains("attention: dim 6 is not divisible by 0 heads"));
+}
