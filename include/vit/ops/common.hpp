@@ -2,6 +2,8 @@
 // device check that makes a wrong-device call a clear error.
 #pragma once
 
+#include <vector>
+
 #include "vit/autograd/engine.hpp"
 #include "vit/core/parallel.hpp"
 #include "vit/core/tensor.hpp"
@@ -25,6 +27,33 @@ void check_cpu(const char* op, const Tensor<T>& first, const Ts&... rest) {
 template <class T>
 int64_t rows_of(const Tensor<T>& t) {
   return t.shape().back() == 0 ? 0 : t.numel() / t.shape().back();
+}
+
+/// acc[c] += Σ_r x[r·C + c] for x (R,C): one pass over x, rows split across
+/// threads, per-thread partials summed in thread order (deterministic for a
+/// given thread count). Bias gradients and broadcast reductions use it.
+template <class T>
+void add_column_sums(const T* x, int64_t R, int64_t C, T* acc) {
+  const int nt = R * C > 65536 ? num_threads() : 1;
+  thread_local std::vector<T> scratch;  // grows once; no allocation per step
+  scratch.assign(static_cast<size_t>(nt * C), T(0));
+  T* partials = scratch.data();  // captured: other threads' thread_local copies are empty
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+#ifdef _OPENMP
+    T* p = partials + C * omp_get_thread_num();
+#else
+    T* p = partials;
+#endif
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < R; ++r) {
+      const T* row = x + r * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) p[c] += row[c];
+    }
+  }
+  for (int t = 0; t < nt; ++t)
+    for (int64_t c = 0; c < C; ++c) acc[c] += partials[t * C + c];
 }
 
 }  // namespace vit::ops::detail

@@ -91,14 +91,8 @@ Tensor<T> reduce_to_shape(const Tensor<T>& g, const Shape& in) {
   const T* src = g.data();
   T* dst = r.data();
   const int64_t n = g.numel();
-  if (p.kind == BroadcastPlan::Trailing) {  // parallel over the kept elements
-    const int64_t rows = n / std::max<int64_t>(p.inner, 1);
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t j = 0; j < p.inner; ++j) {
-      T acc = 0;
-      for (int64_t row = 0; row < rows; ++row) acc += src[row * p.inner + j];
-      dst[j] = acc;
-    }
+  if (p.kind == BroadcastPlan::Trailing) {  // sum over leading rows: column sums
+    detail::add_column_sums(src, n / std::max<int64_t>(p.inner, 1), p.inner, dst);
   } else if (p.kind == BroadcastPlan::Leading) {
     const int64_t outer = n / std::max<int64_t>(p.inner, 1);
 #pragma omp parallel for schedule(static) if (n > 65536)

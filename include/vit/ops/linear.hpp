@@ -26,17 +26,7 @@ void linear_backward(const T* dout, const T* x, const T* w, T* dx, T* dw, T* db,
                      int64_t Cin, int64_t Cout) {
   if (dx) gemm<T>(false, false, R, Cin, Cout, T(1), dout, Cout, w, Cin, T(0), dx, Cin);
   if (dw) gemm<T>(true, false, Cout, Cin, R, T(1), dout, Cout, x, Cin, T(1), dw, Cin);
-  if (db) {
-    // Columns split across threads, rows summed in order: deterministic.
-#pragma omp parallel for schedule(static) if (R * Cout > 65536)
-    for (int64_t c0 = 0; c0 < Cout; c0 += 16) {
-      const int64_t c1 = std::min(Cout, c0 + 16);
-      T acc[16] = {};
-      for (int64_t r = 0; r < R; ++r)
-        for (int64_t c = c0; c < c1; ++c) acc[c - c0] += dout[r * Cout + c];
-      for (int64_t c = c0; c < c1; ++c) db[c] += acc[c - c0];
-    }
-  }
+  if (db) detail::add_column_sums(dout, R, Cout, db);
 }
 
 }  // namespace ops
