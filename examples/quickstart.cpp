@@ -47,7 +47,7 @@ void make_batch(vit::TensorF& x, std::vector<int64_t>& y, vit::Generator& g) {
 
 int main(int argc, char** argv) {
   try {
-    const int steps = argc > 1 ? std::atoi(argv[1]) : 60;
+    const int steps = argc > 1 ? std::atoi(argv[1]) : 100;
     const int64_t batch = 32;
     if (steps <= 0) throw vit::Error("usage: quickstart [STEPS > 0]");
     vit::set_num_threads(vit::num_threads());
@@ -58,9 +58,9 @@ int main(int argc, char** argv) {
     std::printf("ViT 32x32/4, dim 64, depth 4: %lld parameters, %d threads\n",
                 static_cast<long long>(model->num_parameters()), vit::num_threads());
     vit::optim::AdamW<float> opt(vit::optim::default_param_groups(model->named_parameters(), 0.05),
-                                 {1e-3});
+                                 {2e-3});
     vit::optim::LrSchedule sched;
-    sched.base_lr = 1e-3, sched.warmup_steps = steps / 10, sched.total_steps = steps, sched.min_lr = 1e-5;
+    sched.base_lr = 2e-3, sched.warmup_steps = steps / 10, sched.total_steps = steps, sched.min_lr = 1e-5;
 
     vit::Generator data(1), held_out(2);
     vit::TensorF x = vit::TensorF::empty({batch, 3, 32, 32});
