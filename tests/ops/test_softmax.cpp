@@ -82,7 +82,9 @@ TEST_CASE("softmax is stable for large logits", "[ops][softmax]") {
     CHECK(y.data()[2] == Approx(1 / (1 + e)).epsilon(1e-14));
     CHECK(y.data()[3] == Approx(e / (1 + e)).epsilon(1e-14));
     CHECK(y.data()[4] == 1.0);
-    CHECK(y.data()[5] == 0.0);
+    // exp(-1e300) underflows; Eigen's exp clamps its input near -708 on SSE-only
+    // builds and returns ~1e-308 rather than an exact 0. Either is correct.
+    CHECK(y.data()[5] < 1e-300);
   }
   SECTION("float32") {
     const TensorF x = TensorF::from_data({2, 3}, {1000.f, 1001.f, 999.f, -1e4f, -1e4f + 1.f, -1e4f});
