@@ -10,6 +10,8 @@
 #include "support/check.hpp"
 
 using namespace vit;
+using test::to_double;
+using test::to_float;
 
 namespace {
 TensorD attention_reference(const TensorD& qkv, int64_t H) {
@@ -44,12 +46,6 @@ TensorD attention_reference(const TensorD& qkv, int64_t H) {
         }
     }
   return out;
-}
-
-TensorF to_float(const TensorD& t) {
-  TensorF r = TensorF::empty(t.shape());
-  for (int64_t i = 0; i < t.numel(); ++i) r.data()[i] = static_cast<float>(t.data()[i]);
-  return r;
 }
 
 struct Case {

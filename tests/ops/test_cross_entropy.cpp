@@ -5,6 +5,8 @@
 #include "support/check.hpp"
 
 using namespace vit;
+using test::to_double;
+using test::to_float;
 
 namespace {
 // log p_{b,k} = z_{b,k} − logsumexp(z_b), computed with the max subtracted.
@@ -58,12 +60,6 @@ TensorD softmax_rows(const TensorD& z) {
     for (int64_t k = 0; k < K; ++k) p.data()[b * K + k] = std::exp(lp[k]);
   }
   return p;
-}
-
-TensorF to_float(const TensorD& t) {
-  TensorF r = TensorF::empty(t.shape());
-  for (int64_t i = 0; i < t.numel(); ++i) r.data()[i] = static_cast<float>(t.data()[i]);
-  return r;
 }
 
 // A random row-stochastic (B,K) tensor.

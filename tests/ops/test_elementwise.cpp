@@ -5,14 +5,10 @@
 #include "support/check.hpp"
 
 using namespace vit;
+using test::to_double;
+using test::to_float;
 
 namespace {
-TensorF to_float(const TensorD& t) {
-  TensorF r = TensorF::empty(t.shape());
-  for (int64_t i = 0; i < t.numel(); ++i) r.data()[i] = static_cast<float>(t.data()[i]);
-  return r;
-}
-
 /// Flat offset into a tensor of shape `in` for the output multi-index `idx`
 /// (numpy rules: align right, size-1 dims repeat).
 int64_t broadcast_offset(const Shape& in, const std::vector<int64_t>& idx) {

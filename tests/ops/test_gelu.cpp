@@ -4,6 +4,8 @@
 #include "support/check.hpp"
 
 using namespace vit;
+using test::to_double;
+using test::to_float;
 
 namespace {
 // nn.GELU(approximate='none'): x·Φ(x). erfc keeps the far negative tail accurate
@@ -32,11 +34,6 @@ Tensor<T> grid(int64_t per_unit) {
   return t;
 }
 
-TensorD to_double(const TensorF& t) {
-  TensorD r = TensorD::empty(t.shape());
-  for (int64_t i = 0; i < t.numel(); ++i) r.data()[i] = t.data()[i];
-  return r;
-}
 }  // namespace
 
 TEST_CASE("gelu reference formulas are right", "[ops][gelu]") {

@@ -4,14 +4,10 @@
 #include "support/check.hpp"
 
 using namespace vit;
+using test::to_double;
+using test::to_float;
 
 namespace {
-TensorF to_float(const TensorD& t) {
-  TensorF r = TensorF::empty(t.shape());
-  for (int64_t i = 0; i < t.numel(); ++i) r.data()[i] = static_cast<float>(t.data()[i]);
-  return r;
-}
-
 // x (...,Cin), w (Cout,Cin), b (Cout) or undefined -> (...,Cout)
 TensorD linear_reference(const TensorD& x, const TensorD& w, const TensorD& b) {
   const int64_t Cout = w.shape()[0], Cin = w.shape()[1], R = x.numel() / Cin;

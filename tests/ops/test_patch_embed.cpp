@@ -4,14 +4,10 @@
 #include "support/check.hpp"
 
 using namespace vit;
+using test::to_double;
+using test::to_float;
 
 namespace {
-TensorF to_float(const TensorD& t) {
-  TensorF r = TensorF::empty(t.shape());
-  for (int64_t i = 0; i < t.numel(); ++i) r.data()[i] = static_cast<float>(t.data()[i]);
-  return r;
-}
-
 // x (B,ch,H,W), w (C,ch,P,P), b (C) or undefined -> (B, (H/P)·(W/P), C)
 TensorD conv_patch_reference(const TensorD& x, const TensorD& w, const TensorD& b) {
   const int64_t B = x.size(0), ch = x.size(1), H = x.size(2), W = x.size(3);

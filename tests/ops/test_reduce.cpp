@@ -4,14 +4,10 @@
 #include "support/check.hpp"
 
 using namespace vit;
+using test::to_double;
+using test::to_float;
 
 namespace {
-TensorF to_float(const TensorD& t) {
-  TensorF r = TensorF::empty(t.shape());
-  for (int64_t i = 0; i < t.numel(); ++i) r.data()[i] = static_cast<float>(t.data()[i]);
-  return r;
-}
-
 // Reduces dim d of x (sum, or mean when `mean`), the output shape given by keepdim.
 TensorD reduce_reference(const TensorD& x, int d, bool keepdim, bool mean) {
   const Shape& s = x.shape();

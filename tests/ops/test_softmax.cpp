@@ -4,6 +4,8 @@
 #include "support/check.hpp"
 
 using namespace vit;
+using test::to_double;
+using test::to_float;
 
 namespace {
 TensorD softmax_reference(const TensorD& x) {
@@ -18,12 +20,6 @@ TensorD softmax_reference(const TensorD& x) {
     for (int64_t k = 0; k < n; ++k) out.data()[r * n + k] = std::exp(z[k] - m) / s;
   }
   return out;
-}
-
-TensorF to_float(const TensorD& t) {
-  TensorF r = TensorF::empty(t.shape());
-  for (int64_t i = 0; i < t.numel(); ++i) r.data()[i] = static_cast<float>(t.data()[i]);
-  return r;
 }
 
 template <class T>

@@ -16,6 +16,9 @@ Tensor<T> randn(const Shape& s, uint64_t seed, double std = 1.0) {
   return Tensor<T>::normal(s, 0.0, std, g);
 }
 
+inline TensorF to_float(const TensorD& t) { return t.to_dtype<float>(); }
+inline TensorD to_double(const TensorF& t) { return t.to_dtype<double>(); }
+
 /// Requires a ≈ ref elementwise; on failure prints the worst index and values.
 template <class A, class B>
 void require_close(const Tensor<A>& a, const Tensor<B>& ref, double atol, double rtol) {

@@ -177,6 +177,13 @@ class Tensor {
     std::memcpy(t.data(), data(), sizeof(T) * numel());
     return t;
   }
+  /// A copy with elements converted to U (PyTorch's .float() / .double()); no autograd.
+  template <class U>
+  Tensor<U> to_dtype() const {
+    Tensor<U> r = Tensor<U>::empty(shape());
+    for (int64_t i = 0; i < numel(); ++i) r.data()[i] = static_cast<U>(data()[i]);
+    return r;
+  }
   /// Same data, new shape (a view; no autograd, see vit::reshape for the op).
   Tensor view_as_shape(const Shape& s) const {
     VIT_CHECK(vit::numel(s) == numel(), "view: cannot view ", shape(), " as ", s);
