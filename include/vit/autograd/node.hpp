@@ -100,14 +100,19 @@ bool needs_grad(const Tensor<T>& first, const Ts&... rest) {
   return any;
 }
 
-/// Makes `node` the grad_fn of `out`, wiring the inputs that require grad.
-template <class T, class NodeT>
-void attach(Tensor<T>& out, std::shared_ptr<NodeT> node,
-            std::initializer_list<const Tensor<T>*> inputs) {
+/// Makes `node` the grad_fn of `out`, wiring the inputs that require grad
+/// (a range of const Tensor<T>*: a brace list, or a vector for variadic ops).
+template <class T, class NodeT, class Inputs>
+void attach_range(Tensor<T>& out, std::shared_ptr<NodeT> node, const Inputs& inputs) {
   for (const Tensor<T>* t : inputs)
     node->inputs.push_back(t && t->defined() && t->requires_grad() ? t->impl_ptr() : nullptr);
   out.impl()->grad_fn = std::move(node);
   out.impl()->requires_grad = true;
+}
+template <class T, class NodeT>
+void attach(Tensor<T>& out, std::shared_ptr<NodeT> node,
+            std::initializer_list<const Tensor<T>*> inputs) {
+  attach_range(out, std::move(node), inputs);
 }
 
 }  // namespace autograd

@@ -214,12 +214,12 @@ Tensor<T> concat(const std::vector<Tensor<T>>& xs, int64_t dim) {
   if (any) {
     auto node = std::make_shared<detail::ConcatNode<T>>();
     node->dim = d;
+    std::vector<const Tensor<T>*> inputs;
     for (const auto& x : xs) {
       node->sizes.push_back(x.shape()[d]);
-      node->inputs.push_back(x.requires_grad() ? x.impl_ptr() : nullptr);
+      inputs.push_back(&x);
     }
-    out.impl()->grad_fn = node;
-    out.impl()->requires_grad = true;
+    autograd::attach_range(out, node, inputs);
   }
   return out;
 }
