@@ -8,6 +8,11 @@ packages=(
   libeigen3-dev               # GEMM and vectorised math
   catch2                      # tests (v2)
   libbenchmark-dev            # op microbenchmarks
+  nlohmann-json3-dev          # safetensors headers, config.json
+  zlib1g-dev                  # gzipped IDX files
+  libstb-dev                  # JPEG/PNG/BMP decoding, PNG writing
+  libcli11-dev                # the vit command line
+  dataset-fashion-mnist       # the README's main job trains on it
 )
 # Extra packages for the PyTorch side-by-side benchmark (not for building or testing).
 if [[ "${VIT_WITH_TORCH:-0}" == 1 ]]; then
