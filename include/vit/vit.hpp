@@ -11,6 +11,7 @@
 #include "vit/core/rng.hpp"
 #include "vit/core/shape.hpp"
 #include "vit/core/tensor.hpp"
+#include "vit/nn/finetune.hpp"
 #include "vit/nn/layers.hpp"
 #include "vit/nn/linear.hpp"
 #include "vit/nn/module.hpp"
