@@ -1,0 +1,301 @@
+// Loader: turns a Dataset into an endless, reproducible stream of float
+// batches, prepared on background threads so the training step does not wait.
+//
+// Reproducibility is by construction, not by ordering threads: batch b of epoch
+// e holds the samples at positions [b·B, b·B+B) of epoch e's permutation (a pure
+// function of the run seed and e), and sample s of that batch is augmented with
+// a generator seeded from (seed, e, global position). So a batch depends only on
+// its cursor (epoch, batch index), which is all a checkpoint has to store for a
+// bit-exact resume, whatever the number of worker threads.
+//
+// Steady state allocates nothing: batches live in a ring of slots allocated once.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <numeric>
+#include <thread>
+#include <vector>
+
+#include "vit/core/rng.hpp"
+#include "vit/core/tensor.hpp"
+#include "vit/data/dataset.hpp"
+#include "vit/data/image.hpp"
+#include "vit/data/mixup.hpp"
+#include "vit/data/transforms.hpp"
+
+namespace vit::data {
+
+struct LoaderConfig {
+  int64_t batch_size = 128;
+  bool shuffle = true;       // per-epoch permutation from the seed; false: file order
+  bool drop_last = true;     // training: only full batches (timm's default); eval: false
+  bool augment = true;       // false: normalisation only (evaluation)
+  uint64_t seed = 0;
+  AugmentConfig augment_config{};
+  Normalization normalization{};
+  bool mixup = false;        // batch-level mixup/cutmix into soft targets
+  MixupConfig mixup_config{};
+  int64_t image_size = 0;    // > 0: images resized (antialiased bilinear) to this square size
+  int64_t channels = 0;      // > 0: output channels; 1 -> 3 replicates a grey image
+  int workers = 1;           // background threads preparing batches
+  int prefetch = 2;          // batches prepared ahead of the consumer
+};
+
+/// One prepared batch. Valid until the next call to Loader::next().
+struct Batch {
+  TensorF images;                 // (n,C,H,W), normalised (and augmented)
+  std::vector<int64_t> labels;    // n hard labels (also kept when mixed)
+  TensorF soft_targets;           // (n,K) when mixup is on, else undefined
+  int64_t epoch = 0, index = 0;   // its cursor
+  int64_t size() const { return static_cast<int64_t>(labels.size()); }
+};
+
+namespace detail {
+/// A 64-bit mix of several integers (splitmix64 steps), for derived seeds.
+inline uint64_t mix_seed(uint64_t a, uint64_t b, uint64_t c = 0, uint64_t d = 0) {
+  uint64_t h = 0x243F6A8885A308D3ull;
+  for (uint64_t v : {a, b, c, d}) {
+    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+    h ^= h >> 31;
+  }
+  return h;
+}
+}  // namespace detail
+
+class Loader {
+ public:
+  Loader(const Dataset& data, LoaderConfig cfg) : data_(data), cfg_(std::move(cfg)) {
+    VIT_CHECK(cfg_.batch_size > 0, "loader: batch size must be positive, got ", cfg_.batch_size);
+    VIT_CHECK(data_.size() > 0, "loader: the data set is empty");
+    VIT_CHECK(!cfg_.drop_last || data_.size() >= cfg_.batch_size, "loader: batch size ",
+              cfg_.batch_size, " is larger than the data set (", data_.size(), " images)");
+    VIT_CHECK(cfg_.workers >= 1 && cfg_.prefetch >= 1, "loader: workers and prefetch must be >= 1");
+    out_c_ = cfg_.channels > 0 ? cfg_.channels : data_.channels;
+    out_h_ = cfg_.image_size > 0 ? cfg_.image_size : data_.height;
+    out_w_ = cfg_.image_size > 0 ? cfg_.image_size : data_.width;
+    VIT_CHECK(out_c_ == data_.channels || (data_.channels == 1 && out_c_ == 3), "loader: cannot turn ",
+              data_.channels, "-channel images into ", out_c_, "-channel ones");
+    VIT_CHECK(static_cast<int64_t>(cfg_.normalization.mean.size()) == out_c_ &&
+                  static_cast<int64_t>(cfg_.normalization.std.size()) == out_c_,
+              "loader: normalisation has ", cfg_.normalization.mean.size(), " channels, images ",
+              out_c_);
+    const int64_t B = cfg_.batch_size;
+    slots_.resize(static_cast<size_t>(cfg_.prefetch + cfg_.workers));
+    for (auto& s : slots_) {
+      s.images = TensorF::empty({B, out_c_, out_h_, out_w_});
+      s.batch.labels.reserve(static_cast<size_t>(B));
+      if (cfg_.mixup) s.soft_targets = TensorF::empty({B, data_.num_classes()});
+      s.labels32.reserve(static_cast<size_t>(B));
+    }
+  }
+  ~Loader() { stop(); }
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  int64_t batches_per_epoch() const {
+    const int64_t n = data_.size(), B = cfg_.batch_size;
+    return cfg_.drop_last ? n / B : (n + B - 1) / B;
+  }
+  const LoaderConfig& config() const { return cfg_; }
+
+  /// (Re)starts the stream at a cursor; the next next() returns batch `index` of `epoch`.
+  void start(int64_t epoch = 0, int64_t index = 0) {
+    stop();
+    VIT_CHECK(epoch >= 0 && index >= 0 && index < batches_per_epoch(), "loader: cursor (epoch ",
+              epoch, ", batch ", index, ") is outside the ", batches_per_epoch(),
+              " batches of an epoch");
+    next_to_consume_ = next_to_produce_ = epoch * batches_per_epoch() + index;
+    for (auto& s : slots_) s.state = Slot::Free, s.number = -1;
+    failure_ = nullptr;
+    stopping_ = false;
+    for (int w = 0; w < cfg_.workers; ++w) workers_.emplace_back([this] { work(); });
+  }
+
+  /// The next batch in order; blocks while it is being prepared.
+  const Batch& next() {
+    if (workers_.empty()) start(0, 0);
+    const auto t0 = std::chrono::steady_clock::now();
+    std::unique_lock<std::mutex> lock(mu_);
+    if (current_) {  // the consumer is done with the previous batch
+      current_->state = Slot::Free;
+      current_ = nullptr;
+      cv_.notify_all();
+    }
+    const int64_t want = next_to_consume_;
+    Slot* slot = nullptr;
+    cv_.wait(lock, [&] {
+      if (failure_) return true;
+      for (auto& s : slots_)
+        if (s.state == Slot::Ready && s.number == want) slot = &s;
+      return slot != nullptr;
+    });
+    if (failure_) std::rethrow_exception(failure_);
+    ++next_to_consume_;
+    current_ = slot;
+    wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return slot->batch;
+  }
+
+  /// Seconds next() spent blocked since construction (to report the share of time waiting).
+  double wait_seconds() const { return wait_seconds_; }
+
+ private:
+  struct Slot {
+    enum State { Free, Busy, Ready } state = Free;
+    int64_t number = -1;
+    Batch batch;                   // what next() hands out: views of the buffers below
+    TensorF images, soft_targets;  // full-size buffers, allocated once
+    std::vector<int32_t> labels32; // mixup's label type
+  };
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      current_ = nullptr;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+  }
+
+  void work() {
+    for (;;) {
+      Slot* slot = nullptr;
+      int64_t number = 0;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        // Never run more than `prefetch` batches ahead of the consumer.
+        cv_.wait(lock, [&] {
+          if (stopping_) return true;
+          if (next_to_produce_ >= next_to_consume_ + cfg_.prefetch) return false;
+          for (auto& s : slots_)
+            if (s.state == Slot::Free) {
+              slot = &s;
+              return true;
+            }
+          return false;
+        });
+        if (stopping_) return;
+        number = next_to_produce_++;
+        slot->state = Slot::Busy;
+        slot->number = number;
+      }
+      try {
+        const int64_t bpe = batches_per_epoch();
+        fill(number / bpe, number % bpe, *slot);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu_);
+        failure_ = std::current_exception();
+        cv_.notify_all();
+        return;
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      slot->state = Slot::Ready;
+      cv_.notify_all();
+    }
+  }
+
+  // Sample indices of epoch e: identity, or a Fisher-Yates shuffle seeded by (seed, e).
+  static void permutation(int64_t n, bool shuffle, uint64_t seed, int64_t epoch,
+                          std::vector<int64_t>& out) {
+    out.resize(static_cast<size_t>(n));
+    std::iota(out.begin(), out.end(), int64_t{0});
+    if (!shuffle) return;
+    Generator g(detail::mix_seed(seed, 0x5EED, static_cast<uint64_t>(epoch)));
+    for (int64_t i = n - 1; i > 0; --i) {
+      const int64_t j = static_cast<int64_t>(g.next_u64() % static_cast<uint64_t>(i + 1));
+      std::swap(out[i], out[j]);
+    }
+  }
+
+  void fill(int64_t epoch, int64_t index, Slot& slot) {
+    // Each worker keeps its own copy of the current epoch's permutation.
+    thread_local std::vector<int64_t> perm;
+    thread_local int64_t perm_epoch = -1;
+    thread_local uint64_t perm_owner = 0;
+    if (perm_epoch != epoch || perm_owner != id_) {
+      permutation(data_.size(), cfg_.shuffle, cfg_.seed, epoch, perm);
+      perm_epoch = epoch, perm_owner = id_;
+    }
+    Batch& out = slot.batch;
+    const int64_t B = cfg_.batch_size, begin = index * B;
+    const int64_t n = std::min(B, data_.size() - begin);
+    const int64_t C = out_c_, H = out_h_, W = out_w_, img = C * H * W;
+    const bool reshape = C != data_.channels || H != data_.height || W != data_.width;
+    thread_local Image source;  // the sample at the output size, when it needs converting
+    out.labels.resize(static_cast<size_t>(n));
+    for (int64_t s = 0; s < n; ++s) {
+      const int64_t i = perm[static_cast<size_t>(begin + s)];
+      out.labels[static_cast<size_t>(s)] = data_.labels[static_cast<size_t>(i)];
+      const uint8_t* pixels = data_.image_data(i);
+      if (reshape) {
+        convert(i, source);
+        pixels = source.data.data();
+      }
+      float* dst = slot.images.data() + s * img;
+      if (cfg_.augment) {
+        Generator g(detail::mix_seed(cfg_.seed, static_cast<uint64_t>(epoch),
+                                     static_cast<uint64_t>(begin + s), 0xA06));
+        augment_and_normalize(pixels, C, H, W, cfg_.augment_config, cfg_.normalization, g, dst);
+      } else {
+        normalize_only(pixels, C, H, W, cfg_.normalization, dst);
+      }
+    }
+    // A short last batch (eval) is a view of the first n rows; full ones reuse the buffer.
+    out.images = n == B ? slot.images : slot.images.narrow0(0, n);
+    if (cfg_.mixup) {
+      Generator g(detail::mix_seed(cfg_.seed, static_cast<uint64_t>(epoch),
+                                   static_cast<uint64_t>(index), 0x3122));
+      slot.labels32.assign(out.labels.begin(), out.labels.end());
+      mixup_batch(slot.images.data(), n, C, H, W, slot.labels32.data(), cfg_.mixup_config, g,
+                  slot.soft_targets.data());
+      out.soft_targets = n == B ? slot.soft_targets : slot.soft_targets.narrow0(0, n);
+    }
+    out.epoch = epoch, out.index = index;
+  }
+
+  // Sample i resized to the output size and, for grey into RGB, replicated.
+  void convert(int64_t i, Image& out) const {
+    Image img = data_.image(i);
+    if (img.height != out_h_ || img.width != out_w_) img = resize(img, out_h_, out_w_);
+    if (out_c_ != img.channels) {
+      const int64_t plane = img.height * img.width;
+      Image rgb(out_c_, img.height, img.width);
+      for (int64_t c = 0; c < out_c_; ++c)
+        std::copy_n(img.data.data(), plane, rgb.data.data() + c * plane);
+      img = std::move(rgb);
+    }
+    out = std::move(img);
+  }
+
+  static uint64_t new_id() {
+    static std::atomic<uint64_t> counter{0};
+    return ++counter;
+  }
+
+  const uint64_t id_ = new_id();  // tells workers' cached permutations apart across loaders
+  const Dataset& data_;
+  LoaderConfig cfg_;
+  int64_t out_c_ = 0, out_h_ = 0, out_w_ = 0;
+  std::vector<Slot> slots_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::thread> workers_;
+  bool stopping_ = false;
+  std::exception_ptr failure_;
+  int64_t next_to_produce_ = 0, next_to_consume_ = 0;
+  Slot* current_ = nullptr;
+  double wait_seconds_ = 0;
+};
+
+}  // namespace vit::data

@@ -1,0 +1,239 @@
+// Checkpoints: one safetensors file holding a ViT under timm's tensor names,
+// optionally the optimizer's moments ("optimizer.<param>.<state>"), and in
+// __metadata__ the model config, the class names and the training state
+// (step, epoch, data cursor, RNG state) that a bit-exact resume needs.
+// A weights-only file (no optimizer, no train state) loads straight into timm
+// with strict=True; the extra metadata keys are ignored there.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "vit/io/safetensors.hpp"
+#include "vit/nn/vision_transformer.hpp"
+#include "vit/optim/optimizer.hpp"
+
+namespace vit::io {
+
+/// Where a training run stands; everything a resume needs besides tensors.
+struct TrainState {
+  int64_t step = 0;             // optimizer steps taken
+  int64_t epoch = 0;            // data cursor: the epoch the next batch comes from
+  int64_t batch_in_epoch = 0;   // data cursor: index of the next batch in that epoch
+  uint64_t dropout_seed = 0;    // the model's dropout/drop-path generator
+  uint64_t dropout_offset = 0;
+  double best_top1 = -1;        // best test top-1 so far (-1: none yet)
+  int64_t nonfinite_steps = 0;  // updates skipped for a NaN/Inf loss or gradient
+  int64_t nonfinite_run = 0;    // of which consecutive at the end
+  std::string optimizer;        // "adamw", "adam", "sgd": must match on resume
+};
+
+inline const char* kConfigKey = "vit.config";
+inline const char* kClassesKey = "vit.classes";
+inline const char* kStateKey = "vit.train_state";
+inline const char* kOptimizerPrefix = "optimizer.";
+
+inline nlohmann::json config_to_json(const nn::VitConfig& c) {
+  return {{"name", c.name},
+          {"image_size", c.image_size},
+          {"in_chans", c.in_chans},
+          {"patch_size", c.patch_size},
+          {"dim", c.dim},
+          {"depth", c.depth},
+          {"heads", c.heads},
+          {"mlp_dim", c.mlp_dim},
+          {"num_classes", c.num_classes},
+          {"qkv_bias", c.qkv_bias},
+          {"drop_rate", c.drop_rate},
+          {"drop_path_rate", c.drop_path_rate},
+          {"representation_size", c.representation_size},
+          {"layer_norm_eps", c.layer_norm_eps},
+          {"gelu", c.gelu == GeluApprox::Tanh ? "tanh" : "erf"},
+          {"seed", c.seed}};
+}
+
+namespace detail {
+/// j[key] as V, or a vit::Error naming the source and the key.
+template <class V>
+V json_field(const nlohmann::json& j, const char* key, const std::string& source) {
+  VIT_CHECK(j.is_object() && j.contains(key), source, ": missing field '", key, "'");
+  try {
+    return j.at(key).get<V>();
+  } catch (const nlohmann::json::exception&) {
+    VIT_CHECK(false, source, ": field '", key, "' has the wrong type (", j.at(key).type_name(), ")");
+  }
+  return V{};
+}
+inline nlohmann::json parse_json(const std::string& text, const std::string& source) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    VIT_CHECK(false, source, ": not valid JSON (", e.what(), ")");
+  }
+  return {};
+}
+}  // namespace detail
+
+/// A VitConfig from its JSON form; every missing or mistyped field is an error
+/// naming `source`, and the result is validated.
+inline nn::VitConfig config_from_json(const nlohmann::json& j, const std::string& source) {
+  using detail::json_field;
+  nn::VitConfig c;
+  c.name = json_field<std::string>(j, "name", source);
+  c.image_size = json_field<int64_t>(j, "image_size", source);
+  c.in_chans = json_field<int64_t>(j, "in_chans", source);
+  c.patch_size = json_field<int64_t>(j, "patch_size", source);
+  c.dim = json_field<int64_t>(j, "dim", source);
+  c.depth = json_field<int64_t>(j, "depth", source);
+  c.heads = json_field<int64_t>(j, "heads", source);
+  c.mlp_dim = json_field<int64_t>(j, "mlp_dim", source);
+  c.num_classes = json_field<int64_t>(j, "num_classes", source);
+  c.qkv_bias = json_field<bool>(j, "qkv_bias", source);
+  c.drop_rate = json_field<double>(j, "drop_rate", source);
+  c.drop_path_rate = json_field<double>(j, "drop_path_rate", source);
+  c.representation_size = json_field<int64_t>(j, "representation_size", source);
+  c.layer_norm_eps = json_field<double>(j, "layer_norm_eps", source);
+  const auto gelu = json_field<std::string>(j, "gelu", source);
+  VIT_CHECK(gelu == "erf" || gelu == "tanh", source, ": gelu must be \"erf\" or \"tanh\", got \"",
+            gelu, "\"");
+  c.gelu = gelu == "tanh" ? GeluApprox::Tanh : GeluApprox::None;
+  c.seed = json_field<uint64_t>(j, "seed", source);
+  // Bound sizes before anything allocates from them (the file may be hostile).
+  VIT_CHECK(c.image_size <= 4096 && c.dim <= 65536 && c.depth <= 1024 && c.mlp_dim <= 262144 &&
+                c.num_classes <= 1000000 && c.in_chans <= 64 && c.representation_size <= 65536,
+            source, ": model config has implausible sizes");
+  try {
+    nn::validate(c);
+  } catch (const Error& e) {
+    VIT_CHECK(false, source, ": ", e.what());
+  }
+  return c;
+}
+
+inline nlohmann::json state_to_json(const TrainState& s) {
+  return {{"step", s.step},
+          {"epoch", s.epoch},
+          {"batch_in_epoch", s.batch_in_epoch},
+          // Generator state as strings: JSON readers (and Python's) lose u64 precision.
+          {"dropout_seed", std::to_string(s.dropout_seed)},
+          {"dropout_offset", std::to_string(s.dropout_offset)},
+          {"best_top1", s.best_top1},
+          {"nonfinite_steps", s.nonfinite_steps},
+          {"nonfinite_run", s.nonfinite_run},
+          {"optimizer", s.optimizer}};
+}
+
+inline TrainState state_from_json(const nlohmann::json& j, const std::string& source) {
+  using detail::json_field;
+  TrainState s;
+  s.step = json_field<int64_t>(j, "step", source);
+  s.epoch = json_field<int64_t>(j, "epoch", source);
+  s.batch_in_epoch = json_field<int64_t>(j, "batch_in_epoch", source);
+  auto u64 = [&](const char* key) {
+    const std::string v = json_field<std::string>(j, key, source);
+    size_t used = 0;
+    uint64_t out = 0;
+    try {
+      out = std::stoull(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    VIT_CHECK(used == v.size() && !v.empty(), source, ": field '", key,
+              "' is not an unsigned integer: \"", v, "\"");
+    return out;
+  };
+  s.dropout_seed = u64("dropout_seed");
+  s.dropout_offset = u64("dropout_offset");
+  s.best_top1 = json_field<double>(j, "best_top1", source);
+  s.nonfinite_steps = json_field<int64_t>(j, "nonfinite_steps", source);
+  s.nonfinite_run = json_field<int64_t>(j, "nonfinite_run", source);
+  s.optimizer = json_field<std::string>(j, "optimizer", source);
+  VIT_CHECK(s.step >= 0 && s.epoch >= 0 && s.batch_in_epoch >= 0, source,
+            ": train state has a negative step, epoch or cursor");
+  return s;
+}
+
+/// Writes model (+ optimizer state and train state when given) atomically.
+template <class T>
+void save_checkpoint(const std::string& path, const nn::VisionTransformer<T>& model,
+                     const std::vector<std::string>& class_names,
+                     const optim::Optimizer<T>* optimizer = nullptr,
+                     const TrainState* state = nullptr,
+                     const std::map<std::string, std::string>& extra_metadata = {}) {
+  SafetensorsWriter w;
+  for (const auto& [k, v] : extra_metadata) w.set_metadata(k, v);
+  w.set_metadata("format", "pt");  // what timm/safetensors.torch write and expect
+  w.set_metadata(kConfigKey, config_to_json(model.config).dump());
+  w.set_metadata(kClassesKey, nlohmann::json(class_names).dump());
+  if (state) w.set_metadata(kStateKey, state_to_json(*state).dump());
+  for (const auto& [name, p] : model.named_parameters()) w.add(name, p);
+  if (optimizer)
+    for (const auto& [name, t] : optimizer->named_state()) w.add(kOptimizerPrefix + name, t);
+  w.write(path);
+}
+
+/// A checkpoint read back: everything optional except the model tensors.
+template <class T>
+struct Checkpoint {
+  std::string path;
+  std::optional<nn::VitConfig> config;       // absent in weights from timm
+  std::vector<std::string> class_names;      // empty when absent
+  std::optional<TrainState> state;           // absent in weights-only files
+  std::map<std::string, Tensor<T>> model;    // timm names
+  std::vector<std::pair<std::string, Tensor<T>>> optimizer;  // "<param>.<state>"
+  std::map<std::string, std::string> metadata;                // all of __metadata__
+};
+
+template <class T>
+Checkpoint<T> load_checkpoint(const std::string& path) {
+  const SafetensorsFile f = SafetensorsFile::read(path);
+  Checkpoint<T> ck;
+  ck.path = path;
+  const auto& meta = f.metadata();
+  ck.metadata = meta;
+  if (auto it = meta.find(kConfigKey); it != meta.end())
+    ck.config = config_from_json(detail::parse_json(it->second, path + " (" + kConfigKey + ")"),
+                                 path + " (" + kConfigKey + ")");
+  if (auto it = meta.find(kClassesKey); it != meta.end()) {
+    const std::string src = path + " (" + kClassesKey + ")";
+    const auto j = detail::parse_json(it->second, src);
+    VIT_CHECK(j.is_array(), src, ": class names must be a JSON array of strings");
+    for (const auto& n : j) {
+      VIT_CHECK(n.is_string(), src, ": class names must be a JSON array of strings");
+      ck.class_names.push_back(n.get<std::string>());
+    }
+  }
+  if (auto it = meta.find(kStateKey); it != meta.end()) {
+    const std::string src = path + " (" + kStateKey + ")";
+    ck.state = state_from_json(detail::parse_json(it->second, src), src);
+  }
+  const std::string prefix = kOptimizerPrefix;
+  for (const auto& info : f.tensors()) {
+    if (info.name.rfind(prefix, 0) == 0)
+      ck.optimizer.emplace_back(info.name.substr(prefix.size()), f.tensor<T>(info.name));
+    else
+      ck.model.emplace(info.name, f.tensor<T>(info.name));
+  }
+  if (ck.config && !ck.class_names.empty())
+    VIT_CHECK(static_cast<int64_t>(ck.class_names.size()) == ck.config->num_classes, path, ": ",
+              ck.class_names.size(), " class names for a model with ", ck.config->num_classes,
+              " classes");
+  return ck;
+}
+
+/// Copies the checkpoint's tensors into `model`: every parameter must be there
+/// with its shape, and no unknown tensor may appear. Errors name the file.
+template <class T>
+void load_model_weights(nn::VisionTransformer<T>& model, const Checkpoint<T>& ck) {
+  try {
+    model.load_state_dict(ck.model, /*strict=*/true);
+  } catch (const Error& e) {
+    VIT_CHECK(false, ck.path, ": ", e.what());
+  }
+}
+
+}  // namespace vit::io
