@@ -20,6 +20,8 @@
 #include "vit/data/randaugment.hpp"
 #include "vit/data/random_erasing.hpp"
 #include "vit/data/transforms.hpp"
+#include "vit/io/atomic_file.hpp"
+#include "vit/io/safetensors.hpp"
 #include "vit/nn/finetune.hpp"
 #include "vit/nn/layers.hpp"
 #include "vit/nn/linear.hpp"
