@@ -1,5 +1,6 @@
 // vit: Vision Transformers trained from scratch in C++.
-// The only header a user includes: tensor, autograd, ops, modules, optimizers.
+// The only header a user includes: tensor, autograd, ops, modules, optimizers,
+// data sets and transforms, safetensors and checkpoints.
 #pragma once
 
 #include "vit/autograd/engine.hpp"
@@ -16,15 +17,19 @@
 #include "vit/data/idx.hpp"
 #include "vit/data/image.hpp"
 #include "vit/data/image_folder.hpp"
+#include "vit/data/loader.hpp"
 #include "vit/data/mixup.hpp"
 #include "vit/data/randaugment.hpp"
 #include "vit/data/random_erasing.hpp"
 #include "vit/data/transforms.hpp"
 #include "vit/io/atomic_file.hpp"
+#include "vit/io/checkpoint.hpp"
 #include "vit/io/safetensors.hpp"
+#include "vit/nn/attention_rollout.hpp"
 #include "vit/nn/finetune.hpp"
 #include "vit/nn/layers.hpp"
 #include "vit/nn/linear.hpp"
+#include "vit/nn/model_stats.hpp"
 #include "vit/nn/module.hpp"
 #include "vit/nn/presets.hpp"
 #include "vit/nn/vision_transformer.hpp"
@@ -45,3 +50,4 @@
 #include "vit/optim/schedule.hpp"
 #include "vit/optim/sgd.hpp"
 #include "vit/version.hpp"
+

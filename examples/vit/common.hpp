@@ -1,0 +1,204 @@
+// Shared pieces of the `vit` command line: data sets by name, evaluation,
+// loading a model from a checkpoint, and turning a vit::Error into the one
+// line a user reads. Everything here is built on the public <vit/vit.hpp>.
+#pragma once
+
+#include <vit/vit.hpp>
+
+#include <cmath>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+namespace vitcli {
+
+/// The error text without the " [file:line]" source locations the library
+/// appends for developers; users get one clean line.
+inline std::string user_message(const std::exception& e) {
+  static const std::regex location(R"( \[[^\]\s]+:[0-9]+\])");
+  return std::regex_replace(e.what(), location, "");
+}
+
+inline const std::vector<std::string>& dataset_names() {
+  static const std::vector<std::string> names = {"cifar10", "cifar100", "fashion-mnist", "mnist",
+                                                 "folder"};
+  return names;
+}
+
+/// Where a data set lives when --data is not given (only Fashion-MNIST has a
+/// standard place on Debian: the dataset-fashion-mnist package).
+inline std::string default_data_dir(const std::string& dataset) {
+  return dataset == "fashion-mnist" ? "/usr/share/datasets/fashion-mnist" : "";
+}
+
+/// The preset a data set trains with when --model is not given.
+inline std::string default_model(const std::string& dataset) {
+  if (dataset == "fashion-mnist" || dataset == "mnist") return "fmnist-tiny";
+  if (dataset == "folder") return "vit-ti16";
+  return "cifar-tiny";
+}
+
+/// Per-data-set normalisation (torchvision's usual constants), for `channels` channels.
+inline vit::data::Normalization normalization_for(const std::string& dataset, int64_t channels) {
+  vit::data::Normalization n;
+  if (dataset == "cifar10") n = vit::data::cifar10_normalization();
+  else if (dataset == "cifar100") n = vit::data::cifar100_normalization();
+  else if (dataset == "fashion-mnist") n = vit::data::fashion_mnist_normalization();
+  else if (dataset == "mnist") n = vit::data::mnist_normalization();
+  else n = vit::data::folder_normalization(channels);
+  if (static_cast<int64_t>(n.mean.size()) == 1 && channels == 3) {  // grey data into an RGB model
+    n.mean.assign(3, n.mean[0]);
+    n.std.assign(3, n.std[0]);
+  }
+  return n;
+}
+
+struct Splits {
+  vit::data::Dataset train, test;
+};
+
+/// Reads a data set by name. For folders, images are decoded at the model's
+/// size and split into train/val by `val_ratio` and `seed`.
+inline Splits load_splits(const std::string& dataset, const std::string& dir, bool need_train,
+                          int64_t image_size, int64_t channels, double val_ratio, uint64_t seed) {
+  VIT_CHECK(!dir.empty(), "--data: no directory given for data set '", dataset, "'");
+  Splits s;
+  if (dataset == "cifar10") {
+    if (need_train) s.train = vit::data::read_cifar10(dir, true);
+    s.test = vit::data::read_cifar10(dir, false);
+  } else if (dataset == "cifar100") {
+    if (need_train) s.train = vit::data::read_cifar100(dir, true);
+    s.test = vit::data::read_cifar100(dir, false);
+  } else if (dataset == "fashion-mnist") {
+    if (need_train) s.train = vit::data::read_fashion_mnist(dir, true);
+    s.test = vit::data::read_fashion_mnist(dir, false);
+  } else if (dataset == "mnist") {
+    if (need_train) s.train = vit::data::read_mnist(dir, true);
+    s.test = vit::data::read_mnist(dir, false);
+  } else if (dataset == "folder") {
+    vit::data::ImageFolderOptions o;
+    o.image_size = image_size, o.channels = channels, o.val_ratio = val_ratio, o.seed = seed;
+    auto split = vit::data::read_image_folder(dir, o);
+    s.train = std::move(split.train);
+    s.test = std::move(split.val);
+    VIT_CHECK(s.test.size() > 0, dir, ": the validation split is empty (raise --val-ratio or add images)");
+  } else {
+    VIT_CHECK(false, "--dataset: unknown data set '", dataset,
+              "' (known: cifar10, cifar100, fashion-mnist, mnist, folder)");
+  }
+  return s;
+}
+
+/// Test-time loader config: no augmentation, file order, every image once.
+inline vit::data::LoaderConfig eval_loader_config(const vit::nn::VitConfig& model,
+                                                  const vit::data::Normalization& norm,
+                                                  int64_t batch) {
+  vit::data::LoaderConfig c;
+  c.batch_size = batch, c.shuffle = false, c.drop_last = false, c.augment = false;
+  c.normalization = norm;
+  c.image_size = model.image_size, c.channels = model.in_chans;
+  return c;
+}
+
+struct EvalResult {
+  double loss = 0, top1 = 0, top5 = 0;
+  int64_t count = 0;
+};
+
+/// Accuracy and mean cross-entropy (no smoothing) of `model` over `data`;
+/// when `logits` is given it receives all logits in file order (n × K).
+inline EvalResult evaluate(vit::nn::VisionTransformer<float>& model, const vit::data::Dataset& data,
+                           const vit::data::Normalization& norm, int64_t batch,
+                           std::vector<float>* logits = nullptr) {
+  const bool was_training = model.is_training();
+  model.eval();
+  vit::NoGradGuard no_grad;
+  vit::data::Loader loader(data, eval_loader_config(model.config, norm, batch));
+  const int64_t K = model.config.num_classes;
+  VIT_CHECK(data.num_classes() <= K, "evaluation: the data set has ", data.num_classes(),
+            " classes, the model ", K);
+  EvalResult r;
+  double loss_sum = 0;
+  int64_t correct1 = 0, correct5 = 0;
+  if (logits) logits->clear();
+  loader.start();
+  for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) {
+    const vit::data::Batch& batch_data = loader.next();
+    const vit::TensorF out = model.forward(batch_data.images);
+    const int64_t n = batch_data.size();
+    for (int64_t i = 0; i < n; ++i) {
+      const float* row = out.data() + i * K;
+      const int64_t y = batch_data.labels[i];
+      double mx = row[0];
+      for (int64_t k = 1; k < K; ++k) mx = std::max<double>(mx, row[k]);
+      double z = 0;
+      for (int64_t k = 0; k < K; ++k) z += std::exp(double(row[k]) - mx);
+      loss_sum += std::log(z) + mx - row[y];
+      int64_t higher = 0;  // classes ranked strictly above the true one (ties favour the label)
+      for (int64_t k = 0; k < K; ++k) higher += row[k] > row[y];
+      correct1 += higher == 0;
+      correct5 += higher < 5;
+      if (logits) logits->insert(logits->end(), row, row + K);
+    }
+    r.count += n;
+  }
+  r.loss = loss_sum / static_cast<double>(r.count);
+  r.top1 = static_cast<double>(correct1) / r.count;
+  r.top5 = static_cast<double>(correct5) / r.count;
+  model.train(was_training);
+  return r;
+}
+
+/// A model from a checkpoint: its own config when it carries one; else the
+/// preset `model_name` (required then) whose every tensor name and shape must match.
+inline std::unique_ptr<vit::nn::VisionTransformer<float>> model_from_checkpoint(
+    const vit::io::Checkpoint<float>& ck, const std::string& model_name) {
+  vit::nn::VitConfig cfg;
+  if (ck.config) {
+    cfg = *ck.config;
+  } else {
+    VIT_CHECK(!model_name.empty(), ck.path,
+              ": the file carries no model config (weights from timm?); name the architecture "
+              "with --model");
+    cfg = vit::nn::vit_preset(model_name);
+    auto it = ck.model.find("head.weight");
+    VIT_CHECK(it != ck.model.end() && it->second.dim() == 2, ck.path,
+              ": missing tensor 'head.weight'");
+    cfg.num_classes = it->second.shape()[0];  // the class count is the head's, not the preset's
+  }
+  auto model = std::make_unique<vit::nn::VisionTransformer<float>>(cfg);
+  vit::io::load_model_weights(*model, ck);
+  return model;
+}
+
+/// The normalisation stored in a checkpoint (key "vit.normalization"), else timm's 0.5/0.5.
+inline vit::data::Normalization normalization_from(const vit::io::Checkpoint<float>& ck,
+                                                   int64_t channels) {
+  auto it = ck.metadata.find("vit.normalization");
+  if (it == ck.metadata.end()) return vit::data::folder_normalization(channels);
+  const std::string src = ck.path + " (vit.normalization)";
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(it->second);
+  } catch (const nlohmann::json::exception&) {
+    VIT_CHECK(false, src, ": not valid JSON");
+  }
+  vit::data::Normalization n;
+  try {
+    n.mean = j.at("mean").get<std::vector<float>>();
+    n.std = j.at("std").get<std::vector<float>>();
+  } catch (const nlohmann::json::exception&) {
+    VIT_CHECK(false, src, ": needs arrays 'mean' and 'std'");
+  }
+  VIT_CHECK(static_cast<int64_t>(n.mean.size()) == channels && n.std.size() == n.mean.size(), src,
+            ": ", n.mean.size(), " channels for a model with ", channels);
+  for (float s : n.std) VIT_CHECK(s > 0 && std::isfinite(s), src, ": std must be positive");
+  return n;
+}
+
+inline std::string normalization_json(const vit::data::Normalization& n) {
+  return nlohmann::json{{"mean", n.mean}, {"std", n.std}}.dump();
+}
+
+}  // namespace vitcli

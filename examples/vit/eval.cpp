@@ -1,0 +1,57 @@
+// `vit eval`: top-1, top-5 and loss of saved weights on a data set's test
+// split, optionally every logit as CSV (one row per record, file order).
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "commands.hpp"
+#include "common.hpp"
+
+namespace vitcli {
+
+void add_eval_options(CLI::App& cmd, EvalOptions& o) {
+  cmd.add_option("--weights", o.weights, "Weights (.safetensors)")->required()->check(CLI::ExistingFile);
+  cmd.add_option("--dataset", o.dataset, "Data set")->check(CLI::IsMember(dataset_names()))->capture_default_str();
+  cmd.add_option("--data", o.data, "Data directory (default for fashion-mnist: its Debian location)");
+  cmd.add_option("--model", o.model, "Architecture preset, for weights without a config (e.g. from timm)");
+  cmd.add_option("--dump-logits", o.dump_logits, "Write every logit to this CSV file");
+  cmd.add_option("--batch", o.batch, "Batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::PositiveNumber);
+  cmd.add_option("--val-ratio", o.val_ratio, "Folder data sets: the training run's --val-ratio")->capture_default_str();
+  cmd.add_option("--seed", o.seed, "Folder data sets: the training run's --seed")->capture_default_str();
+}
+
+int run_eval(const EvalOptions& o) {
+  vit::set_num_threads(o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency()));
+  const auto ck = vit::io::load_checkpoint<float>(o.weights);
+  auto model = model_from_checkpoint(ck, o.model);
+  const auto& cfg = model->config;
+  const std::string dir = o.data.empty() ? default_data_dir(o.dataset) : o.data;
+  const Splits data = load_splits(o.dataset, dir, false, cfg.image_size, cfg.in_chans, o.val_ratio, o.seed);
+  VIT_CHECK(data.test.num_classes() == cfg.num_classes, o.weights, ": the model has ", cfg.num_classes,
+            " classes, data set '", o.dataset, "' ", data.test.num_classes());
+  const auto norm = ck.metadata.count("vit.normalization") ? normalization_from(ck, cfg.in_chans)
+                                                           : normalization_for(o.dataset, cfg.in_chans);
+  std::vector<float> logits;
+  const EvalResult r = evaluate(*model, data.test, norm, o.batch, o.dump_logits.empty() ? nullptr : &logits);
+  if (!o.dump_logits.empty()) {
+    std::ostringstream csv;
+    char buf[32];
+    const int64_t K = cfg.num_classes;
+    for (int64_t i = 0; i < r.count; ++i) {
+      for (int64_t k = 0; k < K; ++k) {
+        std::snprintf(buf, sizeof buf, "%.9g", logits[i * K + k]);  // round-trips a float exactly
+        csv << (k ? "," : "") << buf;
+      }
+      csv << '\n';
+    }
+    vit::io::write_file_atomic(o.dump_logits, csv.str());
+  }
+  std::printf("eval: %s on %s test (%lld images): top-1 %.2f%%  top-5 %.2f%%  loss %.4f\n",
+              cfg.name.c_str(), o.dataset.c_str(), static_cast<long long>(r.count), 100 * r.top1,
+              100 * r.top5, r.loss);
+  return 0;
+}
+
+}  // namespace vitcli

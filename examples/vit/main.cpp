@@ -1,0 +1,54 @@
+// vit: train, evaluate and use Vision Transformers from the command line.
+//   vit train   --dataset cifar10 --data DIR [--model cifar-tiny] [--out RUN_DIR] ...
+//   vit eval    --weights W --dataset ... --data DIR [--dump-logits F.csv]
+//   vit predict --weights W IMAGE... [--attention-map OUT.png]
+//   vit info    --model PRESET | --weights W [--batch B]
+// Every failure is one line on stderr naming the file or argument, exit code 1.
+#include <cstdio>
+#include <new>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "train.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"vit: Vision Transformers trained from scratch in C++ (train, eval, predict, info)", "vit"};
+  app.set_version_flag("--version", "vit " VIT_VERSION_STRING);
+  app.require_subcommand(1, 1);
+  // One line per parse error, like every other error of this tool.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string("vit: ") + e.what() + " (see --help)\n";
+  });
+
+  vitcli::TrainOptions train;
+  vitcli::EvalOptions eval;
+  vitcli::PredictOptions predict;
+  vitcli::InfoOptions info;
+  auto* train_cmd = app.add_subcommand("train", "Train a model (default: fmnist-tiny on Fashion-MNIST)");
+  vitcli::add_train_options(*train_cmd, train);
+  auto* eval_cmd = app.add_subcommand("eval", "Accuracy and loss of weights on a test split");
+  vitcli::add_eval_options(*eval_cmd, eval);
+  auto* predict_cmd = app.add_subcommand("predict", "Top classes for images, with an attention map");
+  vitcli::add_predict_options(*predict_cmd, predict);
+  auto* info_cmd = app.add_subcommand("info", "Parameters, FLOPs and activation memory of a model");
+  vitcli::add_info_options(*info_cmd, info);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (*train_cmd) return vitcli::run_train(*train_cmd, train);
+    if (*eval_cmd) return vitcli::run_eval(eval);
+    if (*predict_cmd) return vitcli::run_predict(predict);
+    if (*info_cmd) return vitcli::run_info(info);
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "vit: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vit: %s\n", vitcli::user_message(e).c_str());
+    return 1;
+  }
+  return 1;
+}
