@@ -134,6 +134,77 @@ TEST_CASE("attention in float32 agrees with float64 at ViT-Tiny size", "[ops][at
   test::require_close(qf.grad(), qd.grad(), 1e-5, 1e-3);
 }
 
+TEST_CASE("attention float32 matches float64 across token counts and head dims",
+          "[ops][attention]") {
+  // On AVX2 hosts these shapes take the register-blocked small-product path
+  // (N <= 256, D % 8 == 0); D = 12 and N = 300 take ops::gemm. Either way float
+  // must agree with the float64 reference, forward and backward.
+  struct Shape3 {
+    int64_t N, D, H;
+  };
+  const Shape3 shapes[] = {{1, 16, 2},  {7, 16, 3},  {65, 16, 2}, {197, 16, 1}, {1, 32, 1},
+                           {7, 32, 2},  {65, 32, 3}, {197, 32, 2}, {1, 64, 2},  {7, 64, 1},
+                           {65, 64, 3}, {197, 64, 2}, {9, 8, 2},   {33, 24, 2}, {13, 12, 2},
+                           {300, 16, 1}};
+  for (const Shape3& sh : shapes) {
+    const int64_t B = 2, N = sh.N, H = sh.H, C = sh.D * sh.H;
+    INFO("N=" << N << " D=" << sh.D << " H=" << H);
+    const TensorD qkv = test::randn<double>({B, N, 3 * C}, 40 + N + sh.D, 0.7);
+    TensorF qf = to_float(qkv);
+    qf.set_requires_grad(true);
+    const TensorF out = attention(qf, H);
+    test::require_close(out, attention_reference(qkv, H), 1e-5, 1e-4);
+
+    const TensorD w = test::randn<double>({B, N, C}, 41);
+    sum(mul(out, to_float(w))).backward();
+    TensorD qd = qkv.clone();
+    qd.set_requires_grad(true);
+    sum(mul(attention(qd, H), w)).backward();
+    test::require_close(qf.grad(), qd.grad(), 1e-5, 1e-3);
+  }
+}
+
+TEST_CASE("attention float32 stays finite for large scores at head dim 16", "[ops][attention]") {
+  // Scores of order 1e4: the fast path's exp clamps its argument instead of
+  // overflowing or producing denormals; probabilities still sum to 1.
+  const int64_t B = 1, N = 11, C = 32, H = 2;
+  const TensorF qkv = to_float(test::randn<double>({B, N, 3 * C}, 44, 30.0));
+  std::vector<float> out(B * N * C), probs(B * H * N * N);
+  ops::attention_forward(qkv.data(), out.data(), probs.data(), B, N, C, H);
+  for (float x : out) REQUIRE(std::isfinite(x));
+  for (int64_t r = 0; r < B * H * N; ++r) {
+    double z = 0;
+    for (int64_t j = 0; j < N; ++j) z += probs[r * N + j];
+    REQUIRE(z == Approx(1.0).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("attention float32 is bitwise reproducible across thread counts", "[ops][attention]") {
+  const int64_t B = 3, N = 65, C = 192, H = 3;
+  const TensorF qkv = to_float(test::randn<double>({B, N, 3 * C}, 42));
+  const TensorF dout = to_float(test::randn<double>({B, N, C}, 43));
+  const int saved = num_threads();
+  auto run = [&](int threads, std::vector<float>& out, std::vector<float>& probs,
+                 std::vector<float>& dqkv) {
+    set_num_threads(threads);
+    out.assign(B * N * C, 0.0f);
+    probs.assign(B * H * N * N, 0.0f);
+    dqkv.assign(B * N * 3 * C, 0.0f);
+    ops::attention_forward(qkv.data(), out.data(), probs.data(), B, N, C, H);
+    ops::attention_backward(dout.data(), qkv.data(), probs.data(), dqkv.data(), B, N, C, H);
+  };
+  std::vector<float> o1, p1, g1, o2, p2, g2, o3, p3, g3;
+  run(1, o1, p1, g1);
+  run(2, o2, p2, g2);
+  run(2, o3, p3, g3);
+  set_num_threads(saved);
+  REQUIRE(o1 == o2);
+  REQUIRE(p1 == p2);
+  REQUIRE(g1 == g2);
+  REQUIRE(o2 == o3);
+  REQUIRE(g2 == g3);
+}
+
 TEST_CASE("attention rejects bad shapes", "[ops][attention][errors]") {
   REQUIRE_THROWS_WITH(attention(TensorF::zeros({2, 3, 7}), 1),
                       Catch::Contains("attention: qkv (2,3,7) (need B,N,3C)"));

@@ -5,21 +5,38 @@
 // copies of q, k, v: GEMMs read them in place through the row stride 3C.
 // Saves P (B,H,N,N) for backward; on the CPU that is cheaper than recomputing.
 // Parallel over the B·H independent heads; each head's small GEMMs run on its
-// thread (ops::gemm is single-threaded inside a parallel region).
+// thread: for float on AVX2 hosts at ViT sizes, register-blocked loops over the
+// operands in place (detail/attention_avx2.hpp); otherwise ops::gemm, which is
+// single-threaded inside a parallel region.
 #pragma once
 
 #include <cmath>
+#include <type_traits>
 
+#include "vit/ops/detail/attention_avx2.hpp"
 #include "vit/ops/softmax.hpp"
 
 namespace vit {
 namespace ops {
+
+namespace detail {
+// Whether a head of N tokens and dim D takes the AVX2 small-product path.
+template <class T>
+bool attention_avx2_path(int64_t N, int64_t D) {
+#if VIT_HAVE_SGEMM_AVX2
+  if constexpr (std::is_same_v<T, float>) return attention_avx2::supported(N, D);
+#endif
+  (void)N, (void)D;
+  return false;
+}
+}  // namespace detail
 
 // qkv: (B,N,3C) -> out: (B,N,C), probs: (B,H,N,N)
 template <class T>
 void attention_forward(const T* qkv, T* out, T* probs, int64_t B, int64_t N, int64_t C, int64_t H) {
   const int64_t D = C / H, ld = 3 * C;
   const T scale = T(1) / std::sqrt(static_cast<T>(D));
+  [[maybe_unused]] const bool fast = detail::attention_avx2_path<T>(N, D);
 #pragma omp parallel for schedule(static) if (B * H > 1 && B * H * N * N * D > 32768)
   for (int64_t bh = 0; bh < B * H; ++bh) {
     const int64_t b = bh / H, h = bh % H;
@@ -27,6 +44,14 @@ void attention_forward(const T* qkv, T* out, T* probs, int64_t B, int64_t N, int
     const T* k = q + C;
     const T* v = q + 2 * C;
     T* p = probs + bh * N * N;
+#if VIT_HAVE_SGEMM_AVX2
+    if constexpr (std::is_same_v<T, float>) {
+      if (fast) {
+        detail::attention_avx2::forward_head(qkv, out, probs, bh, B, N, C, H, scale);
+        continue;
+      }
+    }
+#endif
     gemm<T>(false, true, N, N, D, scale, q, ld, k, ld, T(0), p, N);
     for (int64_t i = 0; i < N; ++i) softmax_row(p + i * N, N);
     gemm<T>(false, false, N, D, N, T(1), p, N, v, ld, T(0), out + b * N * C + h * D, C);
@@ -39,10 +64,11 @@ void attention_backward(const T* dout, const T* qkv, const T* probs, T* dqkv, in
                         int64_t C, int64_t H) {
   const int64_t D = C / H, ld = 3 * C;
   const T scale = T(1) / std::sqrt(static_cast<T>(D));
+  [[maybe_unused]] const bool fast = detail::attention_avx2_path<T>(N, D);
 #pragma omp parallel if (B * H > 1 && B * H * N * N * D > 32768)
   {
     thread_local std::vector<T> ds;  // dP, then dS, for one head; grows once
-    ds.resize(static_cast<size_t>(N * N));
+    if (!fast) ds.resize(static_cast<size_t>(N * N));
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < B * H; ++bh) {
       const int64_t b = bh / H, h = bh % H;
@@ -54,6 +80,14 @@ void attention_backward(const T* dout, const T* qkv, const T* probs, T* dqkv, in
       T* dq = dqkv + b * N * ld + h * D;
       T* dk = dq + C;
       T* dv = dq + 2 * C;
+#if VIT_HAVE_SGEMM_AVX2
+      if constexpr (std::is_same_v<T, float>) {
+        if (fast) {
+          detail::attention_avx2::backward_head(dout, qkv, probs, dqkv, bh, B, N, C, H, scale);
+          continue;
+        }
+      }
+#endif
       gemm<T>(true, false, N, D, N, T(1), p, N, g, C, T(0), dv, ld);          // dV = Pᵀ·dO
       gemm<T>(false, true, N, N, D, T(1), g, C, v, ld, T(0), ds.data(), N);  // dP = dO·Vᵀ
       for (int64_t i = 0; i < N; ++i)
