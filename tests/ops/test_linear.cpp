@@ -122,6 +122,27 @@ TEST_CASE("linear in float32 agrees with float64 at ViT sizes", "[ops][linear]")
   }
 }
 
+TEST_CASE("linear in float32 with and without bias, tiny to tiled shapes", "[ops][linear]") {
+  // The bias is added inside the GEMM as each output tile is first written:
+  // check the plain-loop size, edge tiles, a K deep enough for several slices,
+  // and the no-bias path, against float64.
+  struct Case {
+    Shape x;
+    int64_t cout;
+  };
+  for (const Case& c : {Case{{1, 1}, 1}, Case{{2, 3}, 5}, Case{{7, 13}, 17}, Case{{65, 64}, 65},
+                        Case{{2, 33, 900}, 40}, Case{{130, 48}, 200}}) {
+    const int64_t cin = c.x.back();
+    INFO("x " << to_string(c.x) << " cout " << c.cout);
+    const auto x = test::randn<double>(c.x, 81);
+    const auto w = test::randn<double>({c.cout, cin}, 82, 0.1);
+    const auto b = test::randn<double>({c.cout}, 83);
+    test::require_close(linear(to_float(x), to_float(w), to_float(b)), linear_reference(x, w, b),
+                        2e-5, 2e-5);
+    test::require_close(linear(to_float(x), to_float(w)), linear_reference(x, w, {}), 2e-5, 2e-5);
+  }
+}
+
 TEST_CASE("linear parameter gradients accumulate across backward calls", "[ops][linear]") {
   // DESIGN: parameter gradients accumulate (+=); two identical backward passes
   // leave exactly twice the gradient of one.

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <utility>
 #include <vector>
 
 #ifdef _OPENMP
@@ -139,6 +140,79 @@ TEST_CASE("sgemm_avx2 handles ViT-sized products", "[ops][gemm]") {
   }
 }
 
+TEST_CASE("sgemm_avx2 adds a bias row where C is first written", "[ops][gemm]") {
+  // Tiny (plain loop), edge tiles, several K slices (800), threaded sizes; every
+  // transpose form and alpha/beta variant against a double reference.
+  const int64_t shapes[][3] = {{1, 1, 1},     {3, 5, 2},     {6, 16, 8},     {13, 33, 9},
+                               {65, 65, 64},  {37, 129, 260}, {150, 70, 800}, {289, 35, 270},
+                               {1000, 290, 300}};
+  const float alphas_betas[][2] = {{1.0f, 0.0f}, {1.0f, 1.0f}, {-0.75f, 0.5f}};
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (const auto& s : shapes) {
+    std::vector<float> bias(static_cast<size_t>(s[1]));
+    for (auto& x : bias) x = dist(rng);
+    for (int combo = 0; combo < 4; ++combo) {
+      for (int v = 0; v < 3; ++v) {
+        const gemm_case g{(combo & 1) != 0, (combo & 2) != 0, s[0], s[1], s[2],
+                          alphas_betas[v][0], alphas_betas[v][1], (combo + v) % 2 == 0 ? 0 : 3};
+        INFO("ta=" << g.ta << " tb=" << g.tb << " m=" << g.m << " n=" << g.n << " k=" << g.k
+                   << " alpha=" << g.alpha << " beta=" << g.beta << " pad=" << g.pad);
+        gemm_data d = make_data(g, static_cast<uint32_t>(s[0] + s[1] + s[2]));
+        const std::vector<float> c0 = d.c;
+        vit::ops::detail::sgemm_avx2(g.ta, g.tb, g.m, g.n, g.k, g.alpha, d.a.data(), d.lda,
+                                     d.b.data(), d.ldb, g.beta, d.c.data(), d.ldc, bias.data());
+        const int64_t row_step = std::max<int64_t>(1, g.m / 64);
+        int64_t bad = 0;
+        for (int64_t i = 0; i < g.m; ++i) {
+          if (i % row_step != 0 && i != g.m - 1) continue;
+          for (int64_t j = 0; j < g.n; ++j) {
+            double ref = 0.0, mag = 0.0;
+            for (int64_t k = 0; k < g.k; ++k) {
+              const double a = g.ta ? d.a[k * d.lda + i] : d.a[i * d.lda + k];
+              const double b = g.tb ? d.b[j * d.ldb + k] : d.b[k * d.ldb + j];
+              ref += a * b;
+              mag += std::abs(a * b);
+            }
+            ref = g.alpha * ref + bias[j];
+            mag = std::abs(g.alpha) * mag + std::abs(bias[j]);
+            if (g.beta != 0.0f) {
+              ref += g.beta * c0[i * d.ldc + j];
+              mag += std::abs(g.beta * c0[i * d.ldc + j]);
+            }
+            if (!(std::abs(d.c[i * d.ldc + j] - ref) <= 1e-5 * mag + 1e-6)) ++bad;
+          }
+          for (int64_t j = g.n; j < d.ldc; ++j)
+            if (std::memcmp(&d.c[i * d.ldc + j], &c0[i * d.ldc + j], sizeof(float)) != 0) ++bad;
+        }
+        CHECK(bad == 0);
+
+        if (g.alpha == 1.0f && g.beta == 0.0f) {
+          // What linear did before: prefill C with the bias, then beta = 1. Same bits.
+          gemm_data e = make_data(g, static_cast<uint32_t>(s[0] + s[1] + s[2]));
+          for (int64_t i = 0; i < g.m; ++i) std::copy_n(bias.data(), g.n, e.c.data() + i * e.ldc);
+          vit::ops::detail::sgemm_avx2(g.ta, g.tb, g.m, g.n, g.k, 1.0f, e.a.data(), e.lda,
+                                       e.b.data(), e.ldb, 1.0f, e.c.data(), e.ldc);
+          for (int64_t i = 0; i < g.m; ++i)
+            CHECK(std::memcmp(d.c.data() + i * d.ldc, e.c.data() + i * e.ldc,
+                              g.n * sizeof(float)) == 0);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("sgemm_avx2 with a bias and nothing to multiply writes beta*C + bias", "[ops][gemm]") {
+  std::vector<float> a(1, 1.0f), b(1, 1.0f), c(4 * 5, 2.0f), bias = {1, 2, 3, 4, 5};
+  vit::ops::detail::sgemm_avx2(false, false, 4, 5, 0, 1.0f, a.data(), 1, b.data(), 5, 0.5f,
+                               c.data(), 5, bias.data());
+  for (int64_t i = 0; i < 20; ++i) CHECK(c[i] == 1.0f + bias[i % 5]);
+  std::fill(c.begin(), c.end(), std::numeric_limits<float>::quiet_NaN());
+  vit::ops::detail::sgemm_avx2(false, false, 4, 5, 3, 0.0f, a.data(), 1, b.data(), 5, 0.0f,
+                               c.data(), 5, bias.data());
+  for (int64_t i = 0; i < 20; ++i) CHECK(c[i] == bias[i % 5]);
+}
+
 TEST_CASE("sgemm_avx2 with K == 0 scales C by beta", "[ops][gemm]") {
   std::vector<float> a(1), b(1), c(4 * 5, 2.0f);
   vit::ops::detail::sgemm_avx2(false, false, 4, 5, 0, 1.0f, a.data(), 1, b.data(), 5, 0.5f,
@@ -176,10 +250,20 @@ TEST_CASE("sgemm_avx2 is deterministic and thread-count independent", "[ops][gem
     gemm_data three = make_data(g, 11u);
     omp_set_num_threads(3);
     run(g, three);
+    // With a bias row too.
+    std::vector<float> bias(static_cast<size_t>(g.n));
+    for (size_t j = 0; j < bias.size(); ++j) bias[j] = 0.01f * static_cast<float>(j % 97) - 0.4f;
+    gemm_data bias1 = make_data(g, 12u), bias3 = bias1;
+    for (auto [threads, d] : {std::pair{1, &bias1}, std::pair{3, &bias3}}) {
+      omp_set_num_threads(threads);
+      vit::ops::detail::sgemm_avx2(g.ta, g.tb, g.m, g.n, g.k, g.alpha, d->a.data(), d->lda,
+                                   d->b.data(), d->ldb, g.beta, d->c.data(), d->ldc, bias.data());
+    }
     omp_set_num_threads(saved);
     CHECK(std::memcmp(one.c.data(), two.c.data(), one.c.size() * sizeof(float)) == 0);
     CHECK(std::memcmp(one.c.data(), three.c.data(), one.c.size() * sizeof(float)) == 0);
     CHECK(std::memcmp(one.c.data(), first.c.data(), one.c.size() * sizeof(float)) == 0);
+    CHECK(std::memcmp(bias1.c.data(), bias3.c.data(), bias1.c.size() * sizeof(float)) == 0);
 #endif
   }
 }

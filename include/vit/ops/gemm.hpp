@@ -1,6 +1,6 @@
 // gemm: the one matrix-multiply entry point of the CPU backend.
-//   C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C, all row-major,
-//   op(X) = X or X^T, leading dimensions in elements.
+//   C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C [+ bias(N) on every row],
+//   all row-major, op(X) = X or X^T, leading dimensions in elements.
 // float on an AVX2+FMA host goes to our packed micro-kernel (sgemm_avx2.hpp),
 // which beats Eigen's here; double and other hosts use Eigen. Call it outside
 // OpenMP regions: it threads itself. Inside a parallel region it runs on the
@@ -24,12 +24,23 @@ using MutMap = Eigen::Map<RowMajor<T>, 0, Eigen::OuterStride<>>;
 
 template <class T>
 void gemm_eigen(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-                int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+                int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+                const T* bias = nullptr) {
   ConstMap<T> a(A, ta ? K : M, ta ? M : K, Eigen::OuterStride<>(lda));
   ConstMap<T> b(B, tb ? N : K, tb ? K : N, Eigen::OuterStride<>(ldb));
   MutMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
-  if (beta == T(0)) c.setZero();
-  else if (beta != T(1)) c *= beta;
+  if (bias != nullptr) {
+    // A pass over C before the product; plain loops, so it may thread.
+#pragma omp parallel for schedule(static) if (M * N > 65536)
+    for (int64_t i = 0; i < M; ++i) {
+      T* row = C + i * ldc;
+      for (int64_t j = 0; j < N; ++j) row[j] = (beta == T(0) ? T(0) : beta * row[j]) + bias[j];
+    }
+  } else if (beta == T(0)) {
+    c.setZero();
+  } else if (beta != T(1)) {
+    c *= beta;
+  }
   if (!ta && !tb) c.noalias() += alpha * a * b;
   else if (!ta && tb) c.noalias() += alpha * a * b.transpose();
   else if (ta && !tb) c.noalias() += alpha * a.transpose() * b;
@@ -37,17 +48,19 @@ void gemm_eigen(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, cons
 }
 }  // namespace detail
 
+/// bias: N values added to every row of C (a Linear layer's), or null.
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+          const T* bias = nullptr) {
   if (M == 0 || N == 0) return;
 #if VIT_HAVE_SGEMM_AVX2
   if constexpr (std::is_same_v<T, float>) {
-    detail::sgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    detail::sgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
     return;
   }
 #endif
-  detail::gemm_eigen<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  detail::gemm_eigen<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
 }
 
 }  // namespace vit::ops

@@ -10,14 +10,12 @@ namespace vit {
 namespace ops {
 
 // x: (R,Cin), w: (Cout,Cin), b: (Cout) or null -> out: (R,Cout)
+// The bias goes into the GEMM: with the AVX2 SGEMM it is added as each output
+// tile is first written, saving a pass over out (19 MB for qkv at batch 128).
 template <class T>
 void linear_forward(const T* x, const T* w, const T* b, T* out, int64_t R, int64_t Cin,
                     int64_t Cout) {
-  if (b) {
-#pragma omp parallel for schedule(static) if (R * Cout > 65536)
-    for (int64_t r = 0; r < R; ++r) std::copy_n(b, Cout, out + r * Cout);
-  }
-  gemm<T>(false, true, R, Cout, Cin, T(1), x, Cin, w, Cin, b ? T(1) : T(0), out, Cout);
+  gemm<T>(false, true, R, Cout, Cin, T(1), x, Cin, w, Cin, T(0), out, Cout, b);
 }
 
 // dout: (R,Cout) -> dx: (R,Cout)·W written (if dx); dw += doutᵀ·x; db += Σ_r dout

@@ -1,7 +1,9 @@
 // sgemm_avx2: packed, cache-blocked single-precision GEMM for AVX2+FMA hosts.
 //
-//   C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C, row-major,
-//   op(X) = X^T when its trans flag is set, leading dimensions in elements.
+//   C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C [+ bias(N) on every row],
+//   row-major, op(X) = X^T when its trans flag is set, leading dimensions in
+//   elements. The optional bias is added where each C tile is first written,
+//   so a Linear layer needs no separate pass over its output to prefill it.
 //
 // Scheme (BLIS/Goto): for each NC-wide column block of C and each KC-deep slice
 // of K, op(B) is packed into NR-wide micro-panels; for each MC-tall row block,
@@ -80,6 +82,7 @@ struct operands {
   int64_t ldb;
   float* c;
   int64_t ldc;
+  const float* bias;  // (n), or null
 };
 
 // 64-byte aligned scratch that only grows, so repeated calls never allocate.
@@ -281,28 +284,36 @@ inline void pack_b(const operands& op, int64_t p0, int64_t kc, int64_t j0, int64
 
 // C-update shared by the vector and scalar paths so that full and edge tiles
 // round identically: first K slice writes alpha*acc (+ beta*C unless beta is
-// 0, in which case old C is never read); later slices accumulate alpha*acc.
+// 0, in which case old C is never read) (+ bias where given, first slice
+// only); later slices accumulate alpha*acc. With beta 0 the bias is the FMA's
+// addend: bitwise what prefilling C with it and running beta = 1 gives.
 inline __m256 update_vec(__m256 acc, const float* c, __m256 alpha, __m256 beta, bool first,
-                         bool read_c) {
-  if (!read_c) return _mm256_mul_ps(acc, alpha);
+                         bool read_c, bool has_bias, __m256 bias) {
+  if (!read_c) return has_bias ? _mm256_fmadd_ps(acc, alpha, bias) : _mm256_mul_ps(acc, alpha);
   const __m256 old = _mm256_loadu_ps(c);
-  return _mm256_fmadd_ps(acc, alpha, first ? _mm256_mul_ps(beta, old) : old);
+  __m256 addend = first ? _mm256_mul_ps(beta, old) : old;
+  if (has_bias) addend = _mm256_add_ps(addend, bias);
+  return _mm256_fmadd_ps(acc, alpha, addend);
 }
 
-inline float update_scalar(float acc, float c, float alpha, float beta, bool first, bool read_c) {
-  if (!read_c) return acc * alpha;
-  return std::fma(acc, alpha, first ? beta * c : c);
+inline float update_scalar(float acc, float c, float alpha, float beta, bool first, bool read_c,
+                           const float* bias) {
+  if (!read_c) return bias != nullptr ? std::fma(acc, alpha, *bias) : acc * alpha;
+  float addend = first ? beta * c : c;
+  if (bias != nullptr) addend += *bias;
+  return std::fma(acc, alpha, addend);
 }
 
 // 6x16 micro-kernel: kc rank-1 updates of 12 ymm accumulators from packed
 // panels. With to_c it applies the C-update in place; otherwise it dumps raw
 // sums (MR x NR, row stride NR) for the edge path to merge. c_next is the tile
 // the caller will update next: fetching it now, with write intent, lets its
-// cache misses overlap this tile's FMAs.
+// cache misses overlap this tile's FMAs. bias: the tile's NR columns of the
+// bias, or null (always null past the first K slice).
 template <bool to_c>
 inline void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b,
                          float* c, int64_t ldc, const float* c_next, float alpha, float beta,
-                         bool first) {
+                         bool first, const float* bias) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -347,9 +358,12 @@ inline void micro_kernel(int64_t kc, const float* __restrict a, const float* __r
     const __m256 va = _mm256_set1_ps(alpha);
     const __m256 vb = _mm256_set1_ps(beta);
     const bool read_c = !(first && beta == 0.0f);
+    const bool has_bias = bias != nullptr;
+    const __m256 bias_lo = has_bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+    const __m256 bias_hi = has_bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
     auto store_row = [&](float* row, __m256 lo, __m256 hi) {
-      _mm256_storeu_ps(row, update_vec(lo, row, va, vb, first, read_c));
-      _mm256_storeu_ps(row + 8, update_vec(hi, row + 8, va, vb, first, read_c));
+      _mm256_storeu_ps(row, update_vec(lo, row, va, vb, first, read_c, has_bias, bias_lo));
+      _mm256_storeu_ps(row + 8, update_vec(hi, row + 8, va, vb, first, read_c, has_bias, bias_hi));
     };
     store_row(c + 0 * ldc, c00, c01);
     store_row(c + 1 * ldc, c10, c11);
@@ -362,6 +376,7 @@ inline void micro_kernel(int64_t kc, const float* __restrict a, const float* __r
     (void)alpha;
     (void)beta;
     (void)first;
+    (void)bias;
     _mm256_store_ps(c + 0 * nr, c00);
     _mm256_store_ps(c + 0 * nr + 8, c01);
     _mm256_store_ps(c + 1 * nr, c10);
@@ -378,11 +393,12 @@ inline void micro_kernel(int64_t kc, const float* __restrict a, const float* __r
 }
 
 inline void merge_edge(const float* acc, int64_t rows, int64_t cols, float* c, int64_t ldc,
-                       float alpha, float beta, bool first) {
+                       float alpha, float beta, bool first, const float* bias) {
   const bool read_c = !(first && beta == 0.0f);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < cols; ++j)
-      c[r * ldc + j] = update_scalar(acc[r * nr + j], c[r * ldc + j], alpha, beta, first, read_c);
+      c[r * ldc + j] = update_scalar(acc[r * nr + j], c[r * ldc + j], alpha, beta, first, read_c,
+                                     bias != nullptr ? bias + j : nullptr);
 }
 
 // Pulls the source of the next A block, op(A)[i0:i0+mc, p0:p0+kc], towards L2
@@ -431,6 +447,7 @@ inline void compute_block(const operands& op, int64_t ic, int64_t mc, int64_t jc
     prefetch.step();
     const int64_t cols = std::min(nr, jr1 - jr);
     const float* b_panel = b_pack + jr * kc;
+    const float* bias = first && op.bias != nullptr ? op.bias + jc + jr : nullptr;
     for (int64_t ir = 0; ir < mc; ir += mr) {
       const int64_t rows = std::min(mr, mc - ir);
       const float* a_panel = a_pack + ir * kc;
@@ -444,10 +461,12 @@ inline void compute_block(const operands& op, int64_t ic, int64_t mc, int64_t jc
         c_next = op.c + ic * op.ldc + jc + jr + nr;
       }
       if (rows == mr && cols == nr) {
-        micro_kernel<true>(kc, a_panel, b_panel, c_tile, op.ldc, c_next, op.alpha, op.beta, first);
+        micro_kernel<true>(kc, a_panel, b_panel, c_tile, op.ldc, c_next, op.alpha, op.beta, first,
+                           bias);
       } else {
-        micro_kernel<false>(kc, a_panel, b_panel, edge, nr, c_next, op.alpha, op.beta, first);
-        merge_edge(edge, rows, cols, c_tile, op.ldc, op.alpha, op.beta, first);
+        micro_kernel<false>(kc, a_panel, b_panel, edge, nr, c_next, op.alpha, op.beta, first,
+                            nullptr);
+        merge_edge(edge, rows, cols, c_tile, op.ldc, op.alpha, op.beta, first, bias);
       }
     }
   }
@@ -542,26 +561,32 @@ inline void gemm_small(const operands& op) {
         acc = std::fma(a, b, acc);
       }
       float& c = op.c[i * op.ldc + j];
-      c = update_scalar(acc, c, op.alpha, op.beta, true, op.beta != 0.0f);
+      c = update_scalar(acc, c, op.alpha, op.beta, true, op.beta != 0.0f,
+                        op.bias != nullptr ? op.bias + j : nullptr);
     }
   }
 }
 
+// C = beta*C (+ bias): the whole result when K is 0 or alpha is 0.
 inline void scale_c(const operands& op) {
   for (int64_t i = 0; i < op.m; ++i) {
     float* row = op.c + i * op.ldc;
-    for (int64_t j = 0; j < op.n; ++j) row[j] = op.beta == 0.0f ? 0.0f : op.beta * row[j];
+    for (int64_t j = 0; j < op.n; ++j) {
+      const float scaled = op.beta == 0.0f ? 0.0f : op.beta * row[j];
+      row[j] = op.bias != nullptr ? scaled + op.bias[j] : scaled;
+    }
   }
 }
 
 }  // namespace sgemm_avx2_impl
 
+/// bias: N floats added to every row of C, or null.
 inline void sgemm_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                        const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
-                       float* C, int64_t ldc) {
+                       float* C, int64_t ldc, const float* bias = nullptr) {
   namespace impl = sgemm_avx2_impl;
   if (M <= 0 || N <= 0) return;
-  const impl::operands op{trans_a, trans_b, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc};
+  const impl::operands op{trans_a, trans_b, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, bias};
   if (K <= 0 || alpha == 0.0f) {
     impl::scale_c(op);
     return;
