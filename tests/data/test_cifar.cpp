@@ -9,39 +9,18 @@
 #include <fstream>
 
 #include "support/check.hpp"
+#include "support/temp_dir.hpp"
 #include "vit/data/cifar.hpp"
 
 using namespace vit;
 using namespace vit::data;
 namespace fs = std::filesystem;
 using Catch::Contains;
+using test::TempDir;
+using test::write_bytes;
+using test::write_text;
 
 namespace {
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("vit_test_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-void write_bytes(const std::string& path, const std::vector<uint8_t>& b) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
-  REQUIRE(f.good());
-}
-void write_text(const std::string& path, const std::string& s) {
-  std::ofstream f(path, std::ios::binary);
-  f << s;
-}
 
 // Pixel value of byte i of global record r: distinct across records and planes.
 uint8_t pixel(int r, int i) { return uint8_t((r * 7 + i * 13 + i / 1024) % 251); }

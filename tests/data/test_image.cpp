@@ -11,6 +11,7 @@
 #include <set>
 
 #include "support/check.hpp"
+#include "support/temp_dir.hpp"
 #include "vit/data/image.hpp"
 #include "vit/data/image_folder.hpp"
 
@@ -19,28 +20,10 @@ using namespace vit::data;
 namespace fs = std::filesystem;
 using Catch::Contains;
 
-namespace {
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("vit_test_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using test::TempDir;
+using test::write_text;
 
-void write_bytes(const std::string& path, const std::string& b) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(b.data(), std::streamsize(b.size()));
-  REQUIRE(f.good());
-}
+namespace {
 
 void sink(void* ctx, void* data, int size) {
   static_cast<std::string*>(ctx)->append(static_cast<const char*>(data), size_t(size));
@@ -174,7 +157,7 @@ TEST_CASE("decode_image refuses bad, oversized and hostile input", "[data][image
                         Contains("big.png: image is 20x10"));
     CHECK_NOTHROW(decode_image(bytes_of(png), "ok.png", 3, {20, 200}));
     // Header only, no pixel data: refused without decoding or allocating 400 MB.
-    write_bytes(d / "huge.png", handmade_png(20000, 20000, {}));
+    write_text(d / "huge.png", handmade_png(20000, 20000, {}));
     REQUIRE_THROWS_WITH(read_image(d / "huge.png", 3), Contains("huge.png: image is 20000x20000"));
   }
   SECTION("PNG bomb: a 1x1 header whose data inflates to 16 MiB") {
@@ -187,16 +170,16 @@ TEST_CASE("decode_image refuses bad, oversized and hostile input", "[data][image
     CHECK(one.data == std::vector<uint8_t>{42});
   }
   SECTION("undecodable, truncated, empty, missing") {
-    write_bytes(d / "text.png", "this is not an image at all");
+    write_text(d / "text.png", "this is not an image at all");
     REQUIRE_THROWS_WITH(read_image(d / "text.png", 3),
                         Contains("text.png: not a decodable JPEG, PNG or BMP image ("));
-    write_bytes(d / "cut.png", png.substr(0, png.size() / 2));
+    write_text(d / "cut.png", png.substr(0, png.size() / 2));
     REQUIRE_THROWS_WITH(read_image(d / "cut.png", 3), Contains("cut.png: cannot decode image ("));
-    write_bytes(d / "empty.png", "");
+    write_text(d / "empty.png", "");
     REQUIRE_THROWS_WITH(read_image(d / "empty.png", 3), Contains("empty.png: empty file"));
     REQUIRE_THROWS_WITH(read_image(d / "none.png", 3), Contains("none.png: no such file"));
     // GIF is deliberately not compiled in.
-    write_bytes(d / "a.gif", std::string("GIF89a\x01\x00\x01\x00\x00\x00\x00;", 14));
+    write_text(d / "a.gif", std::string("GIF89a\x01\x00\x01\x00\x00\x00\x00;", 14));
     REQUIRE_THROWS_WITH(read_image(d / "a.gif", 3), Contains("a.gif: not a decodable"));
   }
   SECTION("bad channel count") {
@@ -273,13 +256,13 @@ TEST_CASE("read_image_folder reads classes in order and ignores other files", "[
   const fs::path r = d.path;
   for (const char* c : {"b_cls", "a_cls", "c_cls"}) fs::create_directory(r / c);
   write_constant_png(r / "b_cls/01.png", 5, 7, 10);
-  write_bytes((r / "b_cls/02.BMP").string(), encode_bmp(constant(3, 3, 9, 20)));
+  write_text((r / "b_cls/02.BMP").string(), encode_bmp(constant(3, 3, 9, 20)));
   write_constant_png(r / "b_cls/03.png", 1, 1, 30);
-  write_bytes((r / "b_cls/notes.txt").string(), "not an image");
+  write_text((r / "b_cls/notes.txt").string(), "not an image");
   fs::create_directory(r / "b_cls/nested");
   write_constant_png(r / "b_cls/nested/00.png", 2, 2, 99);  // no recursion: ignored
   write_constant_png(r / "a_cls/x.png", 8, 8, 40);
-  write_bytes((r / "a_cls/y.jpeg").string(), encode_jpg(constant(3, 16, 16, 50)));
+  write_text((r / "a_cls/y.jpeg").string(), encode_jpg(constant(3, 16, 16, 50)));
   write_constant_png(r / "c_cls/z.PNG", 4, 6, 60);
   write_constant_png(r / "top_level.png", 4, 4, 1);  // not in a class folder: ignored
 
@@ -375,10 +358,10 @@ TEST_CASE("read_image_folder errors name the path at fault", "[data][image]") {
   fs::create_directory(d.path / "cat");
   write_constant_png(d.path / "cat/1.png", 3, 3, 5);
   fs::create_directory(d.path / "dog");
-  write_bytes(d / "dog/readme.txt", "no images here");
+  write_text(d / "dog/readme.txt", "no images here");
   REQUIRE_THROWS_WITH(read_image_folder(d.path.string(), opt),
                       Contains("dog: class folder has no .jpg, .jpeg, .png or .bmp images"));
-  write_bytes(d / "dog/broken.jpg", "not a jpeg");
+  write_text(d / "dog/broken.jpg", "not a jpeg");
   REQUIRE_THROWS_WITH(read_image_folder(d.path.string(), opt),
                       Contains("broken.jpg: not a decodable JPEG, PNG or BMP image"));
   fs::remove(d.path / "dog/broken.jpg");

@@ -3,7 +3,7 @@
 // that never stopped (with dropout and drop-path on, so RNG state matters).
 #include "support/check.hpp"
 
-#include <filesystem>
+#include "support/temp_dir.hpp"
 
 using namespace vit;
 
@@ -14,11 +14,6 @@ nn::VitConfig tiny() {
   c.dim = 8, c.depth = 2, c.heads = 2, c.mlp_dim = 16, c.num_classes = 3, c.seed = 9;
   c.drop_rate = 0.1, c.drop_path_rate = 0.2;
   return c;
-}
-std::string temp_path(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("vit_ckpt_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
 }
 void train_steps(nn::VisionTransformer<float>& m, optim::AdamW<float>& opt, int from, int to) {
   for (int s = from; s < to; ++s) {
@@ -39,7 +34,8 @@ TEST_CASE("checkpoint round trip and bitwise resume", "[io][checkpoint]") {
   st.step = 3, st.epoch = 1, st.batch_in_epoch = 2, st.best_top1 = 0.5, st.optimizer = "adamw";
   st.dropout_seed = a.dropout_generator().seed();
   st.dropout_offset = a.dropout_generator().offset();
-  const std::string path = temp_path("last.safetensors");
+  const test::TempDir dir("ckpt");
+  const std::string path = dir / "last.safetensors";
   io::save_checkpoint(path, a, {"x", "y", "z"}, &opt_a, &st, {{"vit.normalization", "n"}});
 
   const auto ck = io::load_checkpoint<float>(path);
@@ -70,7 +66,8 @@ TEST_CASE("checkpoint round trip and bitwise resume", "[io][checkpoint]") {
 
 TEST_CASE("checkpoint errors name the file and the field", "[io][checkpoint]") {
   nn::VisionTransformer<float> a(tiny());
-  const std::string path = temp_path("bad.safetensors");
+  const test::TempDir dir("ckpt");
+  const std::string path = dir / "bad.safetensors";
   io::SafetensorsWriter w;
   auto cfg = io::config_to_json(a.config);
   cfg["depth"] = "two";

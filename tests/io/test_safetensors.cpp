@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "support/check.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace vit;
 using io::Dtype;
@@ -24,30 +25,9 @@ using io::SafetensorsFile;
 using io::SafetensorsWriter;
 namespace fs = std::filesystem;
 
-namespace {
+using test::TempDir;
 
-/// A fresh directory per test, removed afterwards.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("vit_test_io_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(path)) names.push_back(e.path().filename());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-};
+namespace {
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
