@@ -143,6 +143,35 @@ TEST_CASE("linear in float32 with and without bias, tiny to tiled shapes", "[ops
   }
 }
 
+TEST_CASE("gemm adds bias rows and the row sums of op(A) in float and double", "[ops][linear]") {
+  // ops::gemm's optional outputs on both back ends (AVX2 SGEMM for float where
+  // the host has it, Eigen for double): C = A·B + bias, sums += op(A)·1.
+  auto check = [](auto zero) {
+    using T = decltype(zero);
+    const int64_t M = 7, N = 5, K = 300;
+    for (bool ta : {false, true}) {
+      std::vector<T> a(M * K), b(K * N), c(M * N), bias(N), sums(M, T(2));
+      for (size_t i = 0; i < a.size(); ++i) a[i] = T(0.01) * T(i % 23) - T(0.1);
+      for (size_t i = 0; i < b.size(); ++i) b[i] = T(0.02) * T(i % 7) - T(0.05);
+      for (size_t i = 0; i < bias.size(); ++i) bias[i] = T(i) - T(2);
+      ops::gemm<T>(ta, false, M, N, K, T(1), a.data(), ta ? M : K, b.data(), N, T(0), c.data(), N,
+                   bias.data(), sums.data());
+      for (int64_t i = 0; i < M; ++i) {
+        double s = 2;
+        for (int64_t k = 0; k < K; ++k) s += ta ? a[k * M + i] : a[i * K + k];
+        CHECK(sums[i] == Approx(s).epsilon(1e-5));
+        for (int64_t j = 0; j < N; ++j) {
+          double r = bias[j];
+          for (int64_t k = 0; k < K; ++k) r += (ta ? a[k * M + i] : a[i * K + k]) * b[k * N + j];
+          CHECK(c[i * N + j] == Approx(r).margin(1e-5));
+        }
+      }
+    }
+  };
+  check(0.0f);
+  check(0.0);
+}
+
 TEST_CASE("linear parameter gradients accumulate across backward calls", "[ops][linear]") {
   // DESIGN: parameter gradients accumulate (+=); two identical backward passes
   // leave exactly twice the gradient of one.

@@ -213,6 +213,66 @@ TEST_CASE("sgemm_avx2 with a bias and nothing to multiply writes beta*C + bias",
   for (int64_t i = 0; i < 20; ++i) CHECK(c[i] == bias[i % 5]);
 }
 
+TEST_CASE("sgemm_avx2 adds the row sums of op(A) when asked", "[ops][gemm]") {
+  // Weight-gradient shapes (deep K, several slices) and small/edge ones, both
+  // A layouts; a_sums accumulates (+=) and ignores alpha; C is unaffected.
+  const int64_t shapes[][3] = {{1, 1, 1},    {3, 5, 2},     {7, 9, 13},     {13, 33, 9},
+                               {65, 40, 64}, {192, 48, 2000}, {200, 30, 801}, {37, 16, 8320}};
+  for (const auto& s : shapes) {
+    for (int combo = 0; combo < 4; ++combo) {
+      const gemm_case g{(combo & 1) != 0, (combo & 2) != 0, s[0], s[1], s[2], 0.5f, 1.0f,
+                        combo % 2 == 0 ? 0 : 3};
+      INFO("ta=" << g.ta << " tb=" << g.tb << " m=" << g.m << " n=" << g.n << " k=" << g.k);
+      gemm_data d = make_data(g, static_cast<uint32_t>(s[0] * 3 + s[2]));
+      gemm_data plain = d;
+      std::vector<float> sums(static_cast<size_t>(g.m), 1.5f);
+      vit::ops::detail::sgemm_avx2(g.ta, g.tb, g.m, g.n, g.k, g.alpha, d.a.data(), d.lda,
+                                   d.b.data(), d.ldb, g.beta, d.c.data(), d.ldc, nullptr,
+                                   sums.data());
+      run(g, plain);
+      CHECK(std::memcmp(d.c.data(), plain.c.data(), d.c.size() * sizeof(float)) == 0);
+      int64_t bad = 0;
+      for (int64_t i = 0; i < g.m; ++i) {
+        double ref = 1.5, mag = 1.5;
+        for (int64_t k = 0; k < g.k; ++k) {
+          const double a = g.ta ? d.a[k * d.lda + i] : d.a[i * d.lda + k];
+          ref += a;
+          mag += std::abs(a);
+        }
+        if (!(std::abs(sums[i] - ref) <= 1e-6 * mag)) ++bad;
+      }
+      CHECK(bad == 0);
+    }
+  }
+#ifdef _OPENMP
+  // Bitwise the same on 1, 2 and 3 threads (the blocks differ, the sums must not).
+  const gemm_case g{true, false, 576, 192, 8320, 1.0f, 1.0f, 0};
+  const int saved = omp_get_max_threads();
+  std::vector<std::vector<float>> results;
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    gemm_data d = make_data(g, 9u);
+    std::vector<float> sums(static_cast<size_t>(g.m), 0.0f);
+    vit::ops::detail::sgemm_avx2(g.ta, g.tb, g.m, g.n, g.k, g.alpha, d.a.data(), d.lda,
+                                 d.b.data(), d.ldb, g.beta, d.c.data(), d.ldc, nullptr,
+                                 sums.data());
+    results.push_back(sums);
+  }
+  omp_set_num_threads(saved);
+  CHECK(results[0] == results[1]);
+  CHECK(results[0] == results[2]);
+#endif
+  // Nothing to multiply (alpha 0, or N 0): the sums are still added.
+  std::vector<float> a = {1, 2, 3, 4, 5, 6}, b(6, 1.0f), c(4, 7.0f), sums(2, 0.0f);
+  vit::ops::detail::sgemm_avx2(false, false, 2, 2, 3, 0.0f, a.data(), 3, b.data(), 2, 1.0f,
+                               c.data(), 2, nullptr, sums.data());
+  CHECK(sums == std::vector<float>{6, 15});
+  for (float x : c) CHECK(x == 7.0f);
+  vit::ops::detail::sgemm_avx2(true, false, 2, 0, 2, 1.0f, a.data(), 3, b.data(), 1, 0.0f,
+                               c.data(), 1, nullptr, sums.data());
+  CHECK(sums == std::vector<float>{6 + 5, 15 + 7});
+}
+
 TEST_CASE("sgemm_avx2 with K == 0 scales C by beta", "[ops][gemm]") {
   std::vector<float> a(1), b(1), c(4 * 5, 2.0f);
   vit::ops::detail::sgemm_avx2(false, false, 4, 5, 0, 1.0f, a.data(), 1, b.data(), 5, 0.5f,

@@ -1,6 +1,8 @@
 // gemm: the one matrix-multiply entry point of the CPU backend.
 //   C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C [+ bias(N) on every row],
-//   all row-major, op(X) = X or X^T, leading dimensions in elements.
+//   all row-major, op(X) = X or X^T, leading dimensions in elements; optionally
+//   also a_row_sums(M) += op(A)·1 (a Linear layer's bias gradient, from the
+//   weight-gradient product, where the AVX2 path gets it from its packed A).
 // float on an AVX2+FMA host goes to our packed micro-kernel (sgemm_avx2.hpp),
 // which beats Eigen's here; double and other hosts use Eigen. Call it outside
 // OpenMP regions: it threads itself. Inside a parallel region it runs on the
@@ -25,10 +27,18 @@ using MutMap = Eigen::Map<RowMajor<T>, 0, Eigen::OuterStride<>>;
 template <class T>
 void gemm_eigen(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                 int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
-                const T* bias = nullptr) {
+                const T* bias = nullptr, T* a_row_sums = nullptr) {
   ConstMap<T> a(A, ta ? K : M, ta ? M : K, Eigen::OuterStride<>(lda));
   ConstMap<T> b(B, tb ? N : K, tb ? K : N, Eigen::OuterStride<>(ldb));
   MutMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
+  if (a_row_sums != nullptr) {
+    for (int64_t i = 0; i < M; ++i) {
+      T t = 0;
+      for (int64_t k = 0; k < K; ++k) t += ta ? A[k * lda + i] : A[i * lda + k];
+      a_row_sums[i] += t;
+    }
+  }
+  if (N == 0) return;
   if (bias != nullptr) {
     // A pass over C before the product; plain loops, so it may thread.
 #pragma omp parallel for schedule(static) if (M * N > 65536)
@@ -49,18 +59,21 @@ void gemm_eigen(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, cons
 }  // namespace detail
 
 /// bias: N values added to every row of C (a Linear layer's), or null.
+/// a_row_sums: M values that get sum_k op(A)(i,k) added (alpha not applied), or null.
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
           int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
-          const T* bias = nullptr) {
-  if (M == 0 || N == 0) return;
+          const T* bias = nullptr, T* a_row_sums = nullptr) {
+  if (M == 0 || (N == 0 && a_row_sums == nullptr)) return;
 #if VIT_HAVE_SGEMM_AVX2
   if constexpr (std::is_same_v<T, float>) {
-    detail::sgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+    detail::sgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias,
+                       a_row_sums);
     return;
   }
 #endif
-  detail::gemm_eigen<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+  detail::gemm_eigen<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias,
+                        a_row_sums);
 }
 
 }  // namespace vit::ops

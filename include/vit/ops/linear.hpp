@@ -4,6 +4,8 @@
 // what makes a ViT fast on the CPU: B·N rows at once, never a loop of small ones.
 #pragma once
 
+#include <type_traits>
+
 #include "vit/ops/common.hpp"
 
 namespace vit {
@@ -19,12 +21,22 @@ void linear_forward(const T* x, const T* w, const T* b, T* out, int64_t R, int64
 }
 
 // dout: (R,Cout) -> dx: (R,Cout)·W written (if dx); dw += doutᵀ·x; db += Σ_r dout
+// With the AVX2 SGEMM and dw wanted, db comes out of the dw GEMM (row sums of
+// its A = doutᵀ, taken from the packed panels), saving a pass over dout; that
+// sum is also independent of the thread count.
 template <class T>
 void linear_backward(const T* dout, const T* x, const T* w, T* dx, T* dw, T* db, int64_t R,
                      int64_t Cin, int64_t Cout) {
+#if VIT_HAVE_SGEMM_AVX2
+  constexpr bool db_in_gemm = std::is_same_v<T, float>;
+#else
+  constexpr bool db_in_gemm = false;
+#endif
   if (dx) gemm<T>(false, false, R, Cin, Cout, T(1), dout, Cout, w, Cin, T(0), dx, Cin);
-  if (dw) gemm<T>(true, false, Cout, Cin, R, T(1), dout, Cout, x, Cin, T(1), dw, Cin);
-  if (db) detail::add_column_sums(dout, R, Cout, db);
+  if (dw)
+    gemm<T>(true, false, Cout, Cin, R, T(1), dout, Cout, x, Cin, T(1), dw, Cin, nullptr,
+            db_in_gemm ? db : nullptr);
+  if (db && !(dw && db_in_gemm)) detail::add_column_sums(dout, R, Cout, db);
 }
 
 }  // namespace ops

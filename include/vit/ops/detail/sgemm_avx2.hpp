@@ -4,6 +4,9 @@
 //   row-major, op(X) = X^T when its trans flag is set, leading dimensions in
 //   elements. The optional bias is added where each C tile is first written,
 //   so a Linear layer needs no separate pass over its output to prefill it.
+//   Optionally a_sums[i] += sum_k op(A)(i,k), taken from the packed A panels:
+//   a Linear layer's bias gradient falls out of its weight-gradient product
+//   (A = dout^T) without a second pass over dout.
 //
 // Scheme (BLIS/Goto): for each NC-wide column block of C and each KC-deep slice
 // of K, op(B) is packed into NR-wide micro-panels; for each MC-tall row block,
@@ -83,6 +86,7 @@ struct operands {
   float* c;
   int64_t ldc;
   const float* bias;  // (n), or null
+  float* a_sums;      // (m), or null
 };
 
 // 64-byte aligned scratch that only grows, so repeated calls never allocate.
@@ -437,10 +441,42 @@ struct a_prefetcher {
 // Updates C[ic:ic+mc, jc+jr0 : jc+jr1] by one K slice [pc, pc+kc): packs the A
 // block, then sweeps NR panels of the already packed B block (b_pack holds
 // the jc block's panels). jr0/jr1 are offsets into the jc block.
+// sums[r] += sum_k of rows r < mc of the packed A block (kc deep). Per row the
+// order is fixed (4 strided partials over k, combined in lane order, then the
+// k % 4 tail), and a row's K slices are added in slice order, so the result
+// does not depend on blocking or threads.
+inline void add_packed_row_sums(const float* a_pack, int64_t mc, int64_t kc, float* sums) {
+  const int64_t k4 = kc / 4 * 4;
+  for (int64_t ir = 0; ir < mc; ir += mr, a_pack += mr * kc) {
+    // 4 k of a panel are 24 floats: 3 vectors whose lane j of vector v is row (8v + j) % 6.
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps();
+    for (int64_t k = 0; k < k4; k += 4) {
+      s0 = _mm256_add_ps(s0, _mm256_loadu_ps(a_pack + k * mr));
+      s1 = _mm256_add_ps(s1, _mm256_loadu_ps(a_pack + k * mr + 8));
+      s2 = _mm256_add_ps(s2, _mm256_loadu_ps(a_pack + k * mr + 16));
+    }
+    alignas(32) float lanes[24];
+    _mm256_store_ps(lanes, s0);
+    _mm256_store_ps(lanes + 8, s1);
+    _mm256_store_ps(lanes + 16, s2);
+    const int64_t rows = std::min(mr, mc - ir);
+    for (int64_t r = 0; r < rows; ++r) {
+      float t = lanes[r] + lanes[r + 6];
+      t += lanes[r + 12];
+      t += lanes[r + 18];
+      for (int64_t k = k4; k < kc; ++k) t += a_pack[k * mr + r];
+      sums[ir + r] += t;
+    }
+  }
+}
+
+// add_sums: this call's A block is the first packing of its (rows, K slice),
+// so its row sums go to op.a_sums.
 inline void compute_block(const operands& op, int64_t ic, int64_t mc, int64_t jc, int64_t jr0,
                           int64_t jr1, int64_t pc, int64_t kc, const float* b_pack, float* a_pack,
-                          a_prefetcher& prefetch) {
+                          a_prefetcher& prefetch, bool add_sums) {
   pack_a(op, ic, mc, pc, kc, a_pack);
+  if (add_sums && op.a_sums != nullptr) add_packed_row_sums(a_pack, mc, kc, op.a_sums + ic);
   const bool first = pc == 0;
   alignas(64) float edge[mr * nr];
   for (int64_t jr = jr0; jr < jr1; jr += nr) {
@@ -489,7 +525,7 @@ inline void gemm_serial(const operands& op) {
       for (int64_t ic = 0; ic < op.m; ic += mc_step) {
         const int64_t mc = std::min(mc_step, op.m - ic);
         a_prefetcher prefetch(op, ic + mc, std::min(mc_step, op.m - ic - mc), pc, kc, n_panels);
-        compute_block(op, ic, mc, jc, 0, nc, pc, kc, b_pack, a_pack, prefetch);
+        compute_block(op, ic, mc, jc, 0, nc, pc, kc, b_pack, a_pack, prefetch, jc == 0);
       }
     }
   }
@@ -542,7 +578,8 @@ inline void gemm_parallel(const operands& op, int threads) {
           const bool last_group = group == groups - 1;
           a_prefetcher prefetch(op, next_ic, last_group ? std::min(mc, op.m - next_ic) : 0, pc, kc,
                                 (jr1 - jr0 + nr - 1) / nr);
-          compute_block(op, ic, rows, jc, jr0, jr1, pc, kc, b_pack, a_pack, prefetch);
+          compute_block(op, ic, rows, jc, jr0, jr1, pc, kc, b_pack, a_pack, prefetch,
+                        jc == 0 && group == 0);
         }
       }
     }
@@ -550,8 +587,19 @@ inline void gemm_parallel(const operands& op, int threads) {
 }
 #endif
 
+// a_sums[i] += sum_k op(A)(i,k) by plain loops (where nothing is packed).
+inline void add_row_sums_plain(const operands& op) {
+  if (op.a_sums == nullptr) return;
+  for (int64_t i = 0; i < op.m; ++i) {
+    float t = 0.0f;
+    for (int64_t k = 0; k < op.k; ++k) t += op.trans_a ? op.a[k * op.lda + i] : op.a[i * op.lda + k];
+    op.a_sums[i] += t;
+  }
+}
+
 // Plain loop for trivial sizes (see small_work).
 inline void gemm_small(const operands& op) {
+  add_row_sums_plain(op);
   for (int64_t i = 0; i < op.m; ++i) {
     for (int64_t j = 0; j < op.n; ++j) {
       float acc = 0.0f;
@@ -580,15 +628,19 @@ inline void scale_c(const operands& op) {
 
 }  // namespace sgemm_avx2_impl
 
-/// bias: N floats added to every row of C, or null.
+/// bias: N floats added to every row of C, or null. a_sums: M floats that
+/// get the row sums of op(A) added (sum over K, alpha not applied), or null.
 inline void sgemm_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                        const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
-                       float* C, int64_t ldc, const float* bias = nullptr) {
+                       float* C, int64_t ldc, const float* bias = nullptr,
+                       float* a_sums = nullptr) {
   namespace impl = sgemm_avx2_impl;
-  if (M <= 0 || N <= 0) return;
-  const impl::operands op{trans_a, trans_b, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, bias};
-  if (K <= 0 || alpha == 0.0f) {
-    impl::scale_c(op);
+  if (M <= 0) return;
+  const impl::operands op{trans_a, trans_b, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc,
+                          bias,    a_sums};
+  if (N <= 0 || K <= 0 || alpha == 0.0f) {
+    impl::add_row_sums_plain(op);
+    if (N > 0) impl::scale_c(op);
     return;
   }
   const int64_t work = M * N * K;
