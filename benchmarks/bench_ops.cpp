@@ -11,7 +11,8 @@
 // Against which ceiling: at start-up the program measures this CPU's FP32 FMA
 // peak (peak_flops.hpp) for each thread count and its copy bandwidth. GEMM and
 // attention rows report GFLOP/s and pct_peak = 100 · GFLOP/s / measured peak
-// for that row's thread count. Memory-bound rows (layer_norm, softmax, gelu)
+// for that row's thread count. linear rows count only their GEMM flops (the
+// bias and bias-gradient work rides along inside the GEMMs). Memory-bound rows (layer_norm, softmax, gelu)
 // report `bytes`, a rate in GB/s of compulsory traffic (each input read once,
 // each output written once), to be read against the copy bandwidth; their
 // tensors (6-26 MB each) partly fit the 32 MB L3, so they can exceed it.
@@ -33,6 +34,7 @@
 #include <sstream>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "peak_flops.hpp"
@@ -130,6 +132,28 @@ void bm_gemm(benchmark::State& state, bool ta, bool tb, int64_t M, int64_t N, in
     vit::ops::gemm<float>(ta, tb, M, N, K, 1.0f, A.get(), lda, B.get(), ldb, beta, C.get(), N);
   });
   set_flops_counters(state, 2.0 * M * N * K, sec, threads);
+}
+
+// ---- linear: forward with the bias folded into the GEMM; backward dx, dW, db --
+void bm_linear_fwd(benchmark::State& state, int64_t R, int64_t in, int64_t out, int threads) {
+  vit::set_num_threads(threads);
+  Buffer x = make_buffer(R * in, 1), w = make_buffer(out * in, 2, -0.1f, 0.1f);
+  Buffer b = make_buffer(out, 3), y = make_buffer(R * out, 4);
+  const double sec = timed_loop(
+      state, [&] { vit::ops::linear_forward(x.get(), w.get(), b.get(), y.get(), R, in, out); });
+  set_flops_counters(state, 2.0 * R * in * out, sec, threads);
+}
+
+void bm_linear_bwd(benchmark::State& state, int64_t R, int64_t in, int64_t out, int threads) {
+  vit::set_num_threads(threads);
+  Buffer x = make_buffer(R * in, 1), w = make_buffer(out * in, 2, -0.1f, 0.1f);
+  Buffer dy = make_buffer(R * out, 3), dx = make_buffer(R * in, 4);
+  Buffer dw = make_buffer(out * in, 5), db = make_buffer(out, 6);
+  const double sec = timed_loop(state, [&] {
+    vit::ops::linear_backward(dy.get(), x.get(), w.get(), dx.get(), dw.get(), db.get(), R, in,
+                              out);
+  });
+  set_flops_counters(state, 4.0 * R * in * out, sec, threads);  // dx and dW
 }
 
 // ---- layer_norm (R,C) ---------------------------------------------------------
@@ -264,6 +288,19 @@ void register_all(const std::vector<int>& thread_counts) {
             [=](benchmark::State& s) { bm_gemm(s, true, false, out, in, R, 1.0f, t); });
       }
     }
+    // The same layers through ops::linear: forward with its bias (added inside
+    // the GEMM), backward with dx, dW and db (db summed inside the dW GEMM).
+    for (const Width& w : widths) {
+      const std::pair<const char*, std::pair<int64_t, int64_t>> layers[] = {
+          {"qkv", {w.C, 3 * w.C}}, {"proj", {w.C, w.C}}, {"fc1", {w.C, w.mlp}}, {"fc2", {w.mlp, w.C}}};
+      for (const auto& [name, io] : layers) {
+        const int64_t in = io.first, out = io.second;
+        add(cat("linear_fwd/", name, "_C", w.C, "/R:", kRows, "/in:", in, "/out:", out, th),
+            [=](benchmark::State& s) { bm_linear_fwd(s, kRows, in, out, t); });
+        add(cat("linear_bwd/", name, "_C", w.C, "/R:", kRows, "/in:", in, "/out:", out, th),
+            [=](benchmark::State& s) { bm_linear_bwd(s, kRows, in, out, t); });
+      }
+    }
     // The large square reference shape, where a good kernel should sit near peak.
     const int64_t S = 2048;
     for (auto [ta, tb, form] : {std::tuple{false, true, "NT"}, std::tuple{false, false, "NN"},
@@ -305,6 +342,19 @@ void register_all(const std::vector<int>& thread_counts) {
       add(
           cat("attention_bwd", shape),
           [=](benchmark::State& s) { bm_attention_bwd(s, kBatch, kTokens, C, H, t); },
+          benchmark::kMillisecond);
+    }
+    // 224-pixel, patch-16 token count (N = 197) at ViT-Tiny width, quarter batch.
+    {
+      constexpr int64_t B = 32, N = 197, C = 192, H = 3;
+      const std::string shape = cat("/B:", B, "/N:", N, "/C:", C, "/H:", H, th);
+      add(
+          cat("attention_fwd", shape),
+          [=](benchmark::State& s) { bm_attention_fwd(s, B, N, C, H, t); },
+          benchmark::kMillisecond);
+      add(
+          cat("attention_bwd", shape),
+          [=](benchmark::State& s) { bm_attention_bwd(s, B, N, C, H, t); },
           benchmark::kMillisecond);
     }
   }
