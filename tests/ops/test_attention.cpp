@@ -5,6 +5,7 @@
 //   out  = (attn @ v).transpose(1,2).reshape(B,N,C)
 // plus backward by finite differences on qkv, float32 against float64 at ViT-Tiny
 // size, and misuse.
+#include <limits>
 #include <vector>
 
 #include "support/check.hpp"
@@ -177,6 +178,21 @@ TEST_CASE("attention float32 stays finite for large scores at head dim 16", "[op
     for (int64_t j = 0; j < N; ++j) z += probs[r * N + j];
     REQUIRE(z == Approx(1.0).epsilon(1e-5));
   }
+}
+
+TEST_CASE("attention float32 propagates a NaN score to its head's rows", "[ops][attention]") {
+  // A diverged model must not have its NaNs hidden by the softmax's exp clamp.
+  const int64_t B = 1, N = 9, C = 32, H = 2, D = 16;
+  TensorF qkv = to_float(test::randn<double>({B, N, 3 * C}, 45));
+  qkv(0, 3, C + 2) = std::numeric_limits<float>::quiet_NaN();  // key of token 3, head 0
+  std::vector<float> out(B * N * C), probs(B * H * N * N);
+  ops::attention_forward(qkv.data(), out.data(), probs.data(), B, N, C, H);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      INFO("n=" << n << " c=" << c);
+      if (c < D) REQUIRE(std::isnan(out[n * C + c]));
+      else REQUIRE(std::isfinite(out[n * C + c]));
+    }
 }
 
 TEST_CASE("attention float32 is bitwise reproducible across thread counts", "[ops][attention]") {

@@ -128,7 +128,7 @@ inline void transpose_into(const float* x, int64_t ld, int64_t N, int64_t D, flo
 // float, so m >= -126). With Eigen's general pldexp, softmax_row plus a copy
 // took ~1.5x as long per head.
 inline __m256 exp_nonpositive(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);  // NaN stays NaN (maxps returns its 2nd operand)
   const __m256 m = _mm256_floor_ps(
       _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
   __m256 r = _mm256_fmadd_ps(m, _mm256_set1_ps(-0.693359375f), x);
