@@ -22,11 +22,12 @@ namespace ops {
 namespace detail {
 // Whether a head of N tokens and dim D takes the AVX2 small-product path.
 template <class T>
-bool attention_avx2_path(int64_t N, int64_t D) {
+bool attention_avx2_path(int64_t N, int64_t D, bool backward) {
 #if VIT_HAVE_SGEMM_AVX2
-  if constexpr (std::is_same_v<T, float>) return attention_avx2::supported(N, D);
+  if constexpr (std::is_same_v<T, float>)
+    return backward ? attention_avx2::supported_backward(N, D) : attention_avx2::supported(N, D);
 #endif
-  (void)N, (void)D;
+  (void)N, (void)D, (void)backward;
   return false;
 }
 }  // namespace detail
@@ -36,7 +37,7 @@ template <class T>
 void attention_forward(const T* qkv, T* out, T* probs, int64_t B, int64_t N, int64_t C, int64_t H) {
   const int64_t D = C / H, ld = 3 * C;
   const T scale = T(1) / std::sqrt(static_cast<T>(D));
-  [[maybe_unused]] const bool fast = detail::attention_avx2_path<T>(N, D);
+  [[maybe_unused]] const bool fast = detail::attention_avx2_path<T>(N, D, false);
 #pragma omp parallel for schedule(static) if (B * H > 1 && B * H * N * N * D > 32768)
   for (int64_t bh = 0; bh < B * H; ++bh) {
     const int64_t b = bh / H, h = bh % H;
@@ -64,7 +65,7 @@ void attention_backward(const T* dout, const T* qkv, const T* probs, T* dqkv, in
                         int64_t C, int64_t H) {
   const int64_t D = C / H, ld = 3 * C;
   const T scale = T(1) / std::sqrt(static_cast<T>(D));
-  [[maybe_unused]] const bool fast = detail::attention_avx2_path<T>(N, D);
+  [[maybe_unused]] const bool fast = detail::attention_avx2_path<T>(N, D, true);
 #pragma omp parallel if (B * H > 1 && B * H * N * N * D > 32768)
   {
     thread_local std::vector<T> ds;  // dP, then dS, for one head; grows once

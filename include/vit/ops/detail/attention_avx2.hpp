@@ -1,6 +1,6 @@
 // attention_avx2: the per-head products of fused attention for float on
-// AVX2+FMA hosts, at ViT sizes (N <= 256 tokens, head dim D a multiple of 8 up
-// to 128).
+// AVX2+FMA hosts, at ViT sizes (head dim D a multiple of 8 up to 128; N <= 256
+// tokens forward, N <= 128 backward).
 //
 // Why not ops::gemm: a head's products are 65x65x64 at cifar-tiny, and the
 // packed SGEMM packs both operands on every call. Here they are read where
@@ -35,11 +35,20 @@
 namespace vit::ops::detail::attention_avx2 {
 
 inline constexpr int64_t max_tokens = 256;
+// Past ~130 tokens the backward's (N,N) operands no longer sit in L1/L2 the way
+// these loops want and the packed SGEMM is as fast or faster (measured at
+// N = 145 and 197 on 1 and 2 threads: 1-8% slower here); the forward still wins.
+inline constexpr int64_t max_tokens_backward = 128;
 inline constexpr int64_t max_head_dim = 128;
 
-/// Shapes this path takes; others go through ops::gemm.
+/// Shapes the forward takes; others go through ops::gemm.
 inline bool supported(int64_t N, int64_t D) {
   return N >= 1 && N <= max_tokens && D >= 8 && D <= max_head_dim && D % 8 == 0;
+}
+
+/// Shapes the backward takes.
+inline bool supported_backward(int64_t N, int64_t D) {
+  return supported(N, D) && N <= max_tokens_backward;
 }
 
 // C[0:MR, 0:8·NV] = alpha · A·B with A[r,k] = a[r·ars + k·aks], B[k,j] =
