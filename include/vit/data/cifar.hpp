@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -31,14 +32,11 @@ inline const std::vector<std::string>& cifar10_names() {
   return names;
 }
 
-/// Names from a text file, one per line, surrounding whitespace trimmed, blank
-/// lines ignored; if the file is missing, `fallback`. A file with a count other
-/// than `expected` is an error: it was meant for another data set.
-inline std::vector<std::string> read_class_names(const std::string& path, size_t expected,
-                                                 std::vector<std::string> fallback) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return fallback;
-  const std::vector<uint8_t> bytes = read_file(path, size_t(1) << 20);
+/// Class names from text, one per line, surrounding whitespace trimmed, blank
+/// lines ignored. A count other than `expected` is an error naming `source`:
+/// the file was meant for another data set.
+inline std::vector<std::string> parse_class_names(std::span<const uint8_t> text,
+                                                  const std::string& source, size_t expected) {
   std::vector<std::string> names;
   std::string line;
   auto flush = [&] {
@@ -47,34 +45,45 @@ inline std::vector<std::string> read_class_names(const std::string& path, size_t
     if (b != std::string::npos) names.push_back(line.substr(b, line.find_last_not_of(ws) - b + 1));
     line.clear();
   };
-  for (uint8_t c : bytes) {
+  for (uint8_t c : text) {
     if (c == '\n')
       flush();
     else
       line.push_back(static_cast<char>(c));
   }
   flush();
-  VIT_CHECK(names.size() == expected, path, ": has ", names.size(), " class names, expected ",
+  VIT_CHECK(names.size() == expected, source, ": has ", names.size(), " class names, expected ",
             expected);
   return names;
 }
 
-/// Appends the records of one CIFAR binary file to ds. The label used is byte
-/// `label_byte` of each record's `label_bytes`; each label byte i must be < limits[i].
-inline void append_cifar_file(Dataset& ds, const std::string& path, int64_t label_bytes,
-                              int64_t label_byte, const std::vector<int>& limits) {
+/// Names from the text file at `path` (see parse_class_names); if the file is
+/// missing, `fallback`.
+inline std::vector<std::string> read_class_names(const std::string& path, size_t expected,
+                                                 std::vector<std::string> fallback) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return fallback;
+  const std::vector<uint8_t> bytes = read_file(path, size_t(1) << 20);
+  return parse_class_names(bytes, path, expected);
+}
+
+/// Appends the CIFAR records held in `bytes` to ds (`source` names them in
+/// errors). The label used is byte `label_byte` of each record's
+/// `label_bytes`; each label byte i must be < limits[i]. The whole buffer is
+/// validated before ds is touched, so a bad file leaves no partial data.
+inline void append_cifar_records(Dataset& ds, std::span<const uint8_t> bytes,
+                                 const std::string& source, int64_t label_bytes, int64_t label_byte,
+                                 const std::vector<int>& limits) {
   const int64_t record = label_bytes + kCifarPixels;
-  const std::vector<uint8_t> bytes = read_file(path, kMaxCifarFileBytes);
   const int64_t size = static_cast<int64_t>(bytes.size());
-  VIT_CHECK(size > 0, path, ": file is empty");
-  VIT_CHECK(size % record == 0, path, ": size ", size, " is not a multiple of the ", record,
+  VIT_CHECK(size > 0, source, ": file is empty");
+  VIT_CHECK(size % record == 0, source, ": size ", size, " is not a multiple of the ", record,
             "-byte ", label_bytes == 1 ? "CIFAR-10" : "CIFAR-100", " record");
   const int64_t n = size / record;
-  // Validate every label before touching ds, so a bad file leaves no partial data.
   for (int64_t i = 0; i < n; ++i)
     for (int64_t b = 0; b < label_bytes; ++b) {
       const int v = bytes[i * record + b];
-      VIT_CHECK(v < limits[b], path, ": record ", i, " has ",
+      VIT_CHECK(v < limits[b], source, ": record ", i, " has ",
                 label_bytes == 1 ? "label " : (b == 0 ? "coarse label " : "fine label "), v,
                 ", expected < ", limits[b]);
     }
@@ -86,6 +95,13 @@ inline void append_cifar_file(Dataset& ds, const std::string& path, int64_t labe
     ds.labels.push_back(rec[label_byte]);
     std::copy(rec + label_bytes, rec + record, ds.pixels.begin() + old + i * kCifarPixels);
   }
+}
+
+/// Appends the records of the CIFAR binary file at `path` (see append_cifar_records).
+inline void append_cifar_file(Dataset& ds, const std::string& path, int64_t label_bytes,
+                              int64_t label_byte, const std::vector<int>& limits) {
+  const std::vector<uint8_t> bytes = read_file(path, kMaxCifarFileBytes);
+  append_cifar_records(ds, bytes, path, label_bytes, label_byte, limits);
 }
 
 inline Dataset cifar_shell(std::vector<std::string> names) {

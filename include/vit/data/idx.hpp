@@ -147,53 +147,68 @@ inline std::string raw_or_gz(const std::string& dir, const std::string& name) {
 
 }  // namespace detail
 
-/// Reads a file whole; if it starts with the gzip magic (1f 8b) it is inflated.
-/// Throws vit::Error naming the file when it is missing, larger than max_bytes
-/// (raw or inflated), corrupt, truncated, or has trailing garbage.
+/// `raw` itself, or its inflated contents if it starts with the gzip magic
+/// (1f 8b). Throws vit::Error naming `source` when the result would exceed
+/// max_bytes, or the gzip data is corrupt, truncated or has trailing garbage.
+inline std::vector<uint8_t> maybe_gunzip(std::vector<uint8_t> raw, size_t max_bytes,
+                                         const std::string& source) {
+  if (detail::is_gzip(raw)) return detail::gunzip(raw, max_bytes, source);
+  VIT_CHECK(raw.size() <= max_bytes, source, ": size ", raw.size(), " bytes exceeds the limit of ",
+            max_bytes, " bytes");
+  return raw;
+}
+
+/// Reads a file whole, inflating it when gzipped (see maybe_gunzip). Throws
+/// vit::Error naming the file when it is missing, too large, or corrupt.
 inline std::vector<uint8_t> read_maybe_gzip(const std::string& path, size_t max_bytes) {
   // A gzip of incompressible data is a little larger than its content: allow
   // deflate's stored-block overhead (5 bytes per 64 KiB) plus headers on input.
   const size_t slack = max_bytes / 1024 + 4096;
   const size_t in_cap =
       max_bytes > std::numeric_limits<size_t>::max() - slack ? max_bytes : max_bytes + slack;
-  std::vector<uint8_t> raw = detail::read_file(path, in_cap);
-  if (detail::is_gzip(raw)) return detail::gunzip(raw, max_bytes, path);
-  VIT_CHECK(raw.size() <= max_bytes, path, ": size ", raw.size(), " bytes exceeds the limit of ",
-            max_bytes, " bytes");
-  return raw;
+  return maybe_gunzip(detail::read_file(path, in_cap), max_bytes, path);
 }
 
-/// Reads an IDX image file (magic 0x00000803: uint8, dims n, rows, cols, big
-/// endian) and its IDX label file (magic 0x00000801: uint8, dim n), raw or gzip.
-/// Validates magic, dims (1..4096 rows/cols, n >= 1), that each payload holds
-/// exactly what its header says, equal counts, and labels < class_names.size().
-/// Result: 1-channel uint8 images, labels in file order.
-inline Dataset read_idx(const std::string& images_path, const std::string& labels_path,
-                        std::vector<std::string> class_names,
-                        size_t max_bytes = kDefaultMaxDataBytes) {
+namespace detail {
+struct IdxImagesHeader {
+  uint32_t n, rows, cols;
+};
+/// Validates the contents of an IDX image file (magic 0x00000803: uint8, dims
+/// n, rows, cols, big endian): magic, n >= 1, 1..4096 rows/cols, and a payload
+/// of exactly n*rows*cols bytes.
+inline IdxImagesHeader check_idx_images(const std::vector<uint8_t>& img, const std::string& path) {
   constexpr uint32_t kMaxSide = 4096;
-  VIT_CHECK(!class_names.empty(), "read_idx: no class names given for ", labels_path);
-
-  std::vector<uint8_t> img = read_maybe_gzip(images_path, max_bytes);
-  VIT_CHECK(img.size() >= 16, images_path, ": ", img.size(),
+  VIT_CHECK(img.size() >= 16, path, ": ", img.size(),
             " bytes is too short for an IDX image header (16 bytes)");
-  const uint32_t img_magic = detail::load_be32(img.data());
-  VIT_CHECK(img_magic == 0x00000803u, images_path, ": IDX magic ", detail::hex32(img_magic),
+  const uint32_t magic = load_be32(img.data());
+  VIT_CHECK(magic == 0x00000803u, path, ": IDX magic ", hex32(magic),
             ", expected 0x00000803 (uint8 images: n, rows, cols)");
-  const uint32_t n = detail::load_be32(img.data() + 4);
-  const uint32_t rows = detail::load_be32(img.data() + 8);
-  const uint32_t cols = detail::load_be32(img.data() + 12);
-  VIT_CHECK(n >= 1, images_path, ": header says 0 images");
-  VIT_CHECK(rows >= 1 && rows <= kMaxSide && cols >= 1 && cols <= kMaxSide, images_path,
-            ": image size ", rows, "x", cols, " is outside 1..", kMaxSide);
+  const IdxImagesHeader h{load_be32(img.data() + 4), load_be32(img.data() + 8),
+                          load_be32(img.data() + 12)};
+  VIT_CHECK(h.n >= 1, path, ": header says 0 images");
+  VIT_CHECK(h.rows >= 1 && h.rows <= kMaxSide && h.cols >= 1 && h.cols <= kMaxSide, path,
+            ": image size ", h.rows, "x", h.cols, " is outside 1..", kMaxSide);
   // At most 2^32 * 2^24: no overflow in 64 bits.
-  const uint64_t expect = uint64_t(n) * rows * cols;
+  const uint64_t expect = uint64_t(h.n) * h.rows * h.cols;
   const uint64_t have = img.size() - 16;
-  VIT_CHECK(have == expect, images_path, ": header says ", n, " images of ", rows, "x", cols, " (",
+  VIT_CHECK(have == expect, path, ": header says ", h.n, " images of ", h.rows, "x", h.cols, " (",
             expect, " bytes) but the file holds ", have, " bytes after the header",
             have < expect ? " (truncated)" : " (trailing bytes)");
+  return h;
+}
+}  // namespace detail
 
-  const std::vector<uint8_t> lab = read_maybe_gzip(labels_path, max_bytes);
+/// A Dataset from the contents of an IDX image file and its IDX label file
+/// (magic 0x00000801: uint8, dim n), already inflated; the paths are for
+/// messages. Validates both headers and payload sizes (see
+/// detail::check_idx_images), equal counts, and labels < class_names.size().
+/// Result: 1-channel uint8 images, labels in file order.
+inline Dataset decode_idx(std::vector<uint8_t> img, const std::string& images_path,
+                          const std::vector<uint8_t>& lab, const std::string& labels_path,
+                          std::vector<std::string> class_names) {
+  VIT_CHECK(!class_names.empty(), "read_idx: no class names given for ", labels_path);
+  const auto [n, rows, cols] = detail::check_idx_images(img, images_path);
+
   VIT_CHECK(lab.size() >= 8, labels_path, ": ", lab.size(),
             " bytes is too short for an IDX label header (8 bytes)");
   const uint32_t lab_magic = detail::load_be32(lab.data());
@@ -223,6 +238,20 @@ inline Dataset read_idx(const std::string& images_path, const std::string& label
   ds.pixels = std::move(img);
   ds.class_names = std::move(class_names);
   return ds;
+}
+
+/// Reads an IDX image file and its label file, raw or gzip, each at most
+/// max_bytes once inflated (see decode_idx).
+inline Dataset read_idx(const std::string& images_path, const std::string& labels_path,
+                        std::vector<std::string> class_names,
+                        size_t max_bytes = kDefaultMaxDataBytes) {
+  VIT_CHECK(!class_names.empty(), "read_idx: no class names given for ", labels_path);
+  std::vector<uint8_t> img = read_maybe_gzip(images_path, max_bytes);
+  // Checked before the label file is read, so a broken images file is the
+  // one reported even when the labels are broken too.
+  detail::check_idx_images(img, images_path);
+  const std::vector<uint8_t> lab = read_maybe_gzip(labels_path, max_bytes);
+  return decode_idx(std::move(img), images_path, lab, labels_path, std::move(class_names));
 }
 
 /// Fashion-MNIST from dir: {train,t10k}-{images-idx3,labels-idx1}-ubyte, raw
