@@ -150,28 +150,6 @@ inline EvalResult evaluate(vit::nn::VisionTransformer<float>& model, const vit::
   return r;
 }
 
-/// A model from a checkpoint: its own config when it carries one; else the
-/// preset `model_name` (required then) whose every tensor name and shape must match.
-inline std::unique_ptr<vit::nn::VisionTransformer<float>> model_from_checkpoint(
-    const vit::io::Checkpoint<float>& ck, const std::string& model_name) {
-  vit::nn::VitConfig cfg;
-  if (ck.config) {
-    cfg = *ck.config;
-  } else {
-    VIT_CHECK(!model_name.empty(), ck.path,
-              ": the file carries no model config (weights from timm?); name the architecture "
-              "with --model");
-    cfg = vit::nn::vit_preset(model_name);
-    auto it = ck.model.find("head.weight");
-    VIT_CHECK(it != ck.model.end() && it->second.dim() == 2, ck.path,
-              ": missing tensor 'head.weight'");
-    cfg.num_classes = it->second.shape()[0];  // the class count is the head's, not the preset's
-  }
-  auto model = std::make_unique<vit::nn::VisionTransformer<float>>(cfg);
-  vit::io::load_model_weights(*model, ck);
-  return model;
-}
-
 /// The normalisation stored in a checkpoint (key "vit.normalization"), else timm's 0.5/0.5.
 inline vit::data::Normalization normalization_from(const vit::io::Checkpoint<float>& ck,
                                                    int64_t channels) {

@@ -16,21 +16,30 @@ void add_eval_options(CLI::App& cmd, EvalOptions& o) {
   cmd.add_option("--data", o.data, "Data directory (default for fashion-mnist: its Debian location)");
   cmd.add_option("--model", o.model, "Architecture preset, for weights without a config (e.g. from timm)");
   cmd.add_option("--dump-logits", o.dump_logits, "Write every logit to this CSV file");
-  cmd.add_option("--batch", o.batch, "Batch size")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::PositiveNumber);
-  cmd.add_option("--val-ratio", o.val_ratio, "Folder data sets: the training run's --val-ratio")->capture_default_str();
+  cmd.add_option("--batch", o.batch, "Batch size")->check(positive_number())->capture_default_str();
+  cmd.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(positive_number());
+  cmd.add_option("--val-ratio", o.val_ratio, "Folder data sets: the training run's --val-ratio")
+      ->check(finite_number())
+      ->check(CLI::Range(0.0, 0.9))
+      ->capture_default_str();
   cmd.add_option("--seed", o.seed, "Folder data sets: the training run's --seed")->capture_default_str();
 }
 
 int run_eval(const EvalOptions& o) {
   vit::set_num_threads(o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency()));
   const auto ck = vit::io::load_checkpoint<float>(o.weights);
-  auto model = model_from_checkpoint(ck, o.model);
+  auto model = vit::io::model_from_checkpoint(ck, o.model);
   const auto& cfg = model->config;
   const std::string dir = o.data.empty() ? default_data_dir(o.dataset) : o.data;
   const Splits data = load_splits(o.dataset, dir, false, cfg.image_size, cfg.in_chans, o.val_ratio, o.seed);
   VIT_CHECK(data.test.num_classes() == cfg.num_classes, o.weights, ": the model has ", cfg.num_classes,
-            " classes, data set '", o.dataset, "' ", data.test.num_classes());
+            " classes, data set '", o.dataset, "' has ", data.test.num_classes());
+  // Same count but other names (another folder data set, or its classes
+  // renamed): label i would not mean class i, and the accuracy would be noise.
+  for (size_t i = 0; i < ck.class_names.size(); ++i)
+    VIT_CHECK(ck.class_names[i] == data.test.class_names[i], dir, ": class ", i, " is '",
+              data.test.class_names[i], "' but ", o.weights, " was trained with '", ck.class_names[i],
+              "' there");
   const auto norm = ck.metadata.count("vit.normalization") ? normalization_from(ck, cfg.in_chans)
                                                            : normalization_for(o.dataset, cfg.in_chans);
   std::vector<float> logits;

@@ -15,11 +15,11 @@ void add_predict_options(CLI::App& cmd, PredictOptions& o) {
   cmd.add_option("--weights", o.weights, "Weights (.safetensors)")->required()->check(CLI::ExistingFile);
   cmd.add_option("images", o.images, "Image files (JPEG, PNG, BMP)")->required();
   cmd.add_option("--model", o.model, "Architecture preset, for weights without a config (e.g. from timm)");
-  cmd.add_option("--top", o.top, "How many classes to list")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--top", o.top, "How many classes to list")->check(positive_number())->capture_default_str();
   cmd.add_option("--attention-map", o.attention_map,
                  "Write the attention-rollout heat map over the image to this PNG "
                  "(with several images: NAME-<i>.png)");
-  cmd.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::PositiveNumber);
+  cmd.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(positive_number());
 }
 
 namespace {
@@ -66,7 +66,7 @@ vit::data::Image heat_map(const vit::data::Image& rgb, const std::vector<double>
 int run_predict(const PredictOptions& o) {
   vit::set_num_threads(o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency()));
   const auto ck = vit::io::load_checkpoint<float>(o.weights);
-  auto model = model_from_checkpoint(ck, o.model);
+  auto model = vit::io::model_from_checkpoint(ck, o.model);
   model->eval();
   const auto& cfg = model->config;
   const auto norm = normalization_from(ck, cfg.in_chans);

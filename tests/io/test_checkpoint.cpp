@@ -89,3 +89,59 @@ TEST_CASE("checkpoint errors name the file and the field", "[io][checkpoint]") {
   REQUIRE_THROWS_WITH(io::load_model_weights(b, ck),
                       Catch::Contains("bad.safetensors: load_state_dict: tensor 'head.weight' has shape (4,8)"));
 }
+
+TEST_CASE("checkpoint train state keeps the running epoch figures, and old files still load",
+          "[io][checkpoint]") {
+  io::TrainState st;
+  st.step = 7, st.optimizer = "sgd";
+  st.epoch_loss_sum = 12.345678901234567, st.epoch_images = 40, st.epoch_correct = 17;
+  const auto back = io::state_from_json(io::state_to_json(st), "s");
+  CHECK(back.epoch_loss_sum == st.epoch_loss_sum);  // bitwise: JSON keeps 17 digits
+  CHECK(back.epoch_images == 40);
+  CHECK(back.epoch_correct == 17);
+
+  nlohmann::json old = io::state_to_json(st);
+  for (const char* k : {"epoch_loss_sum", "epoch_images", "epoch_correct"}) old.erase(k);
+  CHECK(io::state_from_json(old, "s").epoch_images == 0);
+
+  nlohmann::json bad = io::state_to_json(st);
+  bad["epoch_correct"] = 41;
+  REQUIRE_THROWS_WITH(io::state_from_json(bad, "s"), Catch::Contains("s: train state has inconsistent epoch counts"));
+  bad = io::state_to_json(st);
+  bad["dropout_seed"] = "-1";  // std::stoull would wrap it to 2^64 - 1
+  REQUIRE_THROWS_WITH(io::state_from_json(bad, "s"), Catch::Contains("'dropout_seed' is not an unsigned integer"));
+}
+
+TEST_CASE("checkpoints refuse NaN weights, and configs far larger than the file",
+          "[io][checkpoint]") {
+  nn::VisionTransformer<float> a(tiny());
+  const test::TempDir dir("ckpt");
+
+  // A NaN anywhere in a tensor: the file and tensor are named.
+  TensorF head = a.state_dict().at("head.weight").clone();
+  head.data()[5] = NAN;
+  io::SafetensorsWriter w;
+  for (auto& [n, p] : a.named_parameters()) w.add(n, n == "head.weight" ? head : p);
+  w.write(dir / "nan.safetensors");
+  REQUIRE_THROWS_WITH(io::load_checkpoint<float>(dir / "nan.safetensors"),
+                      Catch::Contains("nan.safetensors: tensor 'head.weight' holds a non-finite value"));
+
+  // A config claiming depth 1000 and width 4096 over a file of 8-wide weights:
+  // refused before the model (gigabytes) is allocated.
+  auto cfg = io::config_to_json(a.config);
+  cfg["depth"] = 1000, cfg["dim"] = 4096, cfg["mlp_dim"] = 16384, cfg["heads"] = 8;
+  io::SafetensorsWriter big;
+  big.set_metadata(io::kConfigKey, cfg.dump());
+  for (auto& [n, p] : a.named_parameters()) big.add(n, p);
+  big.write(dir / "big.safetensors");
+  const auto ck = io::load_checkpoint<float>(dir / "big.safetensors");
+  REQUIRE_THROWS_WITH(io::model_from_checkpoint(ck, ""),
+                      Catch::Contains("big.safetensors: holds ") && Catch::Contains("model parameters but its config has"));
+
+  // The file's own config against an architecture named explicitly.
+  io::save_checkpoint(dir / "ok.safetensors", a, {"x", "y", "z"});
+  const auto ok = io::load_checkpoint<float>(dir / "ok.safetensors");
+  CHECK(io::model_from_checkpoint(ok, "")->num_parameters() == a.num_parameters());
+  REQUIRE_THROWS_WITH(io::model_from_checkpoint(ok, "cifar-tiny"),
+                      Catch::Contains("holds a 'tiny' model, not the architecture 'cifar-tiny'"));
+}

@@ -6,7 +6,10 @@
 // with strict=True; the extra metadata keys are ignored there.
 #pragma once
 
+#include <cctype>
+#include <cmath>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,6 +17,8 @@
 #include <nlohmann/json.hpp>
 
 #include "vit/io/safetensors.hpp"
+#include "vit/nn/model_stats.hpp"
+#include "vit/nn/presets.hpp"
 #include "vit/nn/vision_transformer.hpp"
 #include "vit/optim/optimizer.hpp"
 
@@ -30,6 +35,11 @@ struct TrainState {
   int64_t nonfinite_steps = 0;  // updates skipped for a NaN/Inf loss or gradient
   int64_t nonfinite_run = 0;    // of which consecutive at the end
   std::string optimizer;        // "adamw", "adam", "sgd": must match on resume
+  // The current epoch's running train loss and accuracy, so that a run resumed
+  // mid-epoch reports the same epoch figures as one never interrupted.
+  double epoch_loss_sum = 0;    // sum of per-image losses
+  int64_t epoch_images = 0;
+  int64_t epoch_correct = 0;
 };
 
 inline const char* kConfigKey = "vit.config";
@@ -124,7 +134,10 @@ inline nlohmann::json state_to_json(const TrainState& s) {
           {"best_top1", s.best_top1},
           {"nonfinite_steps", s.nonfinite_steps},
           {"nonfinite_run", s.nonfinite_run},
-          {"optimizer", s.optimizer}};
+          {"optimizer", s.optimizer},
+          {"epoch_loss_sum", s.epoch_loss_sum},
+          {"epoch_images", s.epoch_images},
+          {"epoch_correct", s.epoch_correct}};
 }
 
 inline TrainState state_from_json(const nlohmann::json& j, const std::string& source) {
@@ -142,7 +155,9 @@ inline TrainState state_from_json(const nlohmann::json& j, const std::string& so
     } catch (const std::exception&) {
       used = 0;
     }
-    VIT_CHECK(used == v.size() && !v.empty(), source, ": field '", key,
+    // stoull would also take a sign or leading blanks.
+    VIT_CHECK(!v.empty() && std::isdigit(static_cast<unsigned char>(v[0])) && used == v.size(),
+              source, ": field '", key,
               "' is not an unsigned integer: \"", v, "\"");
     return out;
   };
@@ -152,8 +167,17 @@ inline TrainState state_from_json(const nlohmann::json& j, const std::string& so
   s.nonfinite_steps = json_field<int64_t>(j, "nonfinite_steps", source);
   s.nonfinite_run = json_field<int64_t>(j, "nonfinite_run", source);
   s.optimizer = json_field<std::string>(j, "optimizer", source);
+  // Absent in checkpoints written before they existed: the epoch figures then
+  // cover only the steps after the resume.
+  if (j.contains("epoch_loss_sum")) {
+    s.epoch_loss_sum = json_field<double>(j, "epoch_loss_sum", source);
+    s.epoch_images = json_field<int64_t>(j, "epoch_images", source);
+    s.epoch_correct = json_field<int64_t>(j, "epoch_correct", source);
+  }
   VIT_CHECK(s.step >= 0 && s.epoch >= 0 && s.batch_in_epoch >= 0, source,
             ": train state has a negative step, epoch or cursor");
+  VIT_CHECK(s.epoch_images >= 0 && s.epoch_correct >= 0 && s.epoch_correct <= s.epoch_images, source,
+            ": train state has inconsistent epoch counts");
   return s;
 }
 
@@ -188,9 +212,11 @@ struct Checkpoint {
   std::map<std::string, std::string> metadata;                // all of __metadata__
 };
 
+/// The checkpoint held in an already validated safetensors file; errors name
+/// f.source(). Metadata is parsed and checked; tensors convert to T.
 template <class T>
-Checkpoint<T> load_checkpoint(const std::string& path) {
-  const SafetensorsFile f = SafetensorsFile::read(path);
+Checkpoint<T> checkpoint_from(const SafetensorsFile& f) {
+  const std::string& path = f.source();
   Checkpoint<T> ck;
   ck.path = path;
   const auto& meta = f.metadata();
@@ -213,16 +239,29 @@ Checkpoint<T> load_checkpoint(const std::string& path) {
   }
   const std::string prefix = kOptimizerPrefix;
   for (const auto& info : f.tensors()) {
+    Tensor<T> t = f.tensor<T>(info.name);
+    // A NaN or Inf weight (a run that diverged, a corrupt file) would only
+    // surface later as NaN logits or skipped steps: refuse it here.
+    const T* p = t.data();
+    for (int64_t i = 0; i < t.numel(); ++i)
+      VIT_CHECK(std::isfinite(p[i]), path, ": tensor '", vit::detail::printable(info.name),
+                "' holds a non-finite value (", p[i], ") at element ", i);
     if (info.name.rfind(prefix, 0) == 0)
-      ck.optimizer.emplace_back(info.name.substr(prefix.size()), f.tensor<T>(info.name));
+      ck.optimizer.emplace_back(info.name.substr(prefix.size()), std::move(t));
     else
-      ck.model.emplace(info.name, f.tensor<T>(info.name));
+      ck.model.emplace(info.name, std::move(t));
   }
   if (ck.config && !ck.class_names.empty())
     VIT_CHECK(static_cast<int64_t>(ck.class_names.size()) == ck.config->num_classes, path, ": ",
               ck.class_names.size(), " class names for a model with ", ck.config->num_classes,
               " classes");
   return ck;
+}
+
+/// Reads and validates the checkpoint file at `path` (see checkpoint_from).
+template <class T>
+Checkpoint<T> load_checkpoint(const std::string& path) {
+  return checkpoint_from<T>(SafetensorsFile::read(path));
 }
 
 /// Copies the checkpoint's tensors into `model`: every parameter must be there
@@ -234,6 +273,53 @@ void load_model_weights(nn::VisionTransformer<T>& model, const Checkpoint<T>& ck
   } catch (const Error& e) {
     VIT_CHECK(false, ck.path, ": ", e.what());
   }
+}
+
+/// A model built from a checkpoint and loaded with its weights (every tensor
+/// name and shape must match). The architecture is the file's own config, or,
+/// for files that carry none (weights converted from timm), the preset
+/// `preset_name` with the class count of the file's head. A config asking for
+/// far more parameters than the file holds is refused before anything is
+/// allocated, so a hostile file cannot make us allocate much beyond its size.
+template <class T>
+std::unique_ptr<nn::VisionTransformer<T>> model_from_checkpoint(const Checkpoint<T>& ck,
+                                                                const std::string& preset_name) {
+  nn::VitConfig cfg;
+  if (ck.config) {
+    cfg = *ck.config;
+    if (!preset_name.empty()) {  // named anyway: it must be what the file holds
+      const nn::VitConfig p = nn::vit_preset(preset_name);
+      VIT_CHECK(p.image_size == cfg.image_size && p.in_chans == cfg.in_chans &&
+                    p.patch_size == cfg.patch_size && p.dim == cfg.dim && p.depth == cfg.depth &&
+                    p.heads == cfg.heads && p.mlp_dim == cfg.mlp_dim,
+                ck.path, ": holds a '", cfg.name, "' model, not the architecture '", preset_name,
+                "' named by --model");
+    }
+  } else {
+    VIT_CHECK(!preset_name.empty(), ck.path,
+              ": the file carries no model config (weights from timm?); name the architecture "
+              "with --model");
+    cfg = nn::vit_preset(preset_name);
+    const auto it = ck.model.find("head.weight");
+    VIT_CHECK(it != ck.model.end() && it->second.dim() == 2, ck.path,
+              ": missing tensor 'head.weight'");
+    cfg.num_classes = it->second.shape()[0];  // the class count is the head's, not the preset's
+    try {
+      nn::validate(cfg);
+    } catch (const Error& e) {
+      VIT_CHECK(false, ck.path, ": ", e.what());
+    }
+  }
+  int64_t in_file = 0;
+  for (const auto& [name, t] : ck.model) in_file += t.numel();
+  const int64_t expected = nn::model_stats(cfg, 1).parameters;
+  // Small differences get the strict loader's message naming the tensor.
+  VIT_CHECK(expected <= 2 * in_file + (int64_t(1) << 20), ck.path, ": holds ", in_file,
+            " model parameters but its ", ck.config ? "config" : "architecture '" + preset_name + "'",
+            " has ", expected);
+  auto model = std::make_unique<nn::VisionTransformer<T>>(cfg);
+  load_model_weights(*model, ck);
+  return model;
 }
 
 }  // namespace vit::io
