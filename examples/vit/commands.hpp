@@ -3,10 +3,37 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
 namespace vitcli {
+
+/// A number check with a readable message. CLI11's own ones let "nan"
+/// through (every comparison with NaN is false) and print their range as
+/// "0 to 1.797...e308" written out in full.
+inline CLI::Validator number_check(const char* name, bool (*ok)(double), const char* must_be) {
+  return CLI::Validator(
+      [ok, must_be](std::string& s) -> std::string {
+        try {
+          size_t used = 0;
+          const double v = std::stod(s, &used);
+          if (used == s.size() && std::isfinite(v) && ok(v)) return {};
+        } catch (const std::exception&) {
+        }
+        return std::string("must be ") + must_be + ", got '" + s + "'";
+      },
+      name);
+}
+inline CLI::Validator finite_number() {
+  return number_check("FINITE", [](double) { return true; }, "a finite number");
+}
+inline CLI::Validator positive_number() {
+  return number_check("POSITIVE", [](double v) { return v > 0; }, "a positive number");
+}
+inline CLI::Validator non_negative_number() {
+  return number_check("NONNEGATIVE", [](double v) { return v >= 0; }, "a number >= 0");
+}
 
 struct EvalOptions {
   std::string weights, dataset = "fashion-mnist", data, model, dump_logits;

@@ -11,8 +11,8 @@ void add_info_options(CLI::App& cmd, InfoOptions& o) {
   auto* m = cmd.add_option("--model", o.model, "Preset name (vit-b16, cifar-tiny, timm names ...)");
   auto* w = cmd.add_option("--weights", o.weights, "Weights (.safetensors) carrying a config")->check(CLI::ExistingFile);
   m->excludes(w);
-  cmd.add_option("--batch", o.batch, "Batch size for the activation memory")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd.add_option("--classes", o.classes, "Class count (default: the preset's)")->check(CLI::PositiveNumber);
+  cmd.add_option("--batch", o.batch, "Batch size for the activation memory")->check(positive_number())->capture_default_str();
+  cmd.add_option("--classes", o.classes, "Class count (default: the preset's)")->check(positive_number());
 }
 
 int run_info(const InfoOptions& o) {

@@ -9,6 +9,7 @@
 // RNG states are in the checkpoint, the resumed run ends bitwise where the
 // uninterrupted one would (same thread count).
 #include "train.hpp"
+#include "commands.hpp"  // the number checks
 
 #include <unistd.h>
 
@@ -46,50 +47,50 @@ void add_train_options(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--epochs", o.epochs,
                  "Epochs; the schedule spans them (default: 100 CIFAR, 30 Fashion-MNIST and "
                  "folders, 10 MNIST)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd.add_option("--steps", o.steps, "Stop after this many optimizer steps (schedule still spans --epochs)")
-      ->check(CLI::PositiveNumber);
-  cmd.add_option("--batch", o.batch, "Batch size")->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(positive_number());
+  cmd.add_option("--batch", o.batch, "Batch size")->check(positive_number())->capture_default_str();
   cmd.add_option("--optimizer", o.optimizer, "Optimizer")
       ->check(CLI::IsMember({"adamw", "adam", "sgd"}))
       ->capture_default_str();
   cmd.add_option("--lr", o.lr, "Peak learning rate (default: 1e-3 for adam/adamw, 0.05 for sgd)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd.add_option("--weight-decay", o.weight_decay, "Weight decay (not on biases, norms, pos_embed, cls_token)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_number())
       ->capture_default_str();
-  cmd.add_option("--momentum", o.momentum, "SGD momentum")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  cmd.add_option("--momentum", o.momentum, "SGD momentum")->check(finite_number())->check(CLI::Range(0.0, 1.0))->capture_default_str();
   cmd.add_option("--schedule", o.schedule, "Learning-rate schedule after warmup")
       ->check(CLI::IsMember({"cosine", "step", "constant"}))
       ->capture_default_str();
   cmd.add_option("--warmup-epochs", o.warmup_epochs, "Linear warmup epochs (default: epochs/20, at least 1)")
-      ->check(CLI::NonNegativeNumber);
-  cmd.add_option("--min-lr", o.min_lr, "Cosine floor")->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(non_negative_number());
+  cmd.add_option("--min-lr", o.min_lr, "Cosine floor")->check(non_negative_number())->capture_default_str();
   cmd.add_option("--clip-grad", o.clip_grad, "Clip the global gradient norm to this (0: off)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   cmd.add_option("--label-smoothing", o.label_smoothing, "Label smoothing")
-      ->check(CLI::Range(0.0, 0.999))
+      ->check(finite_number())->check(CLI::Range(0.0, 0.999))
       ->capture_default_str();
-  cmd.add_option("--dropout", o.dropout, "Dropout rate")->check(CLI::Range(0.0, 0.999));
-  cmd.add_option("--drop-path", o.drop_path, "Stochastic depth rate")->check(CLI::Range(0.0, 0.999));
+  cmd.add_option("--dropout", o.dropout, "Dropout rate")->check(finite_number())->check(CLI::Range(0.0, 0.999));
+  cmd.add_option("--drop-path", o.drop_path, "Stochastic depth rate")->check(finite_number())->check(CLI::Range(0.0, 0.999));
   cmd.add_option("--seed", o.seed, "Seed of init, shuffling, augmentation and dropout")->capture_default_str();
-  cmd.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::PositiveNumber);
+  cmd.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(positive_number());
   cmd.add_option("--device", o.device, "Device")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   cmd.add_flag("--no-augment", o.no_augment, "No random crop, flip or other augmentation");
   cmd.add_flag("--no-shuffle", o.no_shuffle, "Batches in file order");
   cmd.add_option("--crop-padding", o.crop_padding, "Random-crop padding (default: 4 at 32px, 2 at 28px, 0 otherwise)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   cmd.add_flag("!--no-hflip", o.hflip, "No random horizontal flip");
   cmd.add_option("--randaugment-n", o.randaugment_n, "RandAugment ops per image (0: off)")
       ->check(CLI::Range(0, 10));
   cmd.add_option("--randaugment-m", o.randaugment_m, "RandAugment magnitude (0..10)")
       ->check(CLI::Range(0, 10))
       ->capture_default_str();
-  cmd.add_option("--erasing", o.erasing, "Random erasing probability")->check(CLI::Range(0.0, 1.0));
-  cmd.add_option("--mixup", o.mixup, "Mixup alpha (0: off)")->check(CLI::NonNegativeNumber);
-  cmd.add_option("--cutmix", o.cutmix, "CutMix alpha (0: off)")->check(CLI::NonNegativeNumber);
+  cmd.add_option("--erasing", o.erasing, "Random erasing probability")->check(finite_number())->check(CLI::Range(0.0, 1.0));
+  cmd.add_option("--mixup", o.mixup, "Mixup alpha (0: off)")->check(non_negative_number());
+  cmd.add_option("--cutmix", o.cutmix, "CutMix alpha (0: off)")->check(non_negative_number());
   cmd.add_option("--val-ratio", o.val_ratio, "Folder data sets: share of each class held out")
-      ->check(CLI::Range(0.0, 0.9))
+      ->check(finite_number())->check(CLI::Range(0.0, 0.9))
       ->capture_default_str();
   cmd.add_option("--init", o.init, "Fine-tune from these weights (timm names; head re-initialised "
                                    "if the class count differs, pos_embed resampled)")
@@ -98,14 +99,14 @@ void add_train_options(CLI::App& cmd, TrainOptions& o) {
   cmd.add_flag("--resume", o.resume, "Continue the run in --out from its last.safetensors");
   cmd.add_flag("--force", o.force, "Replace a run already in --out");
   cmd.add_option("--checkpoint-every", o.checkpoint_every, "Also write last.safetensors every N steps")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   cmd.add_option("--log-every", o.log_every, "Metrics row every N steps")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
   cmd.add_option("--max-nonfinite", o.max_nonfinite, "Stop after this many consecutive NaN/Inf steps")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
-  cmd.add_option("--workers", o.workers, "Data loader threads")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--workers", o.workers, "Data loader threads")->check(positive_number())->capture_default_str();
 }
 
 namespace {
@@ -241,6 +242,26 @@ std::vector<int64_t> injected_steps(const char* var) {
   return out;
 }
 
+// The files a run writes, each replaced atomically through a temp file.
+const char* const kRunFiles[] = {"config.json",   "last.safetensors", "best.safetensors",
+                                 "metrics.jsonl", "metrics.csv",      "curves.png"};
+
+// A process killed while writing leaves its temp file (".<name>.tmp.<pid>",
+// see io::AtomicFile) behind; nobody else writes in a run directory, so the
+// ones found at start are garbage.
+void remove_stale_temp_files(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    for (const char* f : kRunFiles) {
+      const std::string prefix = std::string(".") + f + ".tmp.";
+      if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+          name.find_first_not_of("0123456789", prefix.size()) == std::string::npos)
+        fs::remove(entry.path(), ec);
+    }
+  }
+}
+
 }  // namespace
 
 int run_train(const CLI::App& cmd, TrainOptions o) {
@@ -263,9 +284,17 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
     if (cmd.count("--data")) o.data = given.data;
     if (cmd.count("--checkpoint-every")) o.checkpoint_every = given.checkpoint_every;
     const std::string last = o.out + "/last.safetensors";
-    VIT_CHECK(fs::exists(last), "--resume: ", last, " does not exist (the run never checkpointed)");
-    resume_ck = vit::io::load_checkpoint<float>(last);
-    VIT_CHECK(resume_ck->config && resume_ck->state, last, ": not a training checkpoint (no train state)");
+    if (fs::exists(last)) {
+      resume_ck = vit::io::load_checkpoint<float>(last);
+      VIT_CHECK(resume_ck->config && resume_ck->state, last,
+                ": not a training checkpoint (no train state)");
+    } else {
+      // Killed before its first checkpoint: the run restarts from step 0 with
+      // its own config, which (being deterministic) is the same run.
+      std::fprintf(stderr, "resume: %s has no checkpoint yet; starting the run from step 0\n",
+                   o.out.c_str());
+      o.resume = false;
+    }
   } else {
     fill_defaults(o);
     if (o.out.empty()) o.out = default_run_dir(o);
@@ -277,10 +306,9 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
     fs::create_directories(o.out, ec);
     VIT_CHECK(!ec && fs::is_directory(o.out), "--out: cannot create directory '", o.out, "': ", ec.message());
     if (o.force)
-      for (const char* f : {"config.json", "last.safetensors", "best.safetensors", "metrics.jsonl",
-                            "metrics.csv", "curves.png"})
-        fs::remove(o.out + "/" + f, ec);
+      for (const char* f : kRunFiles) fs::remove(o.out + "/" + f, ec);
   }
+  remove_stale_temp_files(o.out);
   vit::set_num_threads(o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency()));
 
   // ---- data and model ---------------------------------------------------------
@@ -375,8 +403,8 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
   const std::vector<int64_t> kill_steps = injected_steps("VIT_INJECT_KILL_AT_STEP");
   model->train();
   loader.start(st.epoch, st.batch_in_epoch);
-  double window_loss = 0, epoch_loss = 0;
-  int64_t window_n = 0, window_correct = 0, epoch_n = 0, epoch_correct = 0, window_steps = 0;
+  double window_loss = 0;
+  int64_t window_n = 0, window_correct = 0, window_steps = 0;
   auto window_t0 = std::chrono::steady_clock::now();
   double wait_at_window = loader.wait_seconds();
   while (st.step < last_step) {
@@ -410,8 +438,8 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
         const float* row = logits.data() + i * K;
         correct += std::max_element(row, row + K) - row == b.labels[i];
       }
-      window_loss += loss_v * n, epoch_loss += loss_v * n;
-      window_n += n, epoch_n += n, window_correct += correct, epoch_correct += correct;
+      window_loss += loss_v * n, st.epoch_loss_sum += loss_v * n;
+      window_n += n, st.epoch_images += n, window_correct += correct, st.epoch_correct += correct;
     }
     ++st.step, ++window_steps;
     if (std::find(kill_steps.begin(), kill_steps.end(), st.step) != kill_steps.end()) ::raise(SIGKILL);
@@ -442,14 +470,14 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
       MetricsRow r;
       r.kind = "epoch", r.step = st.step, r.epoch = b.epoch;
       r.time_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
-      r.lr = opt->lr(), r.loss = epoch_n ? epoch_loss / epoch_n : NAN;
-      r.train_top1 = epoch_n ? double(epoch_correct) / epoch_n : NAN;
+      r.lr = opt->lr(), r.loss = st.epoch_images ? st.epoch_loss_sum / st.epoch_images : NAN;
+      r.train_top1 = st.epoch_images ? double(st.epoch_correct) / st.epoch_images : NAN;
       r.test_loss = ev.loss, r.test_top1 = ev.top1, r.test_top5 = ev.top5;
       r.data_wait = r.time_s > 0 ? loader.wait_seconds() / r.time_s : 0;
       r.nonfinite = st.nonfinite_steps;
       metrics.append(r);
       progress.epoch_line(r, o.epochs);
-      epoch_loss = 0, epoch_n = epoch_correct = 0;
+      st.epoch_loss_sum = 0, st.epoch_images = st.epoch_correct = 0;
       if (ev.top1 > st.best_top1) {
         st.best_top1 = ev.top1;
         vit::io::save_checkpoint(o.out + "/best.safetensors", *model, data.train.class_names,
