@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Sets up, builds everything (library tests, examples, benchmarks, package
-# consumer) and runs the whole test suite through ctest.
+# consumer) and runs the whole test suite through ctest; then builds the suite
+# again under AddressSanitizer + UndefinedBehaviorSanitizer (any report is a
+# failure, leaks included) and runs it there too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure -j"$(nproc)"
+
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVIT_SANITIZE=address,undefined \
+  -DVIT_BUILD_BENCHMARKS=OFF >/dev/null
+cmake --build build-asan -j"$(nproc)"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -j"$(nproc)"
