@@ -142,7 +142,7 @@ case_ "fine-tuning from weights of another width (--init)" "shape" \
 case_ "unknown flag" "--lr-max" "$vit" train --lr-max 3
 case_ "unknown model preset" "unknown model preset 'vit-zz'" "${train[@]}" --data "$c10" --model vit-zz --out runs/18
 case_ "--batch 0" "--batch" "$vit" train --batch 0
-case_ "--lr nan" "must be a finite number" "$vit" train --lr nan
+case_ "--lr nan" "--lr: must be a positive number, got 'nan'" "$vit" train --lr nan
 case_ "--label-smoothing 1.5" "--label-smoothing" "$vit" train --label-smoothing 1.5
 case_ "unknown data set" "--dataset" "$vit" train --dataset imagenet
 case_ "--out holding a run (no --resume / --force)" "already holds a run" "${train[@]}" --data "$c10" --out "$work/w"
