@@ -191,6 +191,36 @@ TEST_CASE("decode_image refuses bad, oversized and hostile input", "[data][image
   }
 }
 
+TEST_CASE("decode_image refuses JPEG Huffman tables that Debian's stb 2.27 mishandles",
+          "[data][image]") {
+  const std::string good = encode_jpg(pattern(3, 16, 16));
+  auto decode = [](const std::string& bytes) {
+    return decode_image({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, "t.jpg", 3);
+  };
+  REQUIRE(decode(good).width == 16);
+  const size_t dht = good.find("\xFF\xC4");
+  const size_t sos = good.find("\xFF\xDA");
+  REQUIRE(dht != std::string::npos);
+  REQUIRE(sos != std::string::npos);
+
+  // The first table's 16 code counts (after marker, length, class/id) raised
+  // to 255 each: 4080 codes where stb has room for 256.
+  std::string many = good;
+  for (size_t k = 0; k < 16; ++k) many[dht + 5 + k] = char(0xFF);
+  REQUIRE_THROWS_WITH(decode(many),
+                      Catch::Contains("t.jpg: corrupt JPEG (a Huffman table declares 4080 codes"));
+
+  // The scan's first component pointed at DC/AC table 3, which no DHT defines
+  // (stb would decode with uninitialised tables).
+  std::string undefined = good;
+  undefined[sos + 6] = char(0x33);
+  REQUIRE_THROWS_WITH(decode(undefined),
+                      Catch::Contains("t.jpg: corrupt JPEG (a scan uses a Huffman table that no DHT"));
+
+  // Fill bytes before the SOI marker are taken by stb, so by the check too.
+  REQUIRE_THROWS_WITH(decode("\xFF\xFF" + many), Catch::Contains("declares 4080 codes"));
+}
+
 TEST_CASE("resize follows Pillow bilinear with antialiasing", "[data][image]") {
   SECTION("same size returns the same pixels") {
     const Image img = pattern(3, 6, 5);

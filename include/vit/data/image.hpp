@@ -131,6 +131,75 @@ inline std::string failure_reason() {
   const char* r = stbi_failure_reason();
   return r ? r : "unknown reason";
 }
+
+/// Two JPEG inputs that Debian 12's stb_image (2.27) mishandles, found by
+/// tests/fuzz/fuzz_image.cpp: a Huffman table (DHT segment) declaring more
+/// than 256 codes overruns stb's fixed-size tables, and a scan that uses a
+/// table no DHT defined decodes with uninitialised tables (stb mallocs its
+/// decoder state without clearing it): out-of-bounds reads, shifts past 32
+/// bits. This walks the markers the way stb reads them and refuses both
+/// before stb sees the file.
+inline void check_jpeg_huffman_tables(std::span<const uint8_t> b, const std::string& name) {
+  // stb takes any run of 0xFF fill bytes before the SOI marker (0xD8).
+  size_t i = 0;
+  while (i < b.size() && b[i] == 0xFF) ++i;
+  if (i == 0 || i >= b.size() || b[i] != 0xD8) return;
+  ++i;
+  auto at = [&](size_t k) -> size_t { return k < b.size() ? b[k] : 0; };  // stb reads 0 past the end
+  bool defined[2][4] = {};  // [DC, AC][table id]: set by a DHT
+  bool progressive = false;
+  while (i + 1 < b.size()) {
+    if (b[i] != 0xFF) {  // entropy-coded data of a scan
+      ++i;
+      continue;
+    }
+    const uint8_t m = b[i + 1];
+    if (m == 0xFF) {  // fill byte before a marker
+      ++i;
+      continue;
+    }
+    // No length: a stuffed 0xFF00 in scan data, RSTn, TEM, SOI; EOI ends the file.
+    if (m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7)) {
+      i += 2;
+      continue;
+    }
+    if (m == 0xD9 || i + 3 >= b.size()) return;
+    const size_t len = (at(i + 2) << 8) | at(i + 3);
+    if (m == 0xC2) progressive = true;
+    if (m == 0xDA) {  // SOS: every table the scan decodes with must exist
+      const size_t ns = at(i + 4), spectral = i + 5 + 2 * ns;
+      const size_t ss = at(spectral), ah = at(spectral + 2) >> 4;
+      for (size_t c = 0; c < ns; ++c) {
+        const size_t td = at(i + 6 + 2 * c) >> 4, ta = at(i + 6 + 2 * c) & 15;
+        if (td > 3 || ta > 3) return;  // stb refuses the file itself
+        const bool dc = progressive ? ss == 0 && ah == 0 : true;
+        const bool ac = progressive ? ss > 0 : true;
+        VIT_CHECK((!dc || defined[0][td]) && (!ac || defined[1][ta]), name,
+                  ": corrupt JPEG (a scan uses a Huffman table that no DHT segment defines)");
+      }
+    }
+    if (m != 0xC4) {
+      i += 2 + len;
+      continue;
+    }
+    // DHT: tables of (class/id byte, 16 code counts, the codes), as stb loops over them.
+    long left = static_cast<long>(len) - 2;
+    size_t p = i + 4;
+    while (left > 0) {
+      const size_t q = at(p);
+      if ((q >> 4) > 1 || (q & 15) > 3) return;  // stb refuses the file itself
+      size_t n = 0;
+      for (size_t k = 1; k <= 16; ++k) n += at(p + k);
+      VIT_CHECK(n <= 256, name, ": corrupt JPEG (a Huffman table declares ", n,
+                " codes, at most 256)");
+      defined[q >> 4][q & 15] = true;
+      p += 17 + n;
+      left -= static_cast<long>(17 + n);
+    }
+    if (left != 0) return;  // stb refuses a segment its tables do not fill exactly
+    i = p;
+  }
+}
 }  // namespace detail
 
 /// Decodes a JPEG, PNG or BMP held in memory to CHW uint8 with `channels`
@@ -145,6 +214,7 @@ inline Image decode_image(std::span<const uint8_t> bytes, const std::string& nam
   VIT_CHECK(bytes.size() <= size_t(INT_MAX), name, ": ", bytes.size(),
             " bytes is too large to decode");
   const int len = static_cast<int>(bytes.size());
+  detail::check_jpeg_huffman_tables(bytes, name);
   int w = 0, h = 0, comp = 0;
   VIT_CHECK(stbi_info_from_memory(bytes.data(), len, &w, &h, &comp) == 1, name,
             ": not a decodable JPEG, PNG or BMP image (", detail::failure_reason(), ")");
