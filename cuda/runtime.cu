@@ -1,0 +1,224 @@
+// Device discovery, the caching device allocator, copies and the library
+// stream (declared in include/vit/cuda/runtime.hpp).
+// The allocator mirrors the CPU one: exact-size buckets after rounding to 512
+// bytes, one mutex. A freed block is only reused by work queued later on the
+// same single stream, so stream order makes reuse safe without events.
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <sstream>
+#include <unordered_map>
+#include <vector>
+
+#include "common.cuh"
+
+namespace vit::cuda {
+namespace {
+
+struct DeviceAllocator {
+  std::mutex mutex;
+  std::unordered_map<size_t, std::vector<void*>> free_blocks;
+  AllocatorStats stats;
+
+  static size_t round_up(size_t b) { return b == 0 ? 512 : (b + 511) / 512 * 512; }
+
+  void release_locked() {
+    for (auto& [size, list] : free_blocks)
+      for (void* p : list) cudaFree(p);
+    free_blocks.clear();
+    stats.bytes_cached = 0;
+  }
+};
+
+DeviceAllocator& allocator() {
+  static DeviceAllocator* a = new DeviceAllocator();  // never destroyed: outlives static tensors
+  return *a;
+}
+
+bool g_allow_tf32 = false;
+bool g_deterministic = false;
+
+}  // namespace
+
+int device_count() {
+  // Asked on every CUDA allocation, so asked of the driver once.
+  static const int count = [] {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+      cudaGetLastError();  // clear the "no driver" error so later calls do not see it
+      return 0;
+    }
+    return n;
+  }();
+  return count;
+}
+
+std::string device_description() {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    // Without a GPU the runtime reports an old driver; say what is actually missing.
+    if (e == cudaErrorInsufficientDriver || e == cudaErrorNoDevice)
+      return "no CUDA device (no NVIDIA GPU or driver on this machine)";
+    return std::string("no CUDA device (") + cudaGetErrorString(e) + ")";
+  }
+  if (n == 0) return "no CUDA device";
+  int dev = 0;
+  VIT_CUDA_CHECK(cudaGetDevice(&dev));
+  cudaDeviceProp p{};
+  VIT_CUDA_CHECK(cudaGetDeviceProperties(&p, dev));
+  std::ostringstream os;
+  os << p.name << " (sm_" << p.major << p.minor << ", " << p.multiProcessorCount << " SMs, "
+     << static_cast<double>(p.totalGlobalMem) / (1 << 30) << " GiB)";
+  return os.str();
+}
+
+void* allocate(size_t bytes) {
+  DeviceAllocator& a = allocator();
+  const size_t size = DeviceAllocator::round_up(bytes);
+  std::lock_guard<std::mutex> lock(a.mutex);
+  auto it = a.free_blocks.find(size);
+  if (it != a.free_blocks.end() && !it->second.empty()) {
+    void* p = it->second.back();
+    it->second.pop_back();
+    a.stats.bytes_cached -= size;
+    a.stats.bytes_in_use += size;
+    if (a.stats.bytes_in_use > a.stats.peak_bytes_in_use) a.stats.peak_bytes_in_use = a.stats.bytes_in_use;
+    return p;
+  }
+  void* p = nullptr;
+  cudaError_t e = cudaMalloc(&p, size);
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    VIT_CUDA_CHECK(cudaStreamSynchronize(detail::stream()));
+    a.release_locked();  // cached blocks of other sizes may make room
+    e = cudaMalloc(&p, size);
+  }
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    VIT_CHECK(false, "CUDA out of memory: allocating ", bytes, " bytes (",
+              static_cast<double>(bytes) / (1 << 20), " MiB) failed: ", cudaGetErrorString(e), "; ",
+              static_cast<double>(a.stats.bytes_in_use) / (1 << 20), " MiB in use by vit, ",
+              static_cast<double>(free_b) / (1 << 20), " of ",
+              static_cast<double>(total_b) / (1 << 20), " MiB free on the device");
+  }
+  ++a.stats.system_allocs;
+  a.stats.bytes_in_use += size;
+  if (a.stats.bytes_in_use > a.stats.peak_bytes_in_use) a.stats.peak_bytes_in_use = a.stats.bytes_in_use;
+  return p;
+}
+
+void deallocate(void* p, size_t bytes) {
+  if (!p) return;
+  DeviceAllocator& a = allocator();
+  const size_t size = DeviceAllocator::round_up(bytes);
+  std::lock_guard<std::mutex> lock(a.mutex);
+  a.stats.bytes_in_use -= size;
+  a.stats.bytes_cached += size;
+  a.free_blocks[size].push_back(p);
+}
+
+AllocatorStats allocator_stats() {
+  DeviceAllocator& a = allocator();
+  std::lock_guard<std::mutex> lock(a.mutex);
+  return a.stats;
+}
+
+void release_cached() {
+  DeviceAllocator& a = allocator();
+  VIT_CUDA_CHECK(cudaStreamSynchronize(detail::stream()));
+  std::lock_guard<std::mutex> lock(a.mutex);
+  a.release_locked();
+}
+
+void* stream() {
+  static cudaStream_t s = [] {
+    cudaStream_t made = nullptr;
+    VIT_CUDA_CHECK(cudaStreamCreateWithFlags(&made, cudaStreamNonBlocking));
+    return made;
+  }();
+  return s;
+}
+
+namespace {
+// Host -> device copies go through a ring of pinned staging buffers, so the
+// DMA runs asynchronously behind the queued kernels and the host goes on (a
+// data batch is uploaded while the previous step still computes). A slot is
+// reused only after the event recorded behind its copy has completed.
+struct StagingRing {
+  static constexpr int kSlots = 4;
+  struct Slot {
+    void* host = nullptr;
+    size_t capacity = 0;
+    cudaEvent_t done = nullptr;
+  };
+  std::mutex mutex;
+  Slot slots[kSlots];
+  int next = 0;
+};
+StagingRing& staging() {
+  static StagingRing* r = new StagingRing();
+  return *r;
+}
+constexpr size_t kMaxStagedBytes = size_t(256) << 20;  // larger copies go synchronously
+}  // namespace
+
+void copy_to_device(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  if (bytes > kMaxStagedBytes) {
+    VIT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, detail::stream()));
+    VIT_CUDA_CHECK(cudaStreamSynchronize(detail::stream()));  // pageable src must stay valid
+    return;
+  }
+  StagingRing& r = staging();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  StagingRing::Slot& slot = r.slots[r.next];
+  r.next = (r.next + 1) % StagingRing::kSlots;
+  if (slot.done) VIT_CUDA_CHECK(cudaEventSynchronize(slot.done));  // its last copy has left
+  else VIT_CUDA_CHECK(cudaEventCreateWithFlags(&slot.done, cudaEventDisableTiming));
+  if (slot.capacity < bytes) {
+    if (slot.host) VIT_CUDA_CHECK(cudaFreeHost(slot.host));
+    slot.host = nullptr;
+    slot.capacity = 0;
+    VIT_CUDA_CHECK(cudaHostAlloc(&slot.host, bytes, cudaHostAllocDefault));
+    slot.capacity = bytes;
+  }
+  std::memcpy(slot.host, src, bytes);  // src is free to change as soon as this returns
+  VIT_CUDA_CHECK(cudaMemcpyAsync(dst, slot.host, bytes, cudaMemcpyHostToDevice, detail::stream()));
+  VIT_CUDA_CHECK(cudaEventRecord(slot.done, detail::stream()));
+}
+
+void copy_to_host(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  VIT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, detail::stream()));
+  VIT_CUDA_CHECK(cudaStreamSynchronize(detail::stream()));
+}
+
+void copy_on_device(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  VIT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, detail::stream()));
+}
+
+void copy_rows_on_device(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                         size_t row_bytes, size_t rows) {
+  if (row_bytes == 0 || rows == 0) return;
+  VIT_CUDA_CHECK(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, row_bytes, rows,
+                                   cudaMemcpyDeviceToDevice, detail::stream()));
+}
+
+void fill_zero(void* dst, size_t bytes) {
+  if (bytes == 0) return;
+  VIT_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, detail::stream()));
+}
+
+void synchronize() { VIT_CUDA_CHECK(cudaStreamSynchronize(detail::stream())); }
+
+void set_allow_tf32(bool on) { g_allow_tf32 = on; }
+bool allow_tf32() { return g_allow_tf32; }
+void set_deterministic(bool on) { g_deterministic = on; }
+bool deterministic() { return g_deterministic; }
+
+}  // namespace vit::cuda
