@@ -1,0 +1,75 @@
+// Launchers of the cross-entropy kernels (cuda/kernels/cross_entropy.cuh):
+// argument checks, the kernels header's geometry, one stream, no host sync.
+// The batch mean goes through a scratch buffer of per-row losses that one
+// block sums in fixed order: no atomics, so the loss is bitwise repeatable.
+#include <cmath>
+
+#include "common.cuh"
+#include "kernels/cross_entropy.cuh"
+#include "vit/cuda/cross_entropy.hpp"
+
+namespace vit::cuda {
+namespace {
+
+/// Device scratch from the caching allocator, returned when the launcher ends:
+/// safe with work still queued, because later users are queued after it on the one stream.
+struct Scratch {
+  explicit Scratch(size_t n)
+      : bytes(n * sizeof(float)), p(n ? static_cast<float*>(allocate(bytes)) : nullptr) {}
+  ~Scratch() {
+    if (p) deallocate(p, bytes);
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  size_t bytes;
+  float* p;
+};
+
+/// ε/K and 1−ε rounded to float as the CPU op rounds its target tensor.
+struct Smoothing {
+  float off = 0.f, on = 1.f;
+};
+Smoothing smoothing_for(const int32_t* labels, float label_smoothing, int64_t K, const char* op) {
+  if (!labels) return {};  // soft targets: smoothing ignored
+  VIT_CHECK(std::isfinite(label_smoothing) && label_smoothing >= 0.f && label_smoothing <= 1.f, op,
+            ": label_smoothing must be in [0, 1], got ", label_smoothing);
+  const double eps = label_smoothing;
+  return {static_cast<float>(eps / static_cast<double>(K)), static_cast<float>(1.0 - eps)};
+}
+
+}  // namespace
+
+void cross_entropy_forward(const float* logits, const int32_t* labels, const float* target,
+                           float label_smoothing, float* probs, float* loss, int64_t B, int64_t K) {
+  const char* op = "cross_entropy_forward (cuda)";
+  VIT_CHECK(B >= 0 && K >= 0, op, ": negative size B ", B, ", K ", K);
+  if (B == 0) return;
+  VIT_CHECK(K > 0, op, ": ", B, " rows of 0 classes");
+  VIT_CHECK(logits && probs && loss, op, ": null logits, probs or loss");
+  VIT_CHECK(labels || target, op, ": needs labels or a target distribution");
+  const Smoothing s = smoothing_for(labels, label_smoothing, K, op);
+  const auto l = kernels::cross_entropy_forward_geometry(B, K);
+  Scratch row_loss(static_cast<size_t>(B));
+  l.rows_kernel<<<l.rows_grid, l.rows_block, 0, detail::stream()>>>(logits, labels, target, s.off,
+                                                                    s.on, probs, row_loss.p, B, K);
+  VIT_CUDA_LAUNCH_CHECK();
+  l.mean_kernel<<<l.mean_grid, l.mean_block, 0, detail::stream()>>>(row_loss.p, loss, B);
+  VIT_CUDA_LAUNCH_CHECK();
+}
+
+void cross_entropy_backward(const float* dloss, const float* probs, const int32_t* labels,
+                            const float* target, float label_smoothing, float* dlogits, int64_t B,
+                            int64_t K) {
+  const char* op = "cross_entropy_backward (cuda)";
+  VIT_CHECK(B >= 0 && K >= 0, op, ": negative size B ", B, ", K ", K);
+  if (B == 0 || K == 0) return;
+  VIT_CHECK(dloss && probs && dlogits, op, ": null dloss, probs or dlogits");
+  VIT_CHECK(labels || target, op, ": needs labels or a target distribution");
+  const Smoothing s = smoothing_for(labels, label_smoothing, K, op);
+  const auto l = kernels::cross_entropy_backward_geometry(B, K);
+  l.kernel<<<l.grid, l.block, 0, detail::stream()>>>(dloss, probs, labels, target, s.off, s.on,
+                                                     dlogits, B, K);
+  VIT_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace vit::cuda

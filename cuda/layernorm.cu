@@ -1,0 +1,71 @@
+// Launchers of the LayerNorm kernels (cuda/kernels/layernorm.cuh): argument
+// checks, the geometry the kernels header chooses, one stream, no host sync.
+// The backward's weight/bias gradients go through a scratch buffer of per-block
+// partials from the caching allocator, summed by a second kernel in fixed
+// order: no float atomics, so gradients are bitwise repeatable.
+#include "common.cuh"
+#include "kernels/layernorm.cuh"
+#include "vit/cuda/layernorm.hpp"
+
+namespace vit::cuda {
+namespace {
+
+/// Device scratch from the caching allocator, returned when the launcher ends:
+/// safe with work still queued, because later users are queued after it on the one stream.
+struct Scratch {
+  explicit Scratch(size_t n)
+      : bytes(n * sizeof(float)), p(n ? static_cast<float*>(allocate(bytes)) : nullptr) {}
+  ~Scratch() {
+    if (p) deallocate(p, bytes);
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  size_t bytes;
+  float* p;
+};
+
+bool aligned16(const void* p) { return p == nullptr || kernels::rows::aligned16(p); }
+
+}  // namespace
+
+void layer_norm_forward(const float* x, const float* residual, float* sum_out, const float* weight,
+                        const float* bias, float* out, float* mean, float* rstd, int64_t R,
+                        int64_t C, float eps) {
+  VIT_CHECK(R >= 0 && C >= 0, "layer_norm_forward (cuda): negative size R ", R, ", C ", C);
+  if (R == 0) return;
+  VIT_CHECK(C > 0, "layer_norm_forward (cuda): ", R, " rows of length 0");
+  VIT_CHECK(x && weight && bias && out, "layer_norm_forward (cuda): null x, weight, bias or out");
+  VIT_CHECK(!residual || sum_out, "layer_norm_forward (cuda): a residual needs sum_out");
+  VIT_CHECK(eps >= 0.f, "layer_norm_forward (cuda): eps must be non-negative, got ", eps);
+  const bool vec4_ok = aligned16(x) && aligned16(residual) &&
+                       aligned16(residual ? sum_out : nullptr) && aligned16(weight) &&
+                       aligned16(bias) && aligned16(out);
+  const auto l = kernels::layer_norm_forward_geometry(R, C, vec4_ok);
+  l.kernel<<<l.grid, l.block, l.smem, detail::stream()>>>(x, residual, sum_out, weight, bias, out,
+                                                          mean, rstd, R, C, eps);
+  VIT_CUDA_LAUNCH_CHECK();
+}
+
+void layer_norm_backward(const float* dout, const float* x, const float* weight, const float* mean,
+                         const float* rstd, float* dx, float* dweight, float* dbias, int64_t R,
+                         int64_t C) {
+  VIT_CHECK(R >= 0 && C >= 0, "layer_norm_backward (cuda): negative size R ", R, ", C ", C);
+  if (R == 0 || C == 0 || (!dx && !dweight && !dbias)) return;
+  VIT_CHECK(dout && x && weight && mean && rstd,
+            "layer_norm_backward (cuda): null dout, x, weight, mean or rstd");
+  const bool vec4_ok = aligned16(dout) && aligned16(x) && aligned16(weight) && aligned16(dx);
+  const auto l = kernels::layer_norm_backward_geometry(R, C, vec4_ok);
+  const bool want_params = dweight || dbias;
+  Scratch partials(want_params ? static_cast<size_t>(l.partial_rows * 2 * C) : 0);
+  l.kernel<<<l.grid, l.block, want_params ? l.smem : 0, detail::stream()>>>(
+      dout, x, weight, mean, rstd, dx, want_params ? partials.p : nullptr, R, C, l.rows_per_block);
+  VIT_CUDA_LAUNCH_CHECK();
+  if (want_params) {
+    const auto s = kernels::column_partials_geometry(2 * C);
+    s.kernel<<<s.grid, s.block, s.smem, detail::stream()>>>(partials.p, l.partial_rows, 2 * C,
+                                                            dweight, dbias, C);
+    VIT_CUDA_LAUNCH_CHECK();
+  }
+}
+
+}  // namespace vit::cuda

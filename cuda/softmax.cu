@@ -1,0 +1,31 @@
+// Launchers of the row softmax kernels (cuda/kernels/softmax.cuh): argument
+// checks, the kernels header's geometry, one stream, no host sync.
+#include "common.cuh"
+#include "kernels/softmax.cuh"
+#include "vit/cuda/softmax.hpp"
+
+namespace vit::cuda {
+
+void softmax_forward(const float* x, float* out, int64_t R, int64_t n) {
+  VIT_CHECK(R >= 0 && n >= 0, "softmax_forward (cuda): negative size R ", R, ", n ", n);
+  if (R == 0) return;
+  VIT_CHECK(n > 0, "softmax_forward (cuda): ", R, " rows of length 0");
+  VIT_CHECK(x && out, "softmax_forward (cuda): null x or out");
+  const bool vec4_ok = kernels::rows::aligned16(x) && kernels::rows::aligned16(out);
+  const auto l = kernels::softmax_forward_geometry(R, n, vec4_ok);
+  l.kernel<<<l.grid, l.block, l.smem, detail::stream()>>>(x, out, R, n);
+  VIT_CUDA_LAUNCH_CHECK();
+}
+
+void softmax_backward(const float* y, const float* dy, float* dx, int64_t R, int64_t n) {
+  VIT_CHECK(R >= 0 && n >= 0, "softmax_backward (cuda): negative size R ", R, ", n ", n);
+  if (R == 0 || n == 0) return;
+  VIT_CHECK(y && dy && dx, "softmax_backward (cuda): null y, dy or dx");
+  const bool vec4_ok =
+      kernels::rows::aligned16(y) && kernels::rows::aligned16(dy) && kernels::rows::aligned16(dx);
+  const auto l = kernels::softmax_backward_geometry(R, n, vec4_ok);
+  l.kernel<<<l.grid, l.block, l.smem, detail::stream()>>>(y, dy, dx, R, n);
+  VIT_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace vit::cuda

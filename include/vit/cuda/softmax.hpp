@@ -1,0 +1,16 @@
+// Row softmax on the GPU (cuda/softmax.cu), the twin of vit/ops/softmax.hpp
+// (F.softmax(x, -1)). Declarations only: no CUDA header.
+#pragma once
+
+#include <cstdint>
+
+namespace vit::cuda {
+
+/// x (R,n) -> out (R,n), each row max-subtracted, exponentiated and normalised.
+/// Device pointers, queued on vit::cuda::stream(); out may be x.
+void softmax_forward(const float* x, float* out, int64_t R, int64_t n);
+
+/// y = the forward output, dy (R,n) -> dx (R,n) = y ⊙ (dy − Σ dy·y), written. dx may be y or dy.
+void softmax_backward(const float* y, const float* dy, float* dx, int64_t R, int64_t n);
+
+}  // namespace vit::cuda
