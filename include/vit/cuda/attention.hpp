@@ -1,0 +1,21 @@
+// Launchers of the fused flash-style attention kernels (cuda/attention.cu), the
+// CUDA twin of include/vit/ops/attention.hpp. Unlike the CPU op, which saves the
+// probabilities (B,H,N,N), the forward saves only lse (B,H,N) and the backward
+// recomputes P from it. Device float pointers, all work on vit::cuda::stream();
+// no CUDA header, so any C++ compiler can include this.
+#pragma once
+
+#include <cstdint>
+
+namespace vit::cuda {
+
+// qkv: (B,N,3C) -> out: (B,N,C), lse: (B,H,N) = logsumexp over keys of the scaled
+// scores of each query row (saved for backward). D = C/H must be 16, 32 or 64; any N >= 1.
+void attention_forward(const float* qkv, float* out, float* lse, int64_t B, int64_t N, int64_t C, int64_t H);
+
+// dout: (B,N,C), with qkv, out and lse of the forward -> dqkv: (B,N,3C) written
+// (every element). Deterministic: no atomics, bitwise repeatable.
+void attention_backward(const float* dout, const float* qkv, const float* out, const float* lse, float* dqkv,
+                        int64_t B, int64_t N, int64_t C, int64_t H);
+
+}  // namespace vit::cuda
