@@ -1,0 +1,107 @@
+// Launchers of cuda/kernels/elementwise.cuh (declared in include/vit/cuda/elementwise.hpp).
+// The two-stage reductions take their partials from the caching allocator and
+// give them back right after queueing the second kernel: stream order keeps the
+// next user of that block behind it, so nothing synchronises.
+#include "common.cuh"
+#include "kernels/elementwise.cuh"
+#include "vit/cuda/elementwise.hpp"
+
+namespace vit::cuda {
+
+namespace {
+
+void check_n(const char* op, int64_t n) { VIT_CHECK(n >= 0, "cuda::", op, ": negative size ", n); }
+
+template <class Op>
+void binary(const char* what, const float* a, const float* b, float* out, int64_t n, Op op) {
+  check_n(what, n);
+  if (n == 0) return;
+  VIT_CHECK(a && b && out, "cuda::", what, ": null pointer");
+  const auto g = kernels::elementwise_launch(n);
+  kernels::ew_binary_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(a, b, out, n, op);
+  VIT_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void fill(float* x, float value, int64_t n) {
+  check_n("fill", n);
+  if (n == 0) return;
+  VIT_CHECK(x, "cuda::fill: null pointer");
+  const auto g = kernels::elementwise_launch(n);
+  kernels::ew_fill_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(x, value, n);
+  VIT_CUDA_LAUNCH_CHECK();
+}
+
+void add(const float* a, const float* b, float* out, int64_t n) {
+  binary("add", a, b, out, n, kernels::EwAdd{});
+}
+
+void accumulate(float* dst, const float* src, int64_t n) {
+  binary("accumulate", dst, src, dst, n, kernels::EwAdd{});
+}
+
+void mul(const float* a, const float* b, float* out, int64_t n) {
+  binary("mul", a, b, out, n, kernels::EwMul{});
+}
+
+void scale(float* x, float s, int64_t n) {
+  check_n("scale", n);
+  if (n == 0) return;
+  VIT_CHECK(x, "cuda::scale: null pointer");
+  const auto g = kernels::elementwise_launch(n);
+  kernels::ew_unary_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(x, x, n, kernels::EwScale{s});
+  VIT_CUDA_LAUNCH_CHECK();
+}
+
+void add_row_broadcast(const float* x, const float* bias, float* out, int64_t R, int64_t C) {
+  VIT_CHECK(R >= 0 && C >= 0, "cuda::add_row_broadcast: bad shape (", R, ",", C, ")");
+  if (R == 0 || C == 0) return;
+  VIT_CHECK(x && bias && out, "cuda::add_row_broadcast: null pointer");
+  const auto g = kernels::elementwise_launch(R * C);
+  kernels::add_row_broadcast_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(x, bias, out, R, C);
+  VIT_CUDA_LAUNCH_CHECK();
+}
+
+void column_sums_accumulate(const float* x, float* acc, int64_t R, int64_t C) {
+  VIT_CHECK(R >= 0 && C >= 0, "cuda::column_sums_accumulate: bad shape (", R, ",", C, ")");
+  if (R == 0 || C == 0) return;  // acc += 0
+  VIT_CHECK(x && acc, "cuda::column_sums_accumulate: null pointer");
+  const auto g = kernels::column_sums_launch(R, C);
+  if (g.chunks == 1) {
+    kernels::column_sums_partial_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(
+        x, acc, R, C, g.rows_per_chunk, 1);
+    VIT_CUDA_LAUNCH_CHECK();
+    return;
+  }
+  const size_t bytes = static_cast<size_t>(g.chunks * C) * sizeof(float);
+  float* partials = static_cast<float*>(allocate(bytes));
+  kernels::column_sums_partial_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(
+      x, partials, R, C, g.rows_per_chunk, 0);
+  VIT_CUDA_LAUNCH_CHECK();
+  kernels::column_sums_finish_kernel<<<g.finish_grid, g.finish_block, 0, detail::stream()>>>(
+      partials, acc, g.chunks, C);
+  VIT_CUDA_LAUNCH_CHECK();
+  deallocate(partials, bytes);
+}
+
+void sum_all(const float* x, float* out, int64_t n) {
+  check_n("sum_all", n);
+  VIT_CHECK(out && (x || n == 0), "cuda::sum_all: null pointer");
+  // n == 0 still launches: out[0] must be written (0).
+  const auto g = kernels::sum_all_launch(n);
+  if (g.grid.x == 1) {
+    kernels::sum_all_partial_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(x, n, out);
+    VIT_CUDA_LAUNCH_CHECK();
+    return;
+  }
+  const size_t bytes = g.grid.x * sizeof(float);
+  float* partials = static_cast<float*>(allocate(bytes));
+  kernels::sum_all_partial_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(x, n, partials);
+  VIT_CUDA_LAUNCH_CHECK();
+  kernels::sum_all_partial_kernel<<<1, g.block, 0, detail::stream()>>>(partials, g.grid.x, out);
+  VIT_CUDA_LAUNCH_CHECK();
+  deallocate(partials, bytes);
+}
+
+}  // namespace vit::cuda

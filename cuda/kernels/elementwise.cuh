@@ -1,0 +1,228 @@
+// Elementwise kernels on flat float arrays (fill, add, accumulate, scale, mul),
+// the row-broadcast bias add, and two deterministic reductions: column sums
+// of an (R,C) matrix (a bias gradient) and the sum of all elements.
+// Maps use float4 loads when every pointer is 16-byte aligned and fall back to
+// plain coalesced scalars otherwise. The reductions use no atomics: per-block
+// partials in a fixed order, then a second pass sums those in a fixed order, so
+// a result depends only on the shape and is bitwise repeatable.
+#pragma once
+
+#include <cstdint>
+
+#include "device_api.cuh"
+
+namespace vit::cuda::kernels {
+
+struct ElementwiseLaunch {
+  dim3 grid, block;
+  size_t smem;
+};
+
+constexpr int kElementwiseThreads = 256;
+constexpr int64_t kElementwiseMaxBlocks = 4096;  // grid-stride beyond: ~30 resident blocks per SM
+
+/// Maps: one thread per 4 elements per step, grid-stride past max_blocks.
+inline ElementwiseLaunch elementwise_launch(int64_t n, int64_t max_blocks = kElementwiseMaxBlocks) {
+  const int64_t quads = (n + 3) / 4;
+  int64_t blocks = (quads + kElementwiseThreads - 1) / kElementwiseThreads;
+  blocks = blocks < 1 ? 1 : (blocks > max_blocks ? max_blocks : blocks);
+  return {dim3(static_cast<unsigned>(blocks)), dim3(kElementwiseThreads), 0};
+}
+
+VIT_DEVICE bool ew_aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+struct EwAdd {
+  VIT_DEVICE float operator()(float a, float b) const { return a + b; }
+};
+struct EwMul {
+  VIT_DEVICE float operator()(float a, float b) const { return a * b; }
+};
+struct EwScale {
+  float s;
+  VIT_DEVICE float operator()(float a) const { return a * s; }
+};
+
+// out[i] = op(a[i], b[i]), n elements. out may alias a or b: each element is
+// read and then written by the same thread.
+template <class Op>
+VIT_KERNEL void ew_binary_kernel(const float* a, const float* b, float* out, int64_t n, Op op) {
+  const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  if (ew_aligned16(a) && ew_aligned16(b) && ew_aligned16(out)) {
+    const int64_t quads = n / 4;
+    for (int64_t q = first; q < quads; q += stride) {
+      const float4 x = reinterpret_cast<const float4*>(a)[q];
+      const float4 y = reinterpret_cast<const float4*>(b)[q];
+      float4 r;
+      r.x = op(x.x, y.x), r.y = op(x.y, y.y), r.z = op(x.z, y.z), r.w = op(x.w, y.w);
+      reinterpret_cast<float4*>(out)[q] = r;
+    }
+    const int64_t i = 4 * quads + first;  // the n % 4 tail
+    if (i < n) out[i] = op(a[i], b[i]);
+  } else {
+    for (int64_t i = first; i < n; i += stride) out[i] = op(a[i], b[i]);
+  }
+}
+
+// out[i] = op(x[i]); out may alias x.
+template <class Op>
+VIT_KERNEL void ew_unary_kernel(const float* x, float* out, int64_t n, Op op) {
+  const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  if (ew_aligned16(x) && ew_aligned16(out)) {
+    const int64_t quads = n / 4;
+    for (int64_t q = first; q < quads; q += stride) {
+      const float4 v = reinterpret_cast<const float4*>(x)[q];
+      float4 r;
+      r.x = op(v.x), r.y = op(v.y), r.z = op(v.z), r.w = op(v.w);
+      reinterpret_cast<float4*>(out)[q] = r;
+    }
+    const int64_t i = 4 * quads + first;
+    if (i < n) out[i] = op(x[i]);
+  } else {
+    for (int64_t i = first; i < n; i += stride) out[i] = op(x[i]);
+  }
+}
+
+// x[i] = value: a separate kernel so fill reads nothing.
+VIT_KERNEL void ew_fill_kernel(float* x, float value, int64_t n) {
+  const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  if (ew_aligned16(x)) {
+    const int64_t quads = n / 4;
+    float4 v;
+    v.x = value, v.y = value, v.z = value, v.w = value;
+    for (int64_t q = first; q < quads; q += stride) reinterpret_cast<float4*>(x)[q] = v;
+    const int64_t i = 4 * quads + first;
+    if (i < n) x[i] = value;
+  } else {
+    for (int64_t i = first; i < n; i += stride) x[i] = value;
+  }
+}
+
+// x: (R,C), bias: (C) -> out: (R,C), out[r,c] = x[r,c] + bias[c]; out may alias x.
+// The column advances by the fixed grid stride, so there is one modulo per
+// thread rather than one per element.
+VIT_KERNEL void add_row_broadcast_kernel(const float* x, const float* bias, float* out, int64_t R,
+                                         int64_t C) {
+  const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  if (C % 4 == 0 && ew_aligned16(x) && ew_aligned16(bias) && ew_aligned16(out)) {
+    // In quads: a quad never straddles two rows because C % 4 == 0.
+    const int64_t Cq = C / 4, quads = R * Cq, step = stride % Cq;
+    int64_t c = first % Cq;
+    for (int64_t q = first; q < quads; q += stride) {
+      const float4 v = reinterpret_cast<const float4*>(x)[q];
+      const float4 b = reinterpret_cast<const float4*>(bias)[c];
+      float4 r;
+      r.x = v.x + b.x, r.y = v.y + b.y, r.z = v.z + b.z, r.w = v.w + b.w;
+      reinterpret_cast<float4*>(out)[q] = r;
+      c += step;
+      if (c >= Cq) c -= Cq;
+    }
+  } else {
+    const int64_t n = R * C, step = stride % C;
+    int64_t c = first % C;
+    for (int64_t i = first; i < n; i += stride) {
+      out[i] = x[i] + bias[c];
+      c += step;
+      if (c >= C) c -= C;
+    }
+  }
+}
+
+// ---- column sums: acc[c] += sum_r x[r,c] ----------------------------------------
+
+constexpr int kColumnTile = 32;      // columns per block: one warp reads 32 consecutive floats
+constexpr int kColumnRowThreads = 8;  // rows read at once per block
+
+struct ColumnSumsLaunch {
+  dim3 grid, block;  // grid (column tiles, row chunks)
+  size_t smem;
+  int64_t rows_per_chunk, chunks;
+  dim3 finish_grid, finish_block;  // only when chunks > 1
+};
+
+/// Row chunks so that about 512 blocks fill the GPU, each chunk at least 64
+/// rows. Depends on (R, C) only, so the summation order is fixed by the shape.
+inline ColumnSumsLaunch column_sums_launch(int64_t R, int64_t C) {
+  const int64_t col_tiles = (C + kColumnTile - 1) / kColumnTile;
+  int64_t chunks = 512 / col_tiles;
+  const int64_t max_chunks = (R + 63) / 64;
+  chunks = chunks > max_chunks ? max_chunks : chunks;
+  chunks = chunks < 1 ? 1 : (chunks > 65535 ? 65535 : chunks);
+  const int64_t rows_per_chunk = R > 0 ? (R + chunks - 1) / chunks : 1;
+  chunks = R > 0 ? (R + rows_per_chunk - 1) / rows_per_chunk : 1;
+  const int64_t finish_blocks = (C + 255) / 256;
+  return {dim3(static_cast<unsigned>(col_tiles), static_cast<unsigned>(chunks)),
+          dim3(kColumnTile, kColumnRowThreads),
+          0,
+          rows_per_chunk,
+          chunks,
+          dim3(static_cast<unsigned>(finish_blocks < 1 ? 1 : finish_blocks)),
+          dim3(256)};
+}
+
+// x: (R,C) -> out: the sums of rows [blockIdx.y·rows_per_chunk, +rows_per_chunk)
+// for 32 columns. accumulate != 0: out is acc (C) and gets += (single chunk);
+// else out is partials (chunks, C), written.
+VIT_KERNEL void column_sums_partial_kernel(const float* x, float* out, int64_t R, int64_t C,
+                                           int64_t rows_per_chunk, int accumulate) {
+  __shared__ float part[kColumnRowThreads][kColumnTile + 1];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t c = int64_t(blockIdx.x) * kColumnTile + tx;
+  const int64_t r0 = int64_t(blockIdx.y) * rows_per_chunk;
+  const int64_t r1 = r0 + rows_per_chunk < R ? r0 + rows_per_chunk : R;
+  float s = 0.f;
+  if (c < C)
+    for (int64_t r = r0 + ty; r < r1; r += kColumnRowThreads) s += x[r * C + c];
+  part[ty][tx] = s;
+  __syncthreads();
+  if (ty == 0 && c < C) {
+    float t = part[0][tx];
+    for (int k = 1; k < kColumnRowThreads; ++k) t += part[k][tx];
+    if (accumulate) out[c] += t;
+    else out[int64_t(blockIdx.y) * C + c] = t;
+  }
+}
+
+// partials: (chunks, C) -> acc[c] += sum_k partials[k,c], k in order.
+VIT_KERNEL void column_sums_finish_kernel(const float* partials, float* acc, int64_t chunks,
+                                          int64_t C) {
+  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  float t = 0.f;
+  for (int64_t k = 0; k < chunks; ++k) t += partials[k * C + c];
+  acc[c] += t;
+}
+
+// ---- sum of all elements ---------------------------------------------------------
+
+constexpr int kSumAllThreads = 256;
+constexpr int64_t kSumAllMaxBlocks = 1024;  // the finishing block sums at most this many partials
+
+struct SumAllLaunch {
+  dim3 grid, block;
+  size_t smem;
+};
+
+/// Stage 1: each thread sums at least ~8 elements; the same kernel with one
+/// block then sums the per-block partials (when there is more than one).
+inline SumAllLaunch sum_all_launch(int64_t n) {
+  int64_t blocks = (n + kSumAllThreads * 8 - 1) / (kSumAllThreads * 8);
+  blocks = blocks < 1 ? 1 : (blocks > kSumAllMaxBlocks ? kSumAllMaxBlocks : blocks);
+  return {dim3(static_cast<unsigned>(blocks)), dim3(kSumAllThreads), 0};
+}
+
+// x: (n) -> out[blockIdx.x] = this block's grid-stride share, summed in a fixed
+// (thread, then warp-tree) order.
+VIT_KERNEL void sum_all_partial_kernel(const float* x, int64_t n, float* out) {
+  __shared__ float scratch[kWarp];
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  float s = 0.f;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) s += x[i];
+  s = block_sum(s, scratch);
+  if (threadIdx.x == 0) out[blockIdx.x] = s;
+}
+
+}  // namespace vit::cuda::kernels
