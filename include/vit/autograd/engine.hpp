@@ -21,11 +21,13 @@ void run_backward(const Tensor<T>& root, const Tensor<T>* grad_output) {
   if (grad_output) {
     VIT_CHECK(grad_output->shape() == root.shape(), "backward: output gradient ",
               grad_output->shape(), " does not match output ", root.shape());
+    VIT_CHECK(grad_output->device() == root.device(), "backward: output gradient on ",
+              device_name(grad_output->device()), " for an output on ", device_name(root.device()));
     seed = grad_output->clone();
   } else {
     VIT_CHECK(root.numel() == 1, "backward: output of shape ", root.shape(),
               " is not a scalar; pass an output gradient of the same shape");
-    seed = Tensor<T>::ones(root.shape());
+    seed = Tensor<T>::ones(root.shape(), root.device());
   }
 
   // Iterative post-order DFS: `order` ends with the root; shared_ptrs keep every
@@ -53,7 +55,7 @@ void run_backward(const Tensor<T>& root, const Tensor<T>* grad_output) {
     TensorImpl<T>& r = *root.impl();
     if (r.grad && !r.grad_fn) {
       Tensor<T> g(r.grad);
-      for (int64_t k = 0; k < g.numel(); ++k) g.data()[k] += seed.data()[k];
+      detail::add_values(g.data(), seed.data(), g.data(), g.device(), g.numel());
     } else {
       r.grad = seed.impl_ptr();
     }

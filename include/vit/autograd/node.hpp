@@ -62,26 +62,20 @@ struct Node {
       return;
     }
     Tensor<T> cur(in.grad);
-    const int64_t n = cur.numel();
+    VIT_CHECK(g.device() == cur.device(), name(), " backward: gradient on ", device_name(g.device()),
+              " for an input whose gradient is on ", device_name(cur.device()));
     if (cur.storage_use_count() > 1) {  // shared: add out of place
-      Tensor<T> sum = Tensor<T>::empty(in.shape);
-      const T *a = cur.data(), *b = g.data();
-      T* o = sum.data();
-#pragma omp parallel for schedule(static) if (n > 32768)
-      for (int64_t k = 0; k < n; ++k) o[k] = a[k] + b[k];
+      Tensor<T> sum = Tensor<T>::empty(in.shape, cur.device());
+      detail::add_values(cur.data(), g.data(), sum.data(), cur.device(), cur.numel());
       in.grad = sum.impl_ptr();
     } else {
-      T* a = cur.data();
-      const T* b = g.data();
-#pragma omp parallel for schedule(static) if (n > 32768)
-      for (int64_t k = 0; k < n; ++k) a[k] += b[k];
+      detail::add_values(cur.data(), g.data(), cur.data(), cur.device(), cur.numel());
     }
   }
-
   Tensor<T> grad_buffer(size_t i) {
     TensorImpl<T>& in = *inputs[i];
     if (!in.grad) {
-      in.grad = Tensor<T>::zeros(in.shape).impl_ptr();
+      in.grad = Tensor<T>::zeros(in.shape, in.storage->device()).impl_ptr();
     } else if (Tensor<T>(in.grad).storage_use_count() > 1) {
       in.grad = Tensor<T>(in.grad).clone().impl_ptr();
     }

@@ -1,13 +1,21 @@
 // Storage<T>: one contiguous buffer, shared by a tensor and all its views.
-// CPU buffers come from the caching allocator; a CUDA buffer can only be made
-// by the vit::cuda backend (see include/vit/cuda/).
+// CPU buffers come from the CPU caching allocator; CUDA buffers from the
+// device caching allocator of vit::cuda, which exists only when the program
+// links vit::cuda (that defines VIT_WITH_CUDA=1). Without it a CUDA storage is
+// a clear error, never a silent CPU fallback.
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "vit/core/allocator.hpp"
 #include "vit/core/device.hpp"
 #include "vit/core/error.hpp"
+#include "vit/cuda/runtime.hpp"
+
+#ifndef VIT_WITH_CUDA
+#define VIT_WITH_CUDA 0
+#endif
 
 namespace vit {
 
@@ -15,12 +23,32 @@ template <class T>
 class Storage {
  public:
   Storage(int64_t n, Device device) : n_(n), device_(device) {
-    VIT_CHECK(device == Device::CPU, "Storage: device ", device_name(device),
-              " is not available in this build (built without VIT_CUDA)");
     VIT_CHECK(n >= 0, "Storage: negative size ", n);
-    data_ = static_cast<T*>(CpuCachingAllocator::instance().allocate(sizeof(T) * static_cast<size_t>(n)));
+    const size_t bytes = sizeof(T) * static_cast<size_t>(n);
+    if (device == Device::CUDA) {
+#if VIT_WITH_CUDA
+      VIT_CHECK((std::is_same_v<T, float>), "Storage: CUDA tensors are float32 only, not ",
+                sizeof(T) == 8 ? "float64" : "this type");
+      VIT_CHECK(cuda::available(), "Storage: no CUDA device: ", cuda::device_description());
+      data_ = static_cast<T*>(cuda::allocate(bytes));
+      return;
+#else
+      VIT_CHECK(false, "Storage: device cuda is not available in this build "
+                "(link vit::cuda, built when CMake finds nvcc, to use it)");
+#endif
+    }
+    data_ = static_cast<T*>(CpuCachingAllocator::instance().allocate(bytes));
   }
-  ~Storage() { CpuCachingAllocator::instance().deallocate(data_, sizeof(T) * static_cast<size_t>(n_)); }
+  ~Storage() {
+    const size_t bytes = sizeof(T) * static_cast<size_t>(n_);
+#if VIT_WITH_CUDA
+    if (device_ == Device::CUDA) {
+      cuda::deallocate(data_, bytes);
+      return;
+    }
+#endif
+    CpuCachingAllocator::instance().deallocate(data_, bytes);
+  }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 

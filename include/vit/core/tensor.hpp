@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "vit/core/device.hpp"
+#include "vit/core/device_copy.hpp"
 #include "vit/core/error.hpp"
 #include "vit/core/rng.hpp"
 #include "vit/core/shape.hpp"
@@ -66,13 +67,17 @@ class Tensor {
     impl->shape = shape;
     return Tensor(std::move(impl));
   }
-  static Tensor full(const Shape& shape, T value) {
-    Tensor t = empty(shape);
-    std::fill_n(t.data(), t.numel(), value);
+  static Tensor full(const Shape& shape, T value, Device device = Device::CPU) {
+    Tensor t = empty(shape, device);
+    detail::fill_values(t.data(), device, value, t.numel());
     return t;
   }
-  static Tensor zeros(const Shape& shape) { return full(shape, T(0)); }
-  static Tensor ones(const Shape& shape) { return full(shape, T(1)); }
+  static Tensor zeros(const Shape& shape, Device device = Device::CPU) {
+    return full(shape, T(0), device);
+  }
+  static Tensor ones(const Shape& shape, Device device = Device::CPU) {
+    return full(shape, T(1), device);
+  }
   /// [start, start+step, ...) up to end (exclusive), as torch.arange.
   static Tensor arange(double start, double end, double step = 1.0) {
     VIT_CHECK(step != 0.0, "arange: step must be non-zero");
@@ -153,6 +158,7 @@ class Tensor {
 
   /// Element access by full index (bounds-checked; for tests and small code).
   T& at(std::initializer_list<int64_t> idx) const {
+    require_cpu("at");
     VIT_CHECK(idx.size() == shape().size(), "at: ", idx.size(), " indices for shape ", shape());
     int64_t flat = 0, d = 0;
     for (int64_t i : idx) {
@@ -165,21 +171,30 @@ class Tensor {
   template <class... I>
   T& operator()(I... idx) const { return at({static_cast<int64_t>(idx)...}); }
   /// The single value of a one-element tensor.
+  /// On a CUDA tensor this copies one value back, waiting for the GPU.
   T item() const {
     VIT_CHECK(numel() == 1, "item: tensor of shape ", shape(), " has ", numel(), " elements");
-    return data()[0];
+    T v;
+    detail::copy_bytes(&v, Device::CPU, data(), device(), sizeof(T));
+    return v;
   }
-  std::vector<T> to_vector() const { return std::vector<T>(data(), data() + numel()); }
+  /// The values in a host vector (copied back from the GPU for a CUDA tensor).
+  std::vector<T> to_vector() const {
+    std::vector<T> v(static_cast<size_t>(numel()));
+    detail::copy_bytes(v.data(), Device::CPU, data(), device(), sizeof(T) * v.size());
+    return v;
+  }
 
-  /// A deep copy without autograd history.
+  /// A deep copy on the same device, without autograd history.
   Tensor clone() const {
-    Tensor t = empty(shape());
-    std::memcpy(t.data(), data(), sizeof(T) * numel());
+    Tensor t = empty(shape(), device());
+    detail::copy_bytes(t.data(), device(), data(), device(), sizeof(T) * numel());
     return t;
   }
   /// A copy with elements converted to U (PyTorch's .float() / .double()); no autograd.
   template <class U>
   Tensor<U> to_dtype() const {
+    require_cpu("to_dtype");
     Tensor<U> r = Tensor<U>::empty(shape());
     for (int64_t i = 0; i < numel(); ++i) r.data()[i] = static_cast<U>(data()[i]);
     return r;
@@ -204,17 +219,30 @@ class Tensor {
     impl->shape[0] = length;
     return Tensor(std::move(impl));
   }
-  void fill_(T v) const { std::fill_n(data(), numel(), v); }
+  void fill_(T v) const { detail::fill_values(data(), device(), v, numel()); }
+  /// Copies values from src, which may live on another device.
   void copy_from(const Tensor& src) const {
     VIT_CHECK(src.shape() == shape(), "copy_from: source ", src.shape(), " vs destination ",
               shape());
-    std::memmove(data(), src.data(), sizeof(T) * numel());
+    detail::copy_bytes(data(), device(), src.data(), src.device(), sizeof(T) * numel());
   }
-  /// Moves to a device. Only CPU exists in this build.
+  /// This tensor on device d: itself if already there, else a copy without
+  /// autograd history (parameters move with nn::Module::to, which keeps them leaves).
   Tensor to(Device d) const {
-    VIT_CHECK(d == Device::CPU, "Tensor::to: device ", device_name(d),
-              " is not available in this build (built without VIT_CUDA)");
-    return *this;
+    if (d == device()) return *this;
+    Tensor t = empty(shape(), d);
+    t.copy_from(*this);
+    return t;
+  }
+  /// Moves this tensor's values, and its gradient, to device d in place: every
+  /// handle (a module's field, an optimizer's list) sees the new storage.
+  /// Views of the old storage keep the old values.
+  void move_to_(Device d) const {
+    if (d == device()) return;
+    Tensor moved = to(d);
+    impl_->storage = moved.impl_->storage;
+    impl_->offset = 0;
+    if (impl_->grad) impl_->grad = Tensor(impl_->grad).to(d).impl_ptr();
   }
 
   // ---- autograd ------------------------------------------------------------
@@ -251,6 +279,10 @@ class Tensor {
     VIT_CHECK(impl_ != nullptr, "Tensor: use of an undefined tensor");
     return *impl_;
   }
+  void require_cpu(const char* what) const {
+    VIT_CHECK(device() == Device::CPU, what, ": tensor of shape ", shape(),
+              " is on cuda; copy it with .to(Device::CPU) first");
+  }
   std::shared_ptr<TensorImpl<T>> impl_;
 };
 
@@ -258,6 +290,10 @@ class Tensor {
 template <class T>
 std::ostream& operator<<(std::ostream& os, const Tensor<T>& t) {
   if (!t.defined()) return os << "Tensor(undefined)";
+  if (t.device() != Device::CPU) {
+    os << "Tensor(device=" << device_name(t.device()) << ") ";
+    return os << t.to(Device::CPU);
+  }
   os << "Tensor(shape=" << t.shape() << ", dtype=" << dtype_name<T>();
   if (t.requires_grad()) os << ", requires_grad";
   os << ")\n";

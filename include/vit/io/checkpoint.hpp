@@ -194,9 +194,11 @@ void save_checkpoint(const std::string& path, const nn::VisionTransformer<T>& mo
   w.set_metadata(kConfigKey, config_to_json(model.config).dump());
   w.set_metadata(kClassesKey, nlohmann::json(class_names).dump());
   if (state) w.set_metadata(kStateKey, state_to_json(*state).dump());
-  for (const auto& [name, p] : model.named_parameters()) w.add(name, p);
+  // .to(CPU) is the tensor itself on the CPU, a host copy of a model on the GPU.
+  for (const auto& [name, p] : model.named_parameters()) w.add(name, p.to(Device::CPU));
   if (optimizer)
-    for (const auto& [name, t] : optimizer->named_state()) w.add(kOptimizerPrefix + name, t);
+    for (const auto& [name, t] : optimizer->named_state())
+      w.add(kOptimizerPrefix + name, t.to(Device::CPU));
   w.write(path);
 }
 

@@ -83,6 +83,17 @@ class Module {
   void zero_grad() {
     for (auto& p : parameters()) p.zero_grad();
   }
+  /// Moves every parameter and its gradient to device d in place (nn.Module.to):
+  /// the module's fields and any list of its parameters see the move.
+  /// Optimizers made before the move keep state on the old device: make them after.
+  void to(Device d) {
+    for (auto& p : parameters()) p.move_to_(d);
+  }
+  /// The device of the parameters (CPU for a module without any).
+  Device device() const {
+    auto params = named_parameters();
+    return params.empty() ? Device::CPU : params.front().second.device();
+  }
   /// Generator for dropout and stochastic depth in this module and its children.
   void set_generator(Generator* g) {
     gen_ = g;

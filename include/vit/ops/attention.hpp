@@ -119,11 +119,18 @@ struct AttentionNode : Node<T> {
 /// Fused multi-head self-attention: qkv (B,N,3C) from the qkv Linear -> context (B,N,C).
 template <class T>
 Tensor<T> attention(const Tensor<T>& qkv, int64_t heads) {
-  ops::detail::check_cpu("attention", qkv);
+  const Device dev = qkv.device();
   VIT_CHECK(qkv.dim() == 3 && qkv.shape()[2] % 3 == 0, "attention: qkv ", qkv.shape(),
             " (need B,N,3C)");
   const int64_t B = qkv.shape()[0], N = qkv.shape()[1], C = qkv.shape()[2] / 3;
   VIT_CHECK(heads > 0 && C % heads == 0, "attention: dim ", C, " is not divisible by ", heads, " heads");
+  if (dev == Device::CUDA) {
+    const int64_t D = C / heads;
+    VIT_CHECK(D == 16 || D == 32 || D == 64, "attention: head dim ", D,
+              " on cuda (the fused kernel takes 16, 32 or 64)");
+    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::attention(qkv, heads);
+    else ops::detail::cuda_branch_missing("attention");
+  }
   Tensor<T> out = Tensor<T>::empty({B, N, C});
   Tensor<T> probs = Tensor<T>::empty({B, heads, N, N});
   ops::attention_forward(qkv.data(), out.data(), probs.data(), B, N, C, heads);

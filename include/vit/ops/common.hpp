@@ -2,25 +2,53 @@
 // device check that makes a wrong-device call a clear error.
 #pragma once
 
+#include <type_traits>
 #include <vector>
 
 #include "vit/autograd/engine.hpp"
 #include "vit/core/parallel.hpp"
 #include "vit/core/tensor.hpp"
+#include "vit/ops/cuda_twins.hpp"
 #include "vit/ops/gemm.hpp"
 
 namespace vit::ops::detail {
 
-/// Every tensor must be defined and on the CPU (the only backend this op has here).
+/// Every defined tensor must be on the CPU: for ops with no CUDA twin.
 template <class T, class... Ts>
 void check_cpu(const char* op, const Tensor<T>& first, const Ts&... rest) {
   auto one = [op](const Tensor<T>& t) {
     if (!t.defined()) return;
     VIT_CHECK(t.device() == Device::CPU, op, ": tensor of shape ", t.shape(), " is on ",
-              device_name(t.device()), " but this op runs on cpu (mixed devices)");
+              device_name(t.device()), " but this op has no CUDA implementation; copy it with "
+              ".to(Device::CPU)");
   };
   one(first);
   (one(rest), ...);
+}
+
+/// The device every defined tensor is on; tensors on different devices are an
+/// error naming the op (PyTorch's "Expected all tensors to be on the same device").
+template <class T, class... Ts>
+Device same_device(const char* op, const Tensor<T>& first, const Ts&... rest) {
+  const Device d = first.device();
+  auto one = [&](const Tensor<T>& t) {
+    if (!t.defined()) return;
+    VIT_CHECK(t.device() == d, op, ": tensors on different devices (", device_name(d), " and ",
+              device_name(t.device()), ", shape ", t.shape(), ")");
+  };
+  (one(rest), ...);
+  return d;
+}
+
+/// True where a CUDA branch is compiled in: a build linking vit::cuda, float
+/// tensors (Storage refuses CUDA tensors of other types, so for them the
+/// branch is never reached).
+template <class T>
+inline constexpr bool kCudaFloat = VIT_WITH_CUDA && std::is_same_v<T, float>;
+
+/// Where a CUDA tensor reaches an op in a build whose CUDA branch is compiled out.
+[[noreturn]] inline void cuda_branch_missing(const char* op) {
+  vit::detail::throw_error(__FILE__, __LINE__, op, ": no CUDA path for this type in this build");
 }
 
 /// Rows of a (..., C) tensor: everything but the last dimension.

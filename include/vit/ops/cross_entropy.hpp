@@ -77,7 +77,6 @@ Tensor<T> cross_entropy_with(const Tensor<T>& logits, const Tensor<T>& target) {
 template <class T>
 Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<int64_t>& labels,
                         double label_smoothing = 0.0) {
-  ops::detail::check_cpu("cross_entropy", logits);
   VIT_CHECK(logits.dim() == 2 && logits.shape()[0] > 0 && logits.shape()[1] > 0,
             "cross_entropy: logits ", logits.shape(), " (need B,K)");
   const int64_t B = logits.shape()[0], K = logits.shape()[1];
@@ -91,15 +90,20 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<int64_t>& lab
               " is out of range for ", K, " classes");
     target.data()[b * K + labels[b]] += static_cast<T>(1.0 - label_smoothing);
   }
+  if (logits.device() == Device::CUDA) return cross_entropy(logits, target.to(Device::CUDA));
   return detail::cross_entropy_with(logits, target);
 }
 
 /// Cross-entropy against soft targets (B,K), each row a distribution (mixup/cutmix).
 template <class T>
 Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target_probs) {
-  ops::detail::check_cpu("cross_entropy", logits, target_probs);
+  const Device dev = ops::detail::same_device("cross_entropy", logits, target_probs);
   VIT_CHECK(logits.dim() == 2 && target_probs.shape() == logits.shape(), "cross_entropy: logits ",
             logits.shape(), " vs soft targets ", target_probs.shape());
+  if (dev == Device::CUDA) {
+    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::cross_entropy(logits, target_probs);
+    else ops::detail::cuda_branch_missing("cross_entropy");
+  }
   return detail::cross_entropy_with(logits, target_probs.detach());
 }
 

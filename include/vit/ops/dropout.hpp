@@ -53,18 +53,18 @@ Tensor<T> apply_mask(const Tensor<T>& x, double p, int64_t inner, Generator& gen
 /// nn.Dropout(p): in training zeroes each element with probability p, scales the rest by 1/(1-p).
 template <class T>
 Tensor<T> dropout(const Tensor<T>& x, double p, bool training, Generator& gen) {
-  ops::detail::check_cpu("dropout", x);
   VIT_CHECK(p >= 0.0 && p < 1.0, "dropout: p must be in [0, 1), got ", p);
   if (!training || p == 0.0) return x;
+  ops::detail::check_cpu("dropout", x);
   return detail::apply_mask(x, p, 1, gen);
 }
 
 /// timm DropPath(p): in training drops each sample's whole residual branch with probability p.
 template <class T>
 Tensor<T> drop_path(const Tensor<T>& x, double p, bool training, Generator& gen) {
-  ops::detail::check_cpu("drop_path", x);
   VIT_CHECK(p >= 0.0 && p < 1.0, "drop_path: p must be in [0, 1), got ", p);
   if (!training || p == 0.0) return x;
+  ops::detail::check_cpu("drop_path", x);
   VIT_CHECK(x.dim() >= 1 && x.shape()[0] > 0, "drop_path: need a batch dim, got ", x.shape());
   return detail::apply_mask(x, p, x.numel() / x.shape()[0], gen);
 }

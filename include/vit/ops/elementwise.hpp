@@ -157,8 +157,13 @@ struct BinaryNode : Node<T> {
 namespace ops::detail {
 template <class T>
 Tensor<T> binary(BinaryOp op, const Tensor<T>& a, const Tensor<T>& b, const char* name) {
-  check_cpu(name, a, b);
+  const Device dev = same_device(name, a, b);
   const Shape out_shape = broadcast_shapes(a.shape(), b.shape(), name);
+  if (dev == Device::CUDA) {
+    VIT_CHECK(op == BinaryOp::Add, name, ": on cuda only add has a kernel; copy with .to(Device::CPU)");
+    if constexpr (kCudaFloat<T>) return cuda_twins::add(a, b);
+    else cuda_branch_missing(name);
+  }
   Tensor<T> out = Tensor<T>::empty(out_shape);
   const int64_t n = out.numel();
   const T *pa = a.data(), *pb = b.data();

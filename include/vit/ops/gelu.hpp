@@ -86,7 +86,11 @@ struct GeluNode : Node<T> {
 /// nn.GELU(approximate='none' | 'tanh').
 template <class T>
 Tensor<T> gelu(const Tensor<T>& x, GeluApprox approx = GeluApprox::None) {
-  ops::detail::check_cpu("gelu", x);
+  const Device dev = x.device();
+  if (dev == Device::CUDA) {
+    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::gelu(x, approx == GeluApprox::Tanh);
+    else ops::detail::cuda_branch_missing("gelu");
+  }
   Tensor<T> out = Tensor<T>::empty(x.shape());
   ops::gelu_forward(x.data(), out.data(), x.numel(), approx);
   if (autograd::needs_grad(x)) {

@@ -106,11 +106,15 @@ struct LayerNormNode : Node<T> {
 template <class T>
 Tensor<T> layer_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
                      double eps = 1e-6) {
-  ops::detail::check_cpu("layer_norm", x, weight, bias);
+  const Device dev = ops::detail::same_device("layer_norm", x, weight, bias);
   VIT_CHECK(x.dim() >= 1 && weight.shape() == Shape{x.shape().back()} &&
                 bias.shape() == Shape{x.shape().back()},
             "layer_norm: x ", x.shape(), " vs weight ", weight.shape(), " and bias ", bias.shape());
   VIT_CHECK(eps > 0, "layer_norm: eps must be positive, got ", eps);
+  if (dev == Device::CUDA) {
+    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::layer_norm(x, weight, bias, eps);
+    else ops::detail::cuda_branch_missing("layer_norm");
+  }
   const int64_t C = x.shape().back(), R = ops::detail::rows_of(x);
   Tensor<T> out = Tensor<T>::empty(x.shape());
   Tensor<T> mean = Tensor<T>::empty({R}), rstd = Tensor<T>::empty({R});

@@ -70,11 +70,15 @@ struct MatmulNode : Node<T> {
 /// nn.Linear: x (...,in) · weightᵀ (weight [out,in]) + bias [out]; bias may be undefined.
 template <class T>
 Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = {}) {
-  ops::detail::check_cpu("linear", x, weight, bias);
+  const Device dev = ops::detail::same_device("linear", x, weight, bias);
   VIT_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.shape().back() == weight.shape()[1],
             "linear: x ", x.shape(), " vs weight ", weight.shape(), " (need x (...,in), weight (out,in))");
   VIT_CHECK(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == weight.shape()[0]),
             "linear: bias ", bias.defined() ? bias.shape() : Shape{}, " vs weight ", weight.shape());
+  if (dev == Device::CUDA) {
+    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::linear(x, weight, bias);
+    else ops::detail::cuda_branch_missing("linear");
+  }
   const int64_t Cin = weight.shape()[1], Cout = weight.shape()[0];
   Shape out_shape = x.shape();
   out_shape.back() = Cout;

@@ -69,7 +69,7 @@ struct PatchEmbedNode : Node<T> {
 /// x (B,ch,H,W), weight (C,ch,P,P), bias (C) -> (B, (H/P)·(W/P), C), patches in row-major order.
 template <class T>
 Tensor<T> patch_embed(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = {}) {
-  ops::detail::check_cpu("patch_embed", x, weight, bias);
+  const Device dev = ops::detail::same_device("patch_embed", x, weight, bias);
   VIT_CHECK(x.dim() == 4 && weight.dim() == 4 && weight.shape()[1] == x.shape()[1] &&
                 weight.shape()[2] == weight.shape()[3],
             "patch_embed: x ", x.shape(), " (need B,ch,H,W) vs weight ", weight.shape(),
@@ -80,6 +80,10 @@ Tensor<T> patch_embed(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<
             " is not divisible by patch size ", P);
   VIT_CHECK(!bias.defined() || bias.shape() == Shape{C}, "patch_embed: bias ",
             bias.defined() ? bias.shape() : Shape{}, " vs weight ", weight.shape());
+  if (dev == Device::CUDA) {
+    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::patch_embed(x, weight, bias);
+    else ops::detail::cuda_branch_missing("patch_embed");
+  }
   const int64_t N = (H / P) * (W / P), K = ch * P * P;
   Tensor<T> cols = Tensor<T>::empty({B * N, K});
   ops::patchify(x.data(), cols.data(), B, ch, H, W, P);

@@ -171,9 +171,13 @@ Tensor<T> transpose(const Tensor<T>& x, int64_t d0, int64_t d1) {
 /// Broadcasts x to `shape` (torch.expand, but materialised); backward sums.
 template <class T>
 Tensor<T> expand(const Tensor<T>& x, const Shape& shape) {
-  ops::detail::check_cpu("expand", x);
   VIT_CHECK(broadcast_shapes(x.shape(), shape, "expand") == shape, "expand: cannot expand ",
             x.shape(), " to ", shape);
+  const Device dev = x.device();
+  if (dev == Device::CUDA) {
+    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::expand(x, shape);
+    else ops::detail::cuda_branch_missing("expand");
+  }
   Tensor<T> out = Tensor<T>::empty(shape);
   const ops::BroadcastPlan p = ops::plan_broadcast(x.shape(), shape);
   const T* src = x.data();
@@ -191,13 +195,19 @@ Tensor<T> concat(const std::vector<Tensor<T>>& xs, int64_t dim) {
   const int d = normalize_dim(dim, s0.size(), "concat");
   Shape out_shape = s0;
   out_shape[d] = 0;
+  const Device dev = xs[0].device();
   for (const auto& x : xs) {
-    ops::detail::check_cpu("concat", x);
+    VIT_CHECK(x.device() == dev, "concat: tensors on different devices (", device_name(dev),
+              " and ", device_name(x.device()), ")");
     Shape a = x.shape(), b = s0;
     VIT_CHECK(a.size() == b.size(), "concat: ranks differ: ", s0, " and ", x.shape());
     a[d] = b[d] = 0;
     VIT_CHECK(a == b, "concat: shapes ", s0, " and ", x.shape(), " differ outside dim ", d);
     out_shape[d] += x.shape()[d];
+  }
+  if (dev == Device::CUDA) {
+    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::concat(xs, d, out_shape);
+    else ops::detail::cuda_branch_missing("concat");
   }
   Tensor<T> out = Tensor<T>::empty(out_shape);
   const int64_t outer = numel(s0, 0, d);
@@ -227,7 +237,7 @@ Tensor<T> concat(const std::vector<Tensor<T>>& xs, int64_t dim) {
 /// x[..., index, ...] along dim, removing that dim (e.g. the cls token x[:, 0]).
 template <class T>
 Tensor<T> select(const Tensor<T>& x, int64_t dim, int64_t index) {
-  ops::detail::check_cpu("select", x);
+  const Device dev = x.device();
   const int d = normalize_dim(dim, x.shape().size(), "select");
   const Shape& s = x.shape();
   VIT_CHECK(index >= -s[d] && index < s[d], "select: index ", index, " out of range for dim ", d,
@@ -235,6 +245,10 @@ Tensor<T> select(const Tensor<T>& x, int64_t dim, int64_t index) {
   if (index < 0) index += s[d];
   Shape out_shape = s;
   out_shape.erase(out_shape.begin() + d);
+  if (dev == Device::CUDA) {
+    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::select(x, d, index, out_shape);
+    else ops::detail::cuda_branch_missing("select");
+  }
   Tensor<T> out = Tensor<T>::empty(out_shape);
   const int64_t outer = numel(s, 0, d);
   const int64_t inner = numel(s, d + 1, s.size());

@@ -62,8 +62,12 @@ struct SoftmaxNode : Node<T> {
 /// F.softmax(x, dim=-1).
 template <class T>
 Tensor<T> softmax(const Tensor<T>& x) {
-  ops::detail::check_cpu("softmax", x);
+  const Device dev = x.device();
   VIT_CHECK(x.dim() >= 1 && x.shape().back() > 0, "softmax: need a non-empty last dim, got ", x.shape());
+  if (dev == Device::CUDA) {
+    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::softmax(x);
+    else ops::detail::cuda_branch_missing("softmax");
+  }
   Tensor<T> out = Tensor<T>::empty(x.shape());
   ops::softmax_forward(x.data(), out.data(), ops::detail::rows_of(x), x.shape().back());
   if (autograd::needs_grad(x)) {

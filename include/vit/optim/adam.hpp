@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "vit/cuda/optimizer.hpp"
 #include "vit/optim/optimizer.hpp"
 
 namespace vit::optim {
@@ -36,6 +37,27 @@ class Adam : public Optimizer<T> {
             b2 = static_cast<T>(opt_.beta2), eps = static_cast<T>(opt_.eps),
             bc2s = static_cast<T>(bc2_sqrt), omb1 = static_cast<T>(1.0 - opt_.beta1),
             omb2 = static_cast<T>(1.0 - opt_.beta2);
+    if (this->params_device() == Device::CUDA) {
+      if constexpr (ops::detail::kCudaFloat<T>) {
+        // Every parameter of every group in one launch (chunked past the slot limit).
+        std::vector<cuda::ParamSlot> slots;
+        for (auto& group : this->groups_)
+          for (auto& [name, p] : group.params) {
+            Tensor<T> grad = p.grad();
+            if (!grad.defined()) continue;
+            slots.push_back({p.data(), grad.data(),
+                             this->state(name, "exp_avg", p.shape(), Device::CUDA).data(),
+                             this->state(name, "exp_avg_sq", p.shape(), Device::CUDA).data(),
+                             p.numel(), static_cast<float>(group.weight_decay)});
+          }
+        const cuda::AdamHyper h{static_cast<float>(lr), b1, b2, eps, step_size, bc2s, decoupled_,
+                                omb1, omb2};
+        cuda::adam_step(slots.data(), static_cast<int>(slots.size()), h, this->grad_scale());
+      } else {
+        ops::detail::cuda_branch_missing("Adam");
+      }
+      return;
+    }
     for (auto& group : this->groups_) {
       const T wd = static_cast<T>(group.weight_decay);
       const T decay = static_cast<T>(1.0 - lr * group.weight_decay);

@@ -60,6 +60,10 @@ class Optimizer {
       for (auto& [n, p] : g.params) p.zero_grad();
   }
   double lr() const { return lr_; }
+  /// On CUDA: a one-float device tensor every gradient is multiplied by in the
+  /// next steps (the clip coefficient of clip_grad_norm, so clipping needs no
+  /// host round trip); undefined for none.
+  void set_grad_scale(const Tensor<T>& s) { grad_scale_ = s; }
   void set_lr(double lr) { lr_ = lr; }
   int64_t steps() const { return steps_; }
   void set_steps(int64_t s) { steps_ = s; }
@@ -83,24 +87,41 @@ class Optimizer {
       VIT_CHECK(t.shape() == param->shape(), "optimizer state: '", key, "' has shape ", t.shape(),
                 ", parameter has ", param->shape());
       Tensor<T>& dst = state_[key];
-      if (!dst.defined()) dst = Tensor<T>::empty(t.shape());
+      if (!dst.defined()) dst = Tensor<T>::empty(t.shape(), param->device());
       dst.copy_from(t);
     }
   }
 
  protected:
   /// The named state tensor of a parameter, zero-filled the first time.
-  Tensor<T>& state(const std::string& param_name, const char* what, const Shape& shape) {
+  Tensor<T>& state(const std::string& param_name, const char* what, const Shape& shape,
+                   Device device = Device::CPU) {
     Tensor<T>& t = state_[param_name + "." + what];
-    if (!t.defined()) t = Tensor<T>::zeros(shape);
+    if (!t.defined()) t = Tensor<T>::zeros(shape, device);
     return t;
+  }
+  /// The device of the parameters; all must share it (a model moved with Module::to).
+  Device params_device() const {
+    Device d = Device::CPU;
+    bool first = true;
+    for (const auto& g : groups_)
+      for (const auto& [name, p] : g.params) {
+        VIT_CHECK(first || p.device() == d, "optimizer: parameter '", name, "' is on ",
+                  device_name(p.device()), " but others are on ", device_name(d));
+        d = p.device();
+        first = false;
+      }
+    return d;
   }
   bool has_state(const std::string& param_name, const char* what) const {
     return state_.count(param_name + "." + what) > 0;
   }
 
+  const T* grad_scale() const { return grad_scale_.defined() ? grad_scale_.data() : nullptr; }
+
   std::vector<ParamGroup<T>> groups_;
   double lr_;
+  Tensor<T> grad_scale_;
   int64_t steps_ = 0;
 
  private:

@@ -3,6 +3,7 @@
 //   d = d + μ·buf (nesterov) or buf;  p −= lr·d
 #pragma once
 
+#include "vit/cuda/optimizer.hpp"
 #include "vit/optim/optimizer.hpp"
 
 namespace vit::optim {
@@ -31,6 +32,36 @@ class SGD : public Optimizer<T> {
     ++this->steps_;
     const T lr = static_cast<T>(this->lr_), mu = static_cast<T>(opt_.momentum),
             damp = static_cast<T>(1.0 - opt_.dampening);
+    if (this->params_device() == Device::CUDA) {
+      if constexpr (ops::detail::kCudaFloat<T>) {
+        // A parameter's first step sets its buffer to d (as the CPU decides per
+        // parameter): those go in a launch of their own.
+        std::vector<cuda::ParamSlot> slots[2];  // [has a buffer already, first step]
+        for (auto& group : this->groups_)
+          for (auto& [name, p] : group.params) {
+            Tensor<T> grad = p.grad();
+            if (!grad.defined()) continue;
+            float* buf = nullptr;
+            bool first = false;
+            if (opt_.momentum != 0) {
+              first = !this->has_state(name, "momentum_buffer");
+              buf = this->state(name, "momentum_buffer", p.shape(), Device::CUDA).data();
+            }
+            slots[first].push_back({p.data(), grad.data(), buf, nullptr, p.numel(),
+                                    static_cast<float>(group.weight_decay)});
+          }
+        for (int first = 0; first < 2; ++first) {
+          if (slots[first].empty()) continue;
+          const cuda::SgdHyper h{lr, mu, static_cast<float>(opt_.dampening), opt_.nesterov,
+                                 first == 1, damp};
+          cuda::sgd_step(slots[first].data(), static_cast<int>(slots[first].size()), h,
+                         this->grad_scale());
+        }
+      } else {
+        ops::detail::cuda_branch_missing("SGD");
+      }
+      return;
+    }
     for (auto& group : this->groups_) {
       const T wd = static_cast<T>(group.weight_decay);
       for (auto& [name, p] : group.params) {

@@ -1,0 +1,71 @@
+// Byte copies, fills and the gradient add between host and device memory, for
+// Tensor's own methods (clone, to, copy_from, fill_, item) and autograd. The CUDA half exists only when
+// the program links vit::cuda (VIT_WITH_CUDA=1); without it a CUDA pointer
+// cannot exist, so reaching that half is an error with a clear message.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+#include "vit/core/device.hpp"
+#include "vit/core/error.hpp"
+#include "vit/cuda/elementwise.hpp"
+#include "vit/cuda/runtime.hpp"
+
+#ifndef VIT_WITH_CUDA
+#define VIT_WITH_CUDA 0
+#endif
+
+namespace vit::detail {
+
+[[noreturn]] inline void no_cuda_in_build(const char* what) {
+  throw_error(__FILE__, __LINE__, what, ": device cuda is not available in this build "
+              "(link vit::cuda, built when CMake finds nvcc, to use it)");
+}
+
+/// Copies `bytes` from src (on device `from`) to dst (on device `to`).
+inline void copy_bytes(void* dst, Device to, const void* src, Device from, size_t bytes) {
+  if (to == Device::CPU && from == Device::CPU) {
+    std::memmove(dst, src, bytes);
+    return;
+  }
+#if VIT_WITH_CUDA
+  if (to == Device::CUDA && from == Device::CUDA) cuda::copy_on_device(dst, src, bytes);
+  else if (to == Device::CUDA) cuda::copy_to_device(dst, src, bytes);
+  else cuda::copy_to_host(dst, src, bytes);
+#else
+  no_cuda_in_build("copy");
+#endif
+}
+
+/// p[0..n) = v on its device.
+template <class T>
+void fill_values(T* p, Device d, T v, int64_t n) {
+  if (d == Device::CPU) {
+    std::fill_n(p, n, v);
+    return;
+  }
+#if VIT_WITH_CUDA
+  if constexpr (std::is_same_v<T, float>) cuda::fill(p, v, n);
+#else
+  no_cuda_in_build("fill");
+#endif
+}
+
+/// out[i] = a[i] + b[i] (out may alias a): gradient accumulation in autograd.
+template <class T>
+void add_values(const T* a, const T* b, T* out, Device d, int64_t n) {
+  if (d == Device::CPU) {
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t k = 0; k < n; ++k) out[k] = a[k] + b[k];
+    return;
+  }
+#if VIT_WITH_CUDA
+  if constexpr (std::is_same_v<T, float>) cuda::add(a, b, out, n);
+#else
+  no_cuda_in_build("add");
+#endif
+}
+
+}  // namespace vit::detail
