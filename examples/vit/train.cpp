@@ -262,11 +262,23 @@ void remove_stale_temp_files(const std::string& dir) {
   }
 }
 
+/// The device --device names, refused with one line when this build or machine lacks it.
+vit::Device checked_device(const std::string& name) {
+  if (name != "cuda") return vit::Device::CPU;
+#if VIT_WITH_CUDA
+  VIT_CHECK(vit::cuda::available(), "--device cuda: ", vit::cuda::device_description());
+#else
+  VIT_CHECK(false, "--device cuda: this build of vit has no CUDA backend (it is built when CMake "
+            "finds nvcc)");
+#endif
+  return vit::Device::CUDA;
+}
+
 }  // namespace
 
 int run_train(const CLI::App& cmd, TrainOptions o) {
   const auto wall0 = std::chrono::steady_clock::now();
-  VIT_CHECK(o.device == "cpu", "--device cuda: this build of vit has no CUDA backend");
+  checked_device(o.device);  // before anything is written
   // ---- the run directory: new, replaced (--force) or resumed ----------------
   const TrainOptions given = o;
   std::optional<vit::io::Checkpoint<float>> resume_ck;
@@ -281,6 +293,7 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
     o.out = given.out, o.resume = true;
     if (cmd.count("--threads")) o.threads = given.threads;
     if (cmd.count("--workers")) o.workers = given.workers;
+    if (cmd.count("--device")) o.device = given.device;
     if (cmd.count("--data")) o.data = given.data;
     if (cmd.count("--checkpoint-every")) o.checkpoint_every = given.checkpoint_every;
     const std::string last = o.out + "/last.safetensors";
@@ -309,6 +322,7 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
       for (const char* f : kRunFiles) fs::remove(o.out + "/" + f, ec);
   }
   remove_stale_temp_files(o.out);
+  const vit::Device device = checked_device(o.device);  // again: --resume may have changed it
   vit::set_num_threads(o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency()));
 
   // ---- data and model ---------------------------------------------------------
@@ -326,6 +340,7 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
     for (const auto& n : rep.notes) std::fprintf(stderr, "init: %s\n", n.c_str());
   }
   if (o.freeze_backbone) vit::nn::freeze_backbone(*model);
+  model->to(device);  // before the optimizer, whose state lives beside the parameters
   auto opt = make_optimizer(o, *model);
 
   vit::data::LoaderConfig lc;
@@ -411,8 +426,8 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
     const vit::data::Batch& b = loader.next();
     opt->set_lr(sched.at(st.step));
     opt->zero_grad();
-    const vit::TensorF logits = model->forward(b.images);
-    vit::TensorF loss = lc.mixup ? vit::cross_entropy(logits, b.soft_targets)
+    const vit::TensorF logits = model->forward(b.images.to(device));
+    vit::TensorF loss = lc.mixup ? vit::cross_entropy(logits, b.soft_targets.to(device))
                                  : vit::cross_entropy(logits, b.labels, o.label_smoothing);
     if (std::find(nan_steps.begin(), nan_steps.end(), st.step + 1) != nan_steps.end())
       loss = vit::scale(loss, NAN);
@@ -434,8 +449,9 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
       st.nonfinite_run = 0;
       const int64_t n = b.size(), K = cfg.num_classes;
       int64_t correct = 0;
+      const vit::TensorF host_logits = logits.to(vit::Device::CPU);
       for (int64_t i = 0; i < n; ++i) {
-        const float* row = logits.data() + i * K;
+        const float* row = host_logits.data() + i * K;
         correct += std::max_element(row, row + K) - row == b.labels[i];
       }
       window_loss += loss_v * n, st.epoch_loss_sum += loss_v * n;

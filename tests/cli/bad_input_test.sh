@@ -150,6 +150,6 @@ case_ "--resume with nothing to resume" "does not exist (nothing to resume)" "$v
 cp -r "$work/w" "$work/w_cfg" && printf '{"lr": ' > "$work/w_cfg/config.json"
 case_ "--resume with a corrupt config.json" "config.json: not valid JSON" "$vit" train --resume --out "$work/w_cfg"
 case_ "--resume with a run-defining flag" "drop --lr" "$vit" train --resume --out "$work/w" --lr 0.1
-case_ "--device cuda in a CPU-only build" "--device cuda" "${train[@]}" --data "$c10" --device cuda --out runs/19
+case_ "--device cuda on a machine without a GPU" "--device cuda" "${train[@]}" --data "$c10" --device cuda --out runs/19
 case_ "eval without --weights" "--weights" "$vit" eval --dataset cifar10 --data "$c10"
 echo "all $cases bad-input cases gave one clear line and a non-zero exit"
