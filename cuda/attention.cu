@@ -36,22 +36,12 @@ void forward(const float* qkv, float* out, float* lse, int64_t B, int64_t N, int
   VIT_CUDA_LAUNCH_CHECK();
 }
 
-// The delta scratch goes back to the caching allocator when the launches are
-// queued (or one throws): reuse is ordered after them on the one stream.
-struct Scratch {
-  float* p;
-  size_t bytes;
-  explicit Scratch(size_t n) : p(static_cast<float*>(allocate(n * sizeof(float)))), bytes(n * sizeof(float)) {}
-  ~Scratch() { deallocate(p, bytes); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
 
 template <int D>
 void backward(const float* dout, const float* qkv, const float* out, const float* lse, float* dqkv, int64_t B,
               int64_t N, int64_t C, int64_t H) {
   const int n = static_cast<int>(N), c = static_cast<int>(C), h = static_cast<int>(H);
-  Scratch delta(static_cast<size_t>(B * H * N));  // (B,H,N)
+  detail::Scratch delta(static_cast<size_t>(B * H * N));  // (B,H,N)
   const kernels::AttentionLaunch gd = kernels::attention_delta_launch<D>(B, N, H);
   kernels::attention_delta_kernel<D><<<gd.grid, gd.block, gd.smem_bytes, detail::stream()>>>(
       dout, out, delta.p, B * N * H, n, h);

@@ -24,6 +24,21 @@ namespace vit::cuda::detail {
 
 inline cudaStream_t stream() { return static_cast<cudaStream_t>(vit::cuda::stream()); }
 
+/// Device scratch floats from the caching allocator, given back when the
+/// launcher returns: safe with its kernels still queued, because whoever gets
+/// the block next queues after them on the one stream.
+struct Scratch {
+  explicit Scratch(size_t n)
+      : bytes(n * sizeof(float)), p(n ? static_cast<float*>(vit::cuda::allocate(bytes)) : nullptr) {}
+  ~Scratch() {
+    if (p) vit::cuda::deallocate(p, bytes);
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  size_t bytes;
+  float* p;
+};
+
 inline unsigned blocks_for(int64_t n, int threads_per_block, int64_t max_blocks = 1 << 20) {
   const int64_t b = (n + threads_per_block - 1) / threads_per_block;
   return static_cast<unsigned>(b < 1 ? 1 : (b > max_blocks ? max_blocks : b));

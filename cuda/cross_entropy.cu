@@ -11,20 +11,6 @@
 namespace vit::cuda {
 namespace {
 
-/// Device scratch from the caching allocator, returned when the launcher ends:
-/// safe with work still queued, because later users are queued after it on the one stream.
-struct Scratch {
-  explicit Scratch(size_t n)
-      : bytes(n * sizeof(float)), p(n ? static_cast<float*>(allocate(bytes)) : nullptr) {}
-  ~Scratch() {
-    if (p) deallocate(p, bytes);
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  size_t bytes;
-  float* p;
-};
-
 /// ε/K and 1−ε rounded to float as the CPU op rounds its target tensor.
 struct Smoothing {
   float off = 0.f, on = 1.f;
@@ -49,7 +35,7 @@ void cross_entropy_forward(const float* logits, const int32_t* labels, const flo
   VIT_CHECK(labels || target, op, ": needs labels or a target distribution");
   const Smoothing s = smoothing_for(labels, label_smoothing, K, op);
   const auto l = kernels::cross_entropy_forward_geometry(B, K);
-  Scratch row_loss(static_cast<size_t>(B));
+  detail::Scratch row_loss(static_cast<size_t>(B));
   l.rows_kernel<<<l.rows_grid, l.rows_block, 0, detail::stream()>>>(logits, labels, target, s.off,
                                                                     s.on, probs, row_loss.p, B, K);
   VIT_CUDA_LAUNCH_CHECK();

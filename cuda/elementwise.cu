@@ -74,15 +74,13 @@ void column_sums_accumulate(const float* x, float* acc, int64_t R, int64_t C) {
     VIT_CUDA_LAUNCH_CHECK();
     return;
   }
-  const size_t bytes = static_cast<size_t>(g.chunks * C) * sizeof(float);
-  float* partials = static_cast<float*>(allocate(bytes));
+  detail::Scratch partials(static_cast<size_t>(g.chunks * C));
   kernels::column_sums_partial_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(
-      x, partials, R, C, g.rows_per_chunk, 0);
+      x, partials.p, R, C, g.rows_per_chunk, 0);
   VIT_CUDA_LAUNCH_CHECK();
   kernels::column_sums_finish_kernel<<<g.finish_grid, g.finish_block, 0, detail::stream()>>>(
-      partials, acc, g.chunks, C);
+      partials.p, acc, g.chunks, C);
   VIT_CUDA_LAUNCH_CHECK();
-  deallocate(partials, bytes);
 }
 
 void sum_all(const float* x, float* out, int64_t n) {
@@ -95,13 +93,11 @@ void sum_all(const float* x, float* out, int64_t n) {
     VIT_CUDA_LAUNCH_CHECK();
     return;
   }
-  const size_t bytes = g.grid.x * sizeof(float);
-  float* partials = static_cast<float*>(allocate(bytes));
-  kernels::sum_all_partial_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(x, n, partials);
+  detail::Scratch partials(g.grid.x);
+  kernels::sum_all_partial_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(x, n, partials.p);
   VIT_CUDA_LAUNCH_CHECK();
-  kernels::sum_all_partial_kernel<<<1, g.block, 0, detail::stream()>>>(partials, g.grid.x, out);
+  kernels::sum_all_partial_kernel<<<1, g.block, 0, detail::stream()>>>(partials.p, g.grid.x, out);
   VIT_CUDA_LAUNCH_CHECK();
-  deallocate(partials, bytes);
 }
 
 }  // namespace vit::cuda

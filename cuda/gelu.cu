@@ -9,20 +9,6 @@
 namespace vit::cuda {
 namespace {
 
-/// Device scratch from the caching allocator, returned when the launcher ends:
-/// safe with work still queued, because later users are queued after it on the one stream.
-struct Scratch {
-  explicit Scratch(size_t n)
-      : bytes(n * sizeof(float)), p(n ? static_cast<float*>(allocate(bytes)) : nullptr) {}
-  ~Scratch() {
-    if (p) deallocate(p, bytes);
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  size_t bytes;
-  float* p;
-};
-
 bool aligned16(const void* p) { return p == nullptr || kernels::rows::aligned16(p); }
 
 }  // namespace
@@ -52,7 +38,7 @@ void bias_gelu_backward(const float* dout, const float* x, const float* bias, fl
     return;
   }
   const auto l = kernels::bias_gelu_backward_dbias_geometry(R, C, vec4_ok);
-  Scratch partials(static_cast<size_t>(l.partial_rows * C));
+  detail::Scratch partials(static_cast<size_t>(l.partial_rows * C));
   l.kernel<<<l.grid, l.block, l.smem, detail::stream()>>>(dout, x, bias, dx, partials.p, R, C,
                                                           l.rows_per_chunk, tanh_approx);
   VIT_CUDA_LAUNCH_CHECK();

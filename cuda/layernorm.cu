@@ -10,20 +10,6 @@
 namespace vit::cuda {
 namespace {
 
-/// Device scratch from the caching allocator, returned when the launcher ends:
-/// safe with work still queued, because later users are queued after it on the one stream.
-struct Scratch {
-  explicit Scratch(size_t n)
-      : bytes(n * sizeof(float)), p(n ? static_cast<float*>(allocate(bytes)) : nullptr) {}
-  ~Scratch() {
-    if (p) deallocate(p, bytes);
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  size_t bytes;
-  float* p;
-};
-
 bool aligned16(const void* p) { return p == nullptr || kernels::rows::aligned16(p); }
 
 }  // namespace
@@ -56,7 +42,7 @@ void layer_norm_backward(const float* dout, const float* x, const float* weight,
   const bool vec4_ok = aligned16(dout) && aligned16(x) && aligned16(weight) && aligned16(dx);
   const auto l = kernels::layer_norm_backward_geometry(R, C, vec4_ok);
   const bool want_params = dweight || dbias;
-  Scratch partials(want_params ? static_cast<size_t>(l.partial_rows * 2 * C) : 0);
+  detail::Scratch partials(want_params ? static_cast<size_t>(l.partial_rows * 2 * C) : 0);
   l.kernel<<<l.grid, l.block, want_params ? l.smem : 0, detail::stream()>>>(
       dout, x, weight, mean, rstd, dx, want_params ? partials.p : nullptr, R, C, l.rows_per_block);
   VIT_CUDA_LAUNCH_CHECK();

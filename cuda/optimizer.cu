@@ -66,8 +66,8 @@ void grad_norm(const ParamSlot* slots, int count, float max_norm, float* norm_ou
     chunks = t.first_chunk + t.chunk_start[t.count];
   });
   // No gradients at all still writes norm 0 and its coefficient.
-  const size_t bytes = static_cast<size_t>(chunks) * sizeof(float);
-  float* partials = chunks > 0 ? static_cast<float*>(allocate(bytes)) : nullptr;
+  detail::Scratch scratch(static_cast<size_t>(chunks));  // none when chunks == 0
+  float* partials = scratch.p;
   kernels::for_each_slot_table(slots, count, [&](const kernels::OptimSlotTable& t) {
     const auto g = kernels::optim_launch(t);
     kernels::grad_sumsq_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(t, partials);
@@ -77,7 +77,6 @@ void grad_norm(const ParamSlot* slots, int count, float max_norm, float* norm_ou
   kernels::grad_norm_finish_kernel<<<f.grid, f.block, f.smem, detail::stream()>>>(partials, chunks, max_norm,
                                                                                   norm_out, coef_out);
   VIT_CUDA_LAUNCH_CHECK();
-  if (partials) deallocate(partials, bytes);
 }
 
 }  // namespace vit::cuda

@@ -10,6 +10,8 @@
 #include <vit/cuda/runtime.hpp>
 #include <vit/vit.hpp>
 
+#include "support/vector_check.hpp"
+
 namespace vit::test {
 
 class DeviceBuffer {
@@ -43,30 +45,5 @@ class DeviceBuffer {
   size_t n_;
   float* p_;
 };
-
-/// Fresh N(0, std) values from a seed.
-inline std::vector<float> random_vector(size_t n, uint64_t seed, double std = 1.0) {
-  Generator g(seed);
-  TensorF t = TensorF::normal({static_cast<int64_t>(n)}, 0.0, std, g);
-  return t.to_vector();
-}
-
-/// |got − ref| <= atol + rtol·|ref| for every element (NaN fails), naming the worst.
-inline void require_close(const std::vector<float>& got, const std::vector<float>& ref, double atol,
-                          double rtol, const char* what) {
-  REQUIRE(got.size() == ref.size());
-  size_t worst = got.size();
-  double worst_excess = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double excess = std::abs(double(got[i]) - ref[i]) - (atol + rtol * std::abs(double(ref[i])));
-    if (!(excess <= 0) && (worst == got.size() || !(excess <= worst_excess))) worst = i, worst_excess = excess;
-  }
-  if (worst != got.size()) {
-    std::ostringstream os;
-    os << what << ": element " << worst << " of " << got.size() << ": got " << got[worst]
-       << ", expected " << ref[worst] << " (atol " << atol << ", rtol " << rtol << ")";
-    FAIL(os.str());
-  }
-}
 
 }  // namespace vit::test

@@ -1,42 +1,5 @@
-// Test-side helpers for the emulated kernel tests: poisoned output vectors and
-// the same closeness check the [cuda] tests use.
+// Test-side helpers for the emulated kernel tests: poisoned outputs, random
+// inputs and the closeness check, shared with the [cuda] tests.
 #pragma once
 
-#include <catch2/catch.hpp>
-#include <cmath>
-#include <limits>
-#include <sstream>
-#include <vector>
-#include <vit/vit.hpp>
-
-namespace vit::test {
-
-/// n NaNs: an element the kernel never writes fails the comparison.
-inline std::vector<float> poisoned(size_t n) {
-  return std::vector<float>(n, std::numeric_limits<float>::quiet_NaN());
-}
-
-inline std::vector<float> random_vector(size_t n, uint64_t seed, double std = 1.0) {
-  Generator g(seed);
-  TensorF t = TensorF::normal({static_cast<int64_t>(n)}, 0.0, std, g);
-  return t.to_vector();
-}
-
-inline void require_close(const std::vector<float>& got, const std::vector<float>& ref, double atol,
-                          double rtol, const char* what) {
-  REQUIRE(got.size() == ref.size());
-  size_t worst = got.size();
-  double worst_excess = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double excess = std::abs(double(got[i]) - ref[i]) - (atol + rtol * std::abs(double(ref[i])));
-    if (!(excess <= 0) && (worst == got.size() || !(excess <= worst_excess))) worst = i, worst_excess = excess;
-  }
-  if (worst != got.size()) {
-    std::ostringstream os;
-    os << what << ": element " << worst << " of " << got.size() << ": got " << got[worst]
-       << ", expected " << ref[worst] << " (atol " << atol << ", rtol " << rtol << ")";
-    FAIL(os.str());
-  }
-}
-
-}  // namespace vit::test
+#include "support/vector_check.hpp"
