@@ -98,6 +98,9 @@ class Optimizer {
                    Device device = Device::CPU) {
     Tensor<T>& t = state_[param_name + "." + what];
     if (!t.defined()) t = Tensor<T>::zeros(shape, device);
+    VIT_CHECK(t.device() == device, "optimizer: state '", param_name, ".", what, "' is on ",
+              device_name(t.device()), " but its parameter is on ", device_name(device),
+              " (make the optimizer after moving the model with Module::to)");
     return t;
   }
   /// The device of the parameters; all must share it (a model moved with Module::to).
