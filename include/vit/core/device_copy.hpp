@@ -26,6 +26,7 @@ namespace vit::detail {
 
 /// Copies `bytes` from src (on device `from`) to dst (on device `to`).
 inline void copy_bytes(void* dst, Device to, const void* src, Device from, size_t bytes) {
+  if (bytes == 0) return;  // an empty tensor's or vector's pointer may be null
   if (to == Device::CPU && from == Device::CPU) {
     std::memmove(dst, src, bytes);
     return;
