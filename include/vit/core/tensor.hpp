@@ -90,7 +90,7 @@ class Tensor {
   /// Copies numel(shape) values from a buffer.
   static Tensor from_data(const Shape& shape, const T* values) {
     Tensor t = empty(shape);
-    std::memcpy(t.data(), values, sizeof(T) * t.numel());
+    if (t.numel() > 0) std::memcpy(t.data(), values, sizeof(T) * t.numel());  // values may be null when empty
     return t;
   }
   static Tensor from_data(const Shape& shape, const std::vector<T>& values) {
