@@ -123,9 +123,9 @@ inline EvalResult evaluate(vit::nn::VisionTransformer<float>& model, const vit::
   int64_t correct1 = 0, correct5 = 0;
   if (logits) logits->clear();
   loader.start();
+  const vit::Device device = model.device();
   for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) {
     const vit::data::Batch& batch_data = loader.next();
-    const vit::Device device = model.device();
     const vit::TensorF out = model.forward(batch_data.images.to(device)).to(vit::Device::CPU);
     const int64_t n = batch_data.size();
     for (int64_t i = 0; i < n; ++i) {

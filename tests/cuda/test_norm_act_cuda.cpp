@@ -24,17 +24,12 @@ namespace cuda = vit::cuda;
 using vit::test::DeviceBuffer;
 using vit::test::random_vector;
 using vit::test::require_close;
+using vit::test::random_affine;
+using vit::test::to_double;
+using vit::test::to_float;
 
 constexpr double kAtol = 1e-5, kRtol = 1e-4;
 
-std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
-std::vector<float> to_float(const std::vector<double>& v) { return {v.begin(), v.end()}; }
-
-std::vector<float> random_affine(size_t n, uint64_t seed, float scale, float shift) {
-  std::vector<float> v = random_vector(n, seed);
-  for (float& e : v) e = scale * e + shift;
-  return v;
-}
 
 /// Device int32 labels (DeviceBuffer holds floats).
 class DeviceLabels {

@@ -24,6 +24,16 @@ inline std::vector<float> random_vector(size_t n, uint64_t seed, double std = 1.
   return t.to_vector();
 }
 
+/// scale·N(0,1) + shift: an offset mean makes LayerNorm's centring matter.
+inline std::vector<float> random_affine(size_t n, uint64_t seed, float scale, float shift) {
+  std::vector<float> v = random_vector(n, seed);
+  for (float& e : v) e = scale * e + shift;
+  return v;
+}
+
+inline std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+inline std::vector<float> to_float(const std::vector<double>& v) { return {v.begin(), v.end()}; }
+
 inline void require_close(const std::vector<float>& got, const std::vector<float>& ref, double atol,
                           double rtol, const char* what) {
   REQUIRE(got.size() == ref.size());
