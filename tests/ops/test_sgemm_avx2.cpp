@@ -107,7 +107,9 @@ TEST_CASE("sgemm_avx2 matches a double reference", "[ops][gemm]") {
       {1, 1, 1},      {1, 3, 7},      {3, 1, 7},      {7, 7, 7},     {5, 17, 3},
       {6, 16, 1},     {6, 16, 8},     {13, 33, 9},    {31, 40, 32},  {65, 65, 64},
       {64, 65, 32},   {37, 129, 260}, {100, 50, 300}, {150, 70, 513}, {197, 300, 77},
-      {1, 300, 200},  {300, 1, 200},  {289, 35, 270}, {13, 40, 1024}};
+      {1, 300, 200},  {300, 1, 200},  {289, 35, 270}, {13, 40, 1024},
+      // Deep K under a small C: cut into two K halves (an odd K here).
+      {23, 41, 4099}};
   const float alphas_betas[][2] = {{1.0f, 0.0f}, {1.0f, 1.0f}, {-0.75f, 0.5f}};
   for (const auto& s : shapes) {
     for (int combo = 0; combo < 4; ++combo) {
@@ -245,11 +247,11 @@ TEST_CASE("sgemm_avx2 adds the row sums of op(A) when asked", "[ops][gemm]") {
     }
   }
 #ifdef _OPENMP
-  // Bitwise the same on 1, 2 and 3 threads (the blocks differ, the sums must not).
+  // Bitwise the same on 1 to 4 threads (the blocks differ, the sums must not).
   const gemm_case g{true, false, 576, 192, 8320, 1.0f, 1.0f, 0};
   const int saved = omp_get_max_threads();
   std::vector<std::vector<float>> results;
-  for (int threads : {1, 2, 3}) {
+  for (int threads : {1, 2, 3, 4}) {
     omp_set_num_threads(threads);
     gemm_data d = make_data(g, 9u);
     std::vector<float> sums(static_cast<size_t>(g.m), 0.0f);
@@ -261,6 +263,7 @@ TEST_CASE("sgemm_avx2 adds the row sums of op(A) when asked", "[ops][gemm]") {
   omp_set_num_threads(saved);
   CHECK(results[0] == results[1]);
   CHECK(results[0] == results[2]);
+  CHECK(results[0] == results[3]);
 #endif
   // Nothing to multiply (alpha 0, or N 0): the sums are still added.
   std::vector<float> a = {1, 2, 3, 4, 5, 6}, b(6, 1.0f), c(4, 7.0f), sums(2, 0.0f);
@@ -291,6 +294,9 @@ TEST_CASE("sgemm_avx2 is deterministic and thread-count independent", "[ops][gem
       {true, true, 333, 333, 333, 1.0f, 0.25f, 0},
       {false, false, 97, 1001, 515, 1.0f, 0.0f, 2},
       {false, true, 7, 2000, 300, 1.0f, 0.0f, 0},
+      // Deep K (a weight gradient): the K halves run on two threads, or one.
+      {true, false, 192, 192, 8320, 1.0f, 0.5f, 0},
+      {false, true, 40, 70, 5000, 0.5f, 0.0f, 3},
   };
   for (const auto& g : cases) {
     INFO("ta=" << g.ta << " tb=" << g.tb << " m=" << g.m << " n=" << g.n << " k=" << g.k);
@@ -307,9 +313,11 @@ TEST_CASE("sgemm_avx2 is deterministic and thread-count independent", "[ops][gem
     run(g, one);
     omp_set_num_threads(2);
     run(g, two);
-    gemm_data three = make_data(g, 11u);
+    gemm_data three = make_data(g, 11u), four = three;
     omp_set_num_threads(3);
     run(g, three);
+    omp_set_num_threads(4);
+    run(g, four);
     // With a bias row too.
     std::vector<float> bias(static_cast<size_t>(g.n));
     for (size_t j = 0; j < bias.size(); ++j) bias[j] = 0.01f * static_cast<float>(j % 97) - 0.4f;
@@ -322,6 +330,7 @@ TEST_CASE("sgemm_avx2 is deterministic and thread-count independent", "[ops][gem
     omp_set_num_threads(saved);
     CHECK(std::memcmp(one.c.data(), two.c.data(), one.c.size() * sizeof(float)) == 0);
     CHECK(std::memcmp(one.c.data(), three.c.data(), one.c.size() * sizeof(float)) == 0);
+    CHECK(std::memcmp(one.c.data(), four.c.data(), one.c.size() * sizeof(float)) == 0);
     CHECK(std::memcmp(one.c.data(), first.c.data(), one.c.size() * sizeof(float)) == 0);
     CHECK(std::memcmp(bias1.c.data(), bias3.c.data(), bias1.c.size() * sizeof(float)) == 0);
 #endif
