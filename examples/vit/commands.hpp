@@ -4,6 +4,8 @@
 #include <CLI/CLI.hpp>
 
 #include <cmath>
+#include <functional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -12,16 +14,17 @@ namespace vitcli {
 /// A number check with a readable message. CLI11's own ones let "nan"
 /// through (every comparison with NaN is false) and print their range as
 /// "0 to 1.797...e308" written out in full.
-inline CLI::Validator number_check(const char* name, bool (*ok)(double), const char* must_be) {
+inline CLI::Validator number_check(const std::string& name, std::function<bool(double)> ok,
+                                   const std::string& must_be) {
   return CLI::Validator(
-      [ok, must_be](std::string& s) -> std::string {
+      [ok = std::move(ok), must_be](std::string& s) -> std::string {
         try {
           size_t used = 0;
           const double v = std::stod(s, &used);
           if (used == s.size() && std::isfinite(v) && ok(v)) return {};
         } catch (const std::exception&) {
         }
-        return std::string("must be ") + must_be + ", got '" + s + "'";
+        return "must be " + must_be + ", got '" + s + "'";
       },
       name);
 }
@@ -33,6 +36,13 @@ inline CLI::Validator positive_number() {
 }
 inline CLI::Validator non_negative_number() {
   return number_check("NONNEGATIVE", [](double v) { return v >= 0; }, "a number >= 0");
+}
+/// A finite number in [lo, hi].
+inline CLI::Validator number_in(double lo, double hi) {
+  std::ostringstream range;
+  range << "[" << lo << ", " << hi << "]";  // shortest form: [0, 0.999]
+  return number_check("NUMBER in " + range.str(), [lo, hi](double v) { return v >= lo && v <= hi; },
+                      "a number in " + range.str());
 }
 
 struct EvalOptions {

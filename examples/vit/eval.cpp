@@ -19,8 +19,7 @@ void add_eval_options(CLI::App& cmd, EvalOptions& o) {
   cmd.add_option("--batch", o.batch, "Batch size")->check(positive_number())->capture_default_str();
   cmd.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(positive_number());
   cmd.add_option("--val-ratio", o.val_ratio, "Folder data sets: the training run's --val-ratio")
-      ->check(finite_number())
-      ->check(CLI::Range(0.0, 0.9))
+      ->check(number_in(0.0, 0.9))
       ->capture_default_str();
   cmd.add_option("--seed", o.seed, "Folder data sets: the training run's --seed")->capture_default_str();
 }

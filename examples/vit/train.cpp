@@ -59,7 +59,7 @@ void add_train_options(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--weight-decay", o.weight_decay, "Weight decay (not on biases, norms, pos_embed, cls_token)")
       ->check(non_negative_number())
       ->capture_default_str();
-  cmd.add_option("--momentum", o.momentum, "SGD momentum")->check(finite_number())->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  cmd.add_option("--momentum", o.momentum, "SGD momentum")->check(number_in(0.0, 1.0))->capture_default_str();
   cmd.add_option("--schedule", o.schedule, "Learning-rate schedule after warmup")
       ->check(CLI::IsMember({"cosine", "step", "constant"}))
       ->capture_default_str();
@@ -69,10 +69,10 @@ void add_train_options(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--clip-grad", o.clip_grad, "Clip the global gradient norm to this (0: off)")
       ->check(non_negative_number());
   cmd.add_option("--label-smoothing", o.label_smoothing, "Label smoothing")
-      ->check(finite_number())->check(CLI::Range(0.0, 0.999))
+      ->check(number_in(0.0, 0.999))
       ->capture_default_str();
-  cmd.add_option("--dropout", o.dropout, "Dropout rate")->check(finite_number())->check(CLI::Range(0.0, 0.999));
-  cmd.add_option("--drop-path", o.drop_path, "Stochastic depth rate")->check(finite_number())->check(CLI::Range(0.0, 0.999));
+  cmd.add_option("--dropout", o.dropout, "Dropout rate")->check(number_in(0.0, 0.999));
+  cmd.add_option("--drop-path", o.drop_path, "Stochastic depth rate")->check(number_in(0.0, 0.999));
   cmd.add_option("--seed", o.seed, "Seed of init, shuffling, augmentation and dropout")->capture_default_str();
   cmd.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(positive_number());
   cmd.add_option("--device", o.device, "Device")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
@@ -86,11 +86,11 @@ void add_train_options(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--randaugment-m", o.randaugment_m, "RandAugment magnitude (0..10)")
       ->check(CLI::Range(0, 10))
       ->capture_default_str();
-  cmd.add_option("--erasing", o.erasing, "Random erasing probability")->check(finite_number())->check(CLI::Range(0.0, 1.0));
+  cmd.add_option("--erasing", o.erasing, "Random erasing probability")->check(number_in(0.0, 1.0));
   cmd.add_option("--mixup", o.mixup, "Mixup alpha (0: off)")->check(non_negative_number());
   cmd.add_option("--cutmix", o.cutmix, "CutMix alpha (0: off)")->check(non_negative_number());
   cmd.add_option("--val-ratio", o.val_ratio, "Folder data sets: share of each class held out")
-      ->check(finite_number())->check(CLI::Range(0.0, 0.9))
+      ->check(number_in(0.0, 0.9))
       ->capture_default_str();
   cmd.add_option("--init", o.init, "Fine-tune from these weights (timm names; head re-initialised "
                                    "if the class count differs, pos_embed resampled)")
@@ -246,22 +246,6 @@ std::vector<int64_t> injected_steps(const char* var) {
 const char* const kRunFiles[] = {"config.json",   "last.safetensors", "best.safetensors",
                                  "metrics.jsonl", "metrics.csv",      "curves.png"};
 
-// A process killed while writing leaves its temp file (".<name>.tmp.<pid>",
-// see io::AtomicFile) behind; nobody else writes in a run directory, so the
-// ones found at start are garbage.
-void remove_stale_temp_files(const std::string& dir) {
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    for (const char* f : kRunFiles) {
-      const std::string prefix = std::string(".") + f + ".tmp.";
-      if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
-          name.find_first_not_of("0123456789", prefix.size()) == std::string::npos)
-        fs::remove(entry.path(), ec);
-    }
-  }
-}
-
 /// The device --device names, refused with one line when this build or machine lacks it.
 vit::Device checked_device(const std::string& name) {
   if (name != "cuda") return vit::Device::CPU;
@@ -321,7 +305,9 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
     if (o.force)
       for (const char* f : kRunFiles) fs::remove(o.out + "/" + f, ec);
   }
-  remove_stale_temp_files(o.out);
+  // A process killed while writing leaves its temp file behind; nobody else
+  // writes in a run directory, so the ones found at start are garbage.
+  vit::io::remove_stale_temp_files(o.out, kRunFiles);
   const vit::Device device = checked_device(o.device);  // again: --resume may have changed it
   vit::set_num_threads(o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency()));
 

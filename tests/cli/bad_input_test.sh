@@ -143,7 +143,7 @@ case_ "unknown flag" "--lr-max" "$vit" train --lr-max 3
 case_ "unknown model preset" "unknown model preset 'vit-zz'" "${train[@]}" --data "$c10" --model vit-zz --out runs/18
 case_ "--batch 0" "--batch" "$vit" train --batch 0
 case_ "--lr nan" "--lr: must be a positive number, got 'nan'" "$vit" train --lr nan
-case_ "--label-smoothing 1.5" "--label-smoothing" "$vit" train --label-smoothing 1.5
+case_ "--label-smoothing 1.5" "--label-smoothing: must be a number in [0, 0.999], got '1.5'" "$vit" train --label-smoothing 1.5
 case_ "unknown data set" "--dataset" "$vit" train --dataset imagenet
 case_ "--out holding a run (no --resume / --force)" "already holds a run" "${train[@]}" --data "$c10" --out "$work/w"
 case_ "--resume with nothing to resume" "does not exist (nothing to resume)" "$vit" train --resume --out runs/none

@@ -454,6 +454,22 @@ TEST_CASE("AtomicFile leaves the target untouched without commit", "[io][atomic]
   }
 }
 
+TEST_CASE("remove_stale_temp_files removes only AtomicFile's leftovers for the names given",
+          "[io][atomic]") {
+  TempDir dir;
+  CHECK(io::atomic_temp_path(dir / "last.safetensors", 42) == dir / ".last.safetensors.tmp.42");
+  CHECK(io::atomic_temp_path("config.json", 7) == ".config.json.tmp.7");
+  for (const char* name : {"last.safetensors", ".last.safetensors.tmp.123", ".config.json.tmp.9",
+                           ".last.safetensors.tmp.12x", ".last.safetensors.tmp.", ".notes.txt.tmp.5"})
+    put_file(dir / name, "x");
+  const char* const run_files[] = {"last.safetensors", "config.json"};
+  io::remove_stale_temp_files(dir.path.string(), run_files);
+  CHECK(dir.entries() == std::vector<std::string>{".last.safetensors.tmp.", ".last.safetensors.tmp.12x",
+                                                  ".notes.txt.tmp.5", "last.safetensors"});
+  // A directory that does not exist is nothing to clean, not an error.
+  io::remove_stale_temp_files(dir / "missing", run_files);
+}
+
 TEST_CASE("AtomicFile errors name the path and the system's reason", "[io][atomic]") {
   TempDir dir;
   const std::string in_missing = dir / "no/such/dir/model.safetensors";

@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <filesystem>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -29,6 +31,30 @@ namespace detail {
 
 namespace vit::io {
 
+/// The temp file through which AtomicFile writes `path` in process `pid`:
+/// `<dir>/.<name>.tmp.<pid>`.
+inline std::string atomic_temp_path(const std::string& path, long pid) {
+  const size_t slash = path.rfind('/');
+  const size_t name_at = slash == std::string::npos ? 0 : slash + 1;
+  return path.substr(0, name_at) + "." + path.substr(name_at) + ".tmp." + std::to_string(pid);
+}
+
+/// Removes from `dir` the temp files AtomicFile left for any of `names` (by a
+/// process killed mid-write). Only for directories no other process is
+/// writing in: a live writer's temp file looks the same.
+inline void remove_stale_temp_files(const std::string& dir, std::span<const char* const> names) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string file = entry.path().filename().string();
+    for (const char* name : names) {
+      const std::string prefix = std::string(".") + name + ".tmp.";
+      if (file.size() > prefix.size() && file.compare(0, prefix.size(), prefix) == 0 &&
+          file.find_first_not_of("0123456789", prefix.size()) == std::string::npos)
+        std::filesystem::remove(entry.path(), ec);
+    }
+  }
+}
+
 /// Writes `path` atomically: write(), then commit(). Until commit() returns,
 /// the target is untouched; if the object dies uncommitted (an exception on
 /// the way), its temp file is removed. Every failure throws vit::Error naming
@@ -45,8 +71,7 @@ class AtomicFile {
     dir_ = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
     // The pid keeps two processes writing the same target apart; a stale temp
     // left by a crash under a reused pid is simply truncated.
-    temp_ = (slash == std::string::npos ? std::string() : path_.substr(0, slash + 1)) + "." + name +
-            ".tmp." + std::to_string(static_cast<long>(::getpid()));
+    temp_ = atomic_temp_path(path_, static_cast<long>(::getpid()));
     do fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     while (fd_ < 0 && errno == EINTR);
     if (fd_ < 0) vit::detail::throw_errno("create", path_, errno);
