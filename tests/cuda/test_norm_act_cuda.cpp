@@ -30,7 +30,6 @@ using vit::test::to_float;
 
 constexpr double kAtol = 1e-5, kRtol = 1e-4;
 
-
 /// Device int32 labels (DeviceBuffer holds floats).
 class DeviceLabels {
  public:

@@ -28,7 +28,6 @@ using vit::test::to_float;
 
 constexpr double kAtol = 1e-5, kRtol = 1e-4;
 
-
 template <class... P>
 bool all_aligned16(const P*... p) {
   return ((p == nullptr || k::rows::aligned16(p)) && ...);

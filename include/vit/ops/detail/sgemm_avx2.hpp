@@ -624,12 +624,10 @@ inline void gemm_split_k(const operands& op, int threads) {
   high.bias = nullptr;
   high.a_sums = op.a_sums != nullptr ? scratch + sums_at : nullptr;
   if (high.a_sums != nullptr) std::fill_n(high.a_sums, op.m, 0.0f);
-  const auto add_high_rows = [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      float* row = op.c + i * op.ldc;
-      const float* add = scratch + i * op.n;
-      for (int64_t j = 0; j < op.n; ++j) row[j] += add[j];
-    }
+  const auto add_high_row = [&](int64_t i) {
+    float* row = op.c + i * op.ldc;
+    const float* add = scratch + i * op.n;
+    for (int64_t j = 0; j < op.n; ++j) row[j] += add[j];
   };
 #ifdef _OPENMP
   if (threads >= 4) {
@@ -637,14 +635,14 @@ inline void gemm_split_k(const operands& op, int threads) {
     gemm_parallel(low, threads);
     gemm_parallel(high, threads);
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t i = 0; i < op.m; ++i) add_high_rows(i, i + 1);
+    for (int64_t i = 0; i < op.m; ++i) add_high_row(i);
   } else if (threads > 1) {
 #pragma omp parallel num_threads(2)
     {
 #pragma omp for schedule(static, 1)
       for (int half = 0; half < 2; ++half) gemm_serial(half == 0 ? low : high);
 #pragma omp for schedule(static)
-      for (int64_t i = 0; i < op.m; ++i) add_high_rows(i, i + 1);
+      for (int64_t i = 0; i < op.m; ++i) add_high_row(i);
     }
   } else
 #endif
@@ -652,7 +650,7 @@ inline void gemm_split_k(const operands& op, int threads) {
     (void)threads;
     gemm_serial(low);
     gemm_serial(high);
-    add_high_rows(0, op.m);
+    for (int64_t i = 0; i < op.m; ++i) add_high_row(i);
   }
   if (op.a_sums != nullptr)
     for (int64_t i = 0; i < op.m; ++i) op.a_sums[i] += high.a_sums[i];
