@@ -145,3 +145,41 @@ TEST_CASE("checkpoints refuse NaN weights, and configs far larger than the file"
   REQUIRE_THROWS_WITH(io::model_from_checkpoint(ok, "cifar-tiny"),
                       Catch::Contains("holds a 'tiny' model, not the architecture 'cifar-tiny'"));
 }
+
+TEST_CASE("weights without a config (converted from timm) load into the preset named by --model",
+          "[io][checkpoint]") {
+  nn::VitConfig cfg = nn::vit_preset("fmnist-tiny");
+  cfg.num_classes = 7;  // the file's head decides the class count, not the preset
+  nn::VisionTransformer<float> a(cfg);
+  const test::TempDir dir("ckpt");
+  auto write_without_config = [&](const std::string& name, const std::string& skip,
+                                  const std::vector<std::string>& classes) {
+    io::SafetensorsWriter w;
+    if (!classes.empty()) w.set_metadata(io::kClassesKey, nlohmann::json(classes).dump());
+    for (auto& [n, p] : a.named_parameters())
+      if (n != skip) w.add(n, p);
+    w.write(dir / name);
+    return io::load_checkpoint<float>(dir / name);
+  };
+
+  const auto ck = write_without_config("timm.safetensors", "", {});
+  REQUIRE_FALSE(ck.config.has_value());
+  REQUIRE_THROWS_WITH(io::model_from_checkpoint(ck, ""), Catch::Contains("name the architecture with --model"));
+  const auto m = io::model_from_checkpoint(ck, "fmnist-tiny");
+  CHECK(m->config.num_classes == 7);
+  for (auto& [n, p] : a.state_dict()) {
+    const TensorF q = m->state_dict().at(n);
+    REQUIRE(q.shape() == p.shape());
+    CHECK(std::equal(p.data(), p.data() + p.numel(), q.data()));
+  }
+  // Another architecture of the same head: the first tensor that differs is named.
+  REQUIRE_THROWS_WITH(io::model_from_checkpoint(ck, "cifar-tiny"), Catch::Contains("timm.safetensors"));
+  // A missing tensor is named.
+  const auto missing = write_without_config("missing.safetensors", "blocks.3.mlp.fc1.bias", {});
+  REQUIRE_THROWS_WITH(io::model_from_checkpoint(missing, "fmnist-tiny"),
+                      Catch::Contains("missing.safetensors") && Catch::Contains("blocks.3.mlp.fc1.bias"));
+  // Class names that do not match the head: refused, as eval and predict index them by class.
+  const auto names = write_without_config("names.safetensors", "", {"a", "b", "c"});
+  REQUIRE_THROWS_WITH(io::model_from_checkpoint(names, "fmnist-tiny"),
+                      Catch::Contains("names.safetensors: 3 class names for a model with 7 classes"));
+}

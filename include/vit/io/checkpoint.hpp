@@ -214,6 +214,15 @@ struct Checkpoint {
   std::map<std::string, std::string> metadata;                // all of __metadata__
 };
 
+/// Class names, when a file has them, must be one per output of the head:
+/// eval and predict index them by class.
+template <class T>
+void check_class_count(const Checkpoint<T>& ck, int64_t num_classes) {
+  VIT_CHECK(ck.class_names.empty() || static_cast<int64_t>(ck.class_names.size()) == num_classes,
+            ck.path, ": ", ck.class_names.size(), " class names for a model with ", num_classes,
+            " classes");
+}
+
 /// The checkpoint held in an already validated safetensors file; errors name
 /// f.source(). Metadata is parsed and checked; tensors convert to T.
 template <class T>
@@ -253,10 +262,7 @@ Checkpoint<T> checkpoint_from(const SafetensorsFile& f) {
     else
       ck.model.emplace(info.name, std::move(t));
   }
-  if (ck.config && !ck.class_names.empty())
-    VIT_CHECK(static_cast<int64_t>(ck.class_names.size()) == ck.config->num_classes, path, ": ",
-              ck.class_names.size(), " class names for a model with ", ck.config->num_classes,
-              " classes");
+  if (ck.config) check_class_count(ck, ck.config->num_classes);
   return ck;
 }
 
@@ -306,6 +312,7 @@ std::unique_ptr<nn::VisionTransformer<T>> model_from_checkpoint(const Checkpoint
     VIT_CHECK(it != ck.model.end() && it->second.dim() == 2, ck.path,
               ": missing tensor 'head.weight'");
     cfg.num_classes = it->second.shape()[0];  // the class count is the head's, not the preset's
+    check_class_count(ck, cfg.num_classes);
     try {
       nn::validate(cfg);
     } catch (const Error& e) {
