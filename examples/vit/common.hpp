@@ -21,8 +21,9 @@ inline std::string user_message(const std::exception& e) {
 }
 
 inline const std::vector<std::string>& dataset_names() {
-  static const std::vector<std::string> names = {"cifar10", "cifar100", "fashion-mnist", "mnist",
-                                                 "folder"};
+  // cifar100 trains on the 100 fine labels, cifar100-coarse on the 20 superclasses.
+  static const std::vector<std::string> names = {"cifar10", "cifar100", "cifar100-coarse",
+                                                 "fashion-mnist", "mnist", "folder"};
   return names;
 }
 
@@ -43,7 +44,7 @@ inline std::string default_model(const std::string& dataset) {
 inline vit::data::Normalization normalization_for(const std::string& dataset, int64_t channels) {
   vit::data::Normalization n;
   if (dataset == "cifar10") n = vit::data::cifar10_normalization();
-  else if (dataset == "cifar100") n = vit::data::cifar100_normalization();
+  else if (dataset == "cifar100" || dataset == "cifar100-coarse") n = vit::data::cifar100_normalization();
   else if (dataset == "fashion-mnist") n = vit::data::fashion_mnist_normalization();
   else if (dataset == "mnist") n = vit::data::mnist_normalization();
   else n = vit::data::folder_normalization(channels);
@@ -67,9 +68,10 @@ inline Splits load_splits(const std::string& dataset, const std::string& dir, bo
   if (dataset == "cifar10") {
     if (need_train) s.train = vit::data::read_cifar10(dir, true);
     s.test = vit::data::read_cifar10(dir, false);
-  } else if (dataset == "cifar100") {
-    if (need_train) s.train = vit::data::read_cifar100(dir, true);
-    s.test = vit::data::read_cifar100(dir, false);
+  } else if (dataset == "cifar100" || dataset == "cifar100-coarse") {
+    const bool coarse = dataset == "cifar100-coarse";
+    if (need_train) s.train = vit::data::read_cifar100(dir, true, coarse);
+    s.test = vit::data::read_cifar100(dir, false, coarse);
   } else if (dataset == "fashion-mnist") {
     if (need_train) s.train = vit::data::read_fashion_mnist(dir, true);
     s.test = vit::data::read_fashion_mnist(dir, false);
@@ -85,7 +87,7 @@ inline Splits load_splits(const std::string& dataset, const std::string& dir, bo
     VIT_CHECK(s.test.size() > 0, dir, ": the validation split is empty (raise --val-ratio or add images)");
   } else {
     VIT_CHECK(false, "--dataset: unknown data set '", dataset,
-              "' (known: cifar10, cifar100, fashion-mnist, mnist, folder)");
+              "' (known: cifar10, cifar100, cifar100-coarse, fashion-mnist, mnist, folder)");
   }
   return s;
 }
