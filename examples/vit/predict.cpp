@@ -102,7 +102,7 @@ int run_predict(const PredictOptions& o) {
                   100 * p[order[r]] / z);
     if (!o.attention_map.empty()) {
       const std::string out = indexed_path(o.attention_map, i, o.images.size());
-      vit::data::write_png(out, heat_map(in.channels == 3 ? in : in, roll.map, roll.grid));
+      vit::data::write_png(out, heat_map(in, roll.map, roll.grid));
       std::printf("  attention map: %s\n", out.c_str());
     }
   }

@@ -46,7 +46,7 @@ void add_train_options(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--out", o.out, "Run directory (default: runs/<date>-<time>-<dataset>-<model>)");
   cmd.add_option("--epochs", o.epochs,
                  "Epochs; the schedule spans them (default: 100 CIFAR, 30 Fashion-MNIST and "
-                 "folders, 10 MNIST)")
+                 "folders, 10 MNIST, 10 when fine-tuning with --init)")
       ->check(positive_number());
   cmd.add_option("--steps", o.steps, "Stop after this many optimizer steps (schedule still spans --epochs)")
       ->check(positive_number());
@@ -54,7 +54,8 @@ void add_train_options(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--optimizer", o.optimizer, "Optimizer")
       ->check(CLI::IsMember({"adamw", "adam", "sgd"}))
       ->capture_default_str();
-  cmd.add_option("--lr", o.lr, "Peak learning rate (default: 1e-3 for adam/adamw, 0.05 for sgd)")
+  cmd.add_option("--lr", o.lr, "Peak learning rate (default: 1e-3 for adam/adamw, 0.05 for sgd; a tenth of "
+                 "that when fine-tuning with --init)")
       ->check(positive_number());
   cmd.add_option("--weight-decay", o.weight_decay, "Weight decay (not on biases, norms, pos_embed, cls_token)")
       ->check(non_negative_number())
@@ -187,15 +188,19 @@ std::string default_run_dir(const TrainOptions& o) {
   return "runs/" + std::string(stamp) + "-" + o.dataset + "-" + o.model;
 }
 
-/// Per-data-set defaults for whatever the user left unset.
+/// Per-data-set defaults for whatever the user left unset. Fine-tuning
+/// (--init) moves pretrained weights, not random ones: a tenth of the
+/// from-scratch learning rate over 10 epochs, as the seed's fine-tuning does.
 void fill_defaults(TrainOptions& o) {
   if (o.data.empty()) o.data = default_data_dir(o.dataset);
   if (o.model.empty()) o.model = default_model(o.dataset);
+  const bool fine_tune = !o.init.empty();
   if (o.epochs <= 0)
-    o.epochs = (o.dataset == "cifar10" || o.dataset == "cifar100") ? 100
-               : o.dataset == "mnist"                              ? 10
-                                                                   : 30;
-  if (o.lr <= 0) o.lr = o.optimizer == "sgd" ? 0.05 : 1e-3;
+    o.epochs = fine_tune                          ? 10
+               : o.dataset.rfind("cifar", 0) == 0 ? 100
+               : o.dataset == "mnist"             ? 10
+                                                  : 30;
+  if (o.lr <= 0) o.lr = (o.optimizer == "sgd" ? 0.05 : 1e-3) * (fine_tune ? 0.1 : 1.0);
   if (o.warmup_epochs < 0) o.warmup_epochs = std::max<double>(1.0, std::floor(o.epochs / 20.0));
 }
 
@@ -258,6 +263,32 @@ vit::Device checked_device(const std::string& name) {
   return vit::Device::CUDA;
 }
 
+/// Makes the run directory of a new run, or empties the one --force replaces.
+void prepare_run_dir(const TrainOptions& o) {
+  std::error_code ec;
+  fs::create_directories(o.out, ec);
+  VIT_CHECK(!ec && fs::is_directory(o.out), "--out: cannot create directory '", o.out, "': ", ec.message());
+  if (o.force)
+    for (const char* f : kRunFiles) fs::remove(o.out + "/" + f, ec);
+  // A process killed while writing leaves its temp file behind; nobody else
+  // writes in a run directory, so the ones found at start are garbage.
+  vit::io::remove_stale_temp_files(o.out, kRunFiles);
+}
+
+/// A resumed run must see the data it started with: other classes or another
+/// number of batches per epoch would silently change what the cursor means.
+void check_same_data(const nlohmann::json& run_config, const std::string& cfg_path,
+                     const vit::data::Dataset& train, int64_t batches_per_epoch) {
+  const auto names = run_config.find("class_names");
+  VIT_CHECK(names == run_config.end() || *names == nlohmann::json(train.class_names), "--resume: the data has classes ",
+            nlohmann::json(train.class_names).dump(), " but ", cfg_path, " was trained on ",
+            names->dump());
+  const auto bpe = run_config.find("steps_per_epoch");
+  VIT_CHECK(bpe == run_config.end() || *bpe == batches_per_epoch, "--resume: the data gives ",
+            batches_per_epoch, " batches per epoch but ", cfg_path, " has ", bpe->dump(),
+            " (another data set, or other files in --data)");
+}
+
 }  // namespace
 
 int run_train(const CLI::App& cmd, TrainOptions o) {
@@ -266,6 +297,7 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
   // ---- the run directory: new, replaced (--force) or resumed ----------------
   const TrainOptions given = o;
   std::optional<vit::io::Checkpoint<float>> resume_ck;
+  nlohmann::json run_config;  // config.json of the run being resumed
   if (o.resume) {
     VIT_CHECK(!o.out.empty(), "--resume: name the run directory with --out");
     for (const auto& f : run_defining_flags())
@@ -273,9 +305,18 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
                 "/config.json; drop ", f);
     const std::string cfg_path = o.out + "/config.json";
     VIT_CHECK(fs::exists(cfg_path), "--resume: ", cfg_path, " does not exist (nothing to resume)");
-    o = options_from_json(vit::io::detail::parse_json(read_text(cfg_path), cfg_path), cfg_path);
+    vit::io::remove_stale_temp_files(o.out, kRunFiles);
+    run_config = vit::io::detail::parse_json(read_text(cfg_path), cfg_path);
+    o = options_from_json(run_config, cfg_path);
     o.out = given.out, o.resume = true;
-    if (cmd.count("--threads")) o.threads = given.threads;
+    if (cmd.count("--threads") && given.threads != o.threads) {
+      // Reductions split across threads add in another order: still correct,
+      // no longer bitwise the uninterrupted run.
+      if (o.threads > 0)
+        std::fprintf(stderr, "resume: %d threads where the run had %d; the weights will not be "
+                     "bitwise those of an uninterrupted run\n", given.threads, o.threads);
+      o.threads = given.threads;
+    }
     if (cmd.count("--workers")) o.workers = given.workers;
     if (cmd.count("--device")) o.device = given.device;
     if (cmd.count("--data")) o.data = given.data;
@@ -299,17 +340,14 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
                          fs::exists(o.out + "/metrics.jsonl");
     VIT_CHECK(!has_run || o.force, "--out: ", o.out,
               " already holds a run; --resume continues it, --force replaces it");
-    std::error_code ec;
-    fs::create_directories(o.out, ec);
-    VIT_CHECK(!ec && fs::is_directory(o.out), "--out: cannot create directory '", o.out, "': ", ec.message());
-    if (o.force)
-      for (const char* f : kRunFiles) fs::remove(o.out + "/" + f, ec);
+    // The directory is made (or emptied, with --force) only once the preset,
+    // the data and --init have been read: a typo must not cost the old run.
   }
-  // A process killed while writing leaves its temp file behind; nobody else
-  // writes in a run directory, so the ones found at start are garbage.
-  vit::io::remove_stale_temp_files(o.out, kRunFiles);
   const vit::Device device = checked_device(o.device);  // again: --resume may have changed it
-  vit::set_num_threads(o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency()));
+  // The count is part of the run (config.json): resuming on another machine
+  // with the same count gives the same bits.
+  if (o.threads <= 0) o.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  vit::set_num_threads(o.threads);
 
   // ---- data and model ---------------------------------------------------------
   vit::nn::VitConfig cfg = vit::nn::vit_preset(o.model);
@@ -321,7 +359,12 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
   const vit::data::Normalization norm = normalization_for(o.dataset, cfg.in_chans);
   if (!o.init.empty() && !resume_ck) {
     const auto init = vit::io::load_checkpoint<float>(o.init);
-    const auto rep = vit::nn::load_pretrained(*model, init.model);
+    vit::nn::PretrainedReport rep;
+    try {
+      rep = vit::nn::load_pretrained(*model, init.model);
+    } catch (const vit::Error& e) {
+      VIT_CHECK(false, "--init ", o.init, ": ", e.what());
+    }
     std::fprintf(stderr, "init: %lld tensors from %s\n", static_cast<long long>(rep.loaded), o.init.c_str());
     for (const auto& n : rep.notes) std::fprintf(stderr, "init: %s\n", n.c_str());
   }
@@ -343,6 +386,7 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
   lc.mixup_config.label_smoothing = o.label_smoothing, lc.mixup_config.num_classes = cfg.num_classes;
   vit::data::Loader loader(data.train, lc);
   const int64_t bpe = loader.batches_per_epoch();
+  if (!run_config.is_null()) check_same_data(run_config, o.out + "/config.json", data.train, bpe);
 
   vit::optim::LrSchedule sched;
   sched.kind = vit::optim::schedule_kind(o.schedule);
@@ -361,7 +405,7 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
               resume_ck->state->optimizer, "' but config.json says '", o.optimizer, "'");
     opt->load_named_state(resume_ck->optimizer);
     st = *resume_ck->state;
-    opt->set_steps(st.step);
+    opt->set_steps(st.step - st.nonfinite_steps);  // skipped steps did not advance Adam's bias correction
     model->dropout_generator().set_state(st.dropout_seed, st.dropout_offset);
     VIT_CHECK(st.batch_in_epoch < bpe, resume_ck->path, ": data cursor ", st.batch_in_epoch,
               " is beyond the ", bpe, " batches of an epoch");
@@ -370,6 +414,7 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
                  static_cast<long long>(st.batch_in_epoch));
     resume_ck.reset();
   } else {
+    prepare_run_dir(o);
     nlohmann::json effective = options_to_json(o);
     effective["model_config"] = vit::io::config_to_json(cfg);
     effective["class_names"] = data.train.class_names;

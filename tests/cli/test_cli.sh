@@ -88,6 +88,7 @@ mkdir -p "$work/bad" && cp "$work/data/cifar10/"* "$work/bad/"
 head -c 3000 "$work/data/cifar10/data_batch_2.bin" > "$work/bad/data_batch_2.bin"
 expect_error "data_batch_2.bin" "$vit" train --dataset cifar10 --data "$work/bad" --out "$work/x"
 expect_error "unknown model preset 'vit-zz'" "$vit" train --dataset cifar10 --data "$work/data/cifar10" --model vit-zz --out "$work/y"
+[[ ! -e $work/y ]] || fail "a run that failed before training left its directory behind"
 head -c 100 "$work/a/last.safetensors" > "$work/cut.safetensors"
 expect_error "cut.safetensors" "$vit" eval --weights "$work/cut.safetensors" --dataset cifar10 --data "$work/data/cifar10"
 expect_error "--batch" "$vit" train --batch 0
@@ -95,4 +96,67 @@ expect_error "cifar100" "$vit" eval --weights "$work/a/last.safetensors" --datas
 printf 'not an image' > "$work/junk.png"
 expect_error "junk.png" "$vit" predict --weights "$work/a/last.safetensors" "$work/junk.png"
 expect_error "--device cuda" "$vit" train --dataset cifar10 --data "$work/data/cifar10" --device cuda --out "$work/z"
+echo "ok: bad input"
+
+# 9. Resume after a skipped non-finite step: the optimizer counts only the
+#    updates it made (Adam's bias correction), so resuming is still bitwise.
+rc=0
+VIT_INJECT_NAN_STEPS=2 VIT_INJECT_KILL_AT_STEP=5 "$vit" train "${common[@]}" --out "$work/nan1r" > /dev/null 2>&1 || rc=$?
+[[ $rc -eq 137 ]] || fail "the injected kill did not happen (rc $rc)"
+"$vit" train --resume --out "$work/nan1r" > /dev/null
+cmp "$work/nan1/last.safetensors" "$work/nan1r/last.safetensors" || fail "resume after a NaN step differs"
+echo "ok: resume after a skipped step is bitwise identical"
+
+# 10. --force with a typo keeps the old run: nothing is removed before the
+#     preset, the data and --init have been read.
+cp -r "$work/a" "$work/keep"
+expect_error "unknown model preset 'vit-zz'" "$vit" train "${common[@]}" --out "$work/keep" --force --model vit-zz
+cmp "$work/a/last.safetensors" "$work/keep/last.safetensors" || fail "--force with a bad preset touched the old run"
+cmp "$work/a/config.json" "$work/keep/config.json" || fail "--force with a bad preset touched config.json"
+echo "ok: a failed --force keeps the old run"
+
+# 11. --steps stops early while the schedule spans --epochs: the first three
+#     rows (step, epoch, lr, loss, accuracy) are run a's.
+"$vit" train "${common[@]}" --out "$work/s3" --steps 3 > /dev/null
+[[ $(grep -c '^step,' "$work/s3/metrics.csv") -eq 3 ]] || fail "--steps 3 did not stop after 3 steps"
+diff <(grep '^step,' "$work/a/metrics.csv" | head -3 | cut -d, -f1-3,5-7) \
+     <(grep '^step,' "$work/s3/metrics.csv" | cut -d, -f1-3,5-7) || fail "--steps changed the schedule or the steps"
+echo "ok: --steps keeps the schedule of --epochs"
+
+# 12. Resuming with other data is refused (the cursor would mean something else).
+cp -r "$work/data/cifar10" "$work/fewer"
+head -c $((3 * 3073)) "$work/data/cifar10/data_batch_5.bin" > "$work/fewer/data_batch_5.bin"
+expect_error "batches per epoch" "$vit" train --resume --out "$work/s3" --data "$work/fewer"
+echo "ok: resume with other data is refused"
+
+# 13. CIFAR-100 with the 20 coarse labels.
+"$vit" train --dataset cifar100-coarse --data "$work/data/cifar100" --out "$work/coarse" --steps 1 --batch 8 \
+  --threads 2 > /dev/null 2>&1
+"$vit" info --weights "$work/coarse/last.safetensors" | grep -q "classes 20$" || fail "cifar100-coarse: not 20 classes"
+echo "ok: cifar100-coarse"
+
+# 14. An image folder end to end: one subfolder per class, PNG and BMP,
+#     train/val split, class names carried into predict.
+mkdir -p "$work/folder/square" "$work/folder/corner"
+for i in 0 1 2 3 4; do
+  cp "$work/data/images/sample0.png" "$work/folder/square/s$i.png"
+  cp "$work/data/images/sample1.bmp" "$work/folder/corner/c$i.bmp"
+done
+"$vit" train --dataset folder --data "$work/folder" --model cifar-tiny --steps 2 --batch 4 --threads 2 \
+  --out "$work/fold" > /dev/null 2>&1 || fail "training on an image folder failed"
+"$vit" predict --weights "$work/fold/last.safetensors" "$work/data/images/sample0.png" | grep -q "square" \
+  || fail "predict on folder weights printed no folder class names"
+echo "ok: image folder training and predict"
+
+# 15. --dump-logits rows are the test records in file order: their argmax
+#     against the label bytes of test_batch.bin is eval's top-1.
+labels=$(for i in $(seq 0 19); do od -An -tu1 -j $((i * 3073)) -N1 "$work/data/cifar10/test_batch.bin"; done)
+top1=$("$vit" eval --weights "$work/a/last.safetensors" --dataset cifar10 --data "$work/data/cifar10" \
+  --dump-logits "$work/logits.csv" | sed -n 's/.*top-1 \([0-9.]*\)%.*/\1/p')
+mine=$(paste -d, <(printf '%s\n' $labels) "$work/logits.csv" | awk -F, '{
+  best = 2; for (c = 3; c <= NF; ++c) if ($c > $best) best = c
+  hits += (best - 2 == $1) } END { printf "%.2f", 100 * hits / NR }')
+[[ -n $top1 && $mine == "$top1" ]] || fail "logits argmax accuracy $mine% is not eval's top-1 $top1%"
+echo "ok: dumped logits agree with eval's top-1 ($top1%)"
+
 echo "all CLI checks passed"
