@@ -69,6 +69,8 @@ echo "ok: predict, attention maps, info"
 "$vit" train --dataset cifar100 --data "$work/data/cifar100" --init "$work/a/best.safetensors" \
   --freeze-backbone --out "$work/ft" --epochs 1 --batch 8 --threads 2 > "$work/ft.log" 2>&1
 grep -q "head re-initialised for 100 classes" "$work/ft.log" || fail "no head re-initialisation"
+grep -q '"lr": 0.0001,' "$work/ft/config.json" || fail "fine-tuning did not default to a tenth of the lr"
+grep -q '"lr": 0.001,' "$work/a/config.json" || fail "training from scratch did not default to lr 1e-3"
 echo "ok: fine-tuning with a new head"
 
 # 7. Non-finite steps: one is skipped and counted; three in a row stop the run.
