@@ -31,8 +31,7 @@ float scale_of(int64_t D) { return 1.0f / std::sqrt(static_cast<float>(D)); }
 template <int D>
 void forward(const float* qkv, float* out, float* lse, int64_t B, int64_t N, int64_t C, int64_t H) {
   const kernels::AttentionLaunch g = kernels::attention_forward_launch<D>(B, N, H);
-  kernels::attention_forward_kernel<D><<<g.grid, g.block, g.smem_bytes, detail::stream()>>>(
-      qkv, out, lse, static_cast<int>(N), static_cast<int>(C), static_cast<int>(H), scale_of(D));
+  detail::launch(kernels::attention_forward_kernel<D>, g.grid, g.block, g.smem_bytes, qkv, out, lse, static_cast<int>(N), static_cast<int>(C), static_cast<int>(H), scale_of(D));
   VIT_CUDA_LAUNCH_CHECK();
 }
 
@@ -43,16 +42,13 @@ void backward(const float* dout, const float* qkv, const float* out, const float
   const int n = static_cast<int>(N), c = static_cast<int>(C), h = static_cast<int>(H);
   detail::Scratch delta(static_cast<size_t>(B * H * N));  // (B,H,N)
   const kernels::AttentionLaunch gd = kernels::attention_delta_launch<D>(B, N, H);
-  kernels::attention_delta_kernel<D><<<gd.grid, gd.block, gd.smem_bytes, detail::stream()>>>(
-      dout, out, delta.p, B * N * H, n, h);
+  detail::launch(kernels::attention_delta_kernel<D>, gd.grid, gd.block, gd.smem_bytes, dout, out, delta.p, B * N * H, n, h);
   VIT_CUDA_LAUNCH_CHECK();
   const kernels::AttentionLaunch gq = kernels::attention_dq_launch<D>(B, N, H);
-  kernels::attention_backward_dq_kernel<D><<<gq.grid, gq.block, gq.smem_bytes, detail::stream()>>>(
-      dout, qkv, lse, delta.p, dqkv, n, c, h, scale_of(D));
+  detail::launch(kernels::attention_backward_dq_kernel<D>, gq.grid, gq.block, gq.smem_bytes, dout, qkv, lse, delta.p, dqkv, n, c, h, scale_of(D));
   VIT_CUDA_LAUNCH_CHECK();
   const kernels::AttentionLaunch gk = kernels::attention_dkv_launch<D>(B, N, H);
-  kernels::attention_backward_dkv_kernel<D><<<gk.grid, gk.block, gk.smem_bytes, detail::stream()>>>(
-      dout, qkv, lse, delta.p, dqkv, n, c, h, scale_of(D));
+  detail::launch(kernels::attention_backward_dkv_kernel<D>, gk.grid, gk.block, gk.smem_bytes, dout, qkv, lse, delta.p, dqkv, n, c, h, scale_of(D));
   VIT_CUDA_LAUNCH_CHECK();
 }
 

@@ -39,6 +39,14 @@ struct Scratch {
   float* p;
 };
 
+/// Queues kernel(args...) on the library stream: the one launch syntax of the
+/// launchers, which the emulated backend (tests/cuda_emu/backend/) defines as
+/// a run of the same kernel on CPU threads.
+template <class Kernel, class... Args>
+void launch(Kernel kernel, dim3 grid, dim3 block, size_t smem, Args... args) {
+  kernel<<<grid, block, smem, stream()>>>(args...);
+}
+
 inline unsigned blocks_for(int64_t n, int threads_per_block, int64_t max_blocks = 1 << 20) {
   const int64_t b = (n + threads_per_block - 1) / threads_per_block;
   return static_cast<unsigned>(b < 1 ? 1 : (b > max_blocks ? max_blocks : b));

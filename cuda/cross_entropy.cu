@@ -36,10 +36,10 @@ void cross_entropy_forward(const float* logits, const int32_t* labels, const flo
   const Smoothing s = smoothing_for(labels, label_smoothing, K, op);
   const auto l = kernels::cross_entropy_forward_geometry(B, K);
   detail::Scratch row_loss(static_cast<size_t>(B));
-  l.rows_kernel<<<l.rows_grid, l.rows_block, 0, detail::stream()>>>(logits, labels, target, s.off,
+  detail::launch(l.rows_kernel, l.rows_grid, l.rows_block, 0, logits, labels, target, s.off,
                                                                     s.on, probs, row_loss.p, B, K);
   VIT_CUDA_LAUNCH_CHECK();
-  l.mean_kernel<<<l.mean_grid, l.mean_block, 0, detail::stream()>>>(row_loss.p, loss, B);
+  detail::launch(l.mean_kernel, l.mean_grid, l.mean_block, 0, row_loss.p, loss, B);
   VIT_CUDA_LAUNCH_CHECK();
 }
 
@@ -53,7 +53,7 @@ void cross_entropy_backward(const float* dloss, const float* probs, const int32_
   VIT_CHECK(labels || target, op, ": needs labels or a target distribution");
   const Smoothing s = smoothing_for(labels, label_smoothing, K, op);
   const auto l = kernels::cross_entropy_backward_geometry(B, K);
-  l.kernel<<<l.grid, l.block, 0, detail::stream()>>>(dloss, probs, labels, target, s.off, s.on,
+  detail::launch(l.kernel, l.grid, l.block, 0, dloss, probs, labels, target, s.off, s.on,
                                                      dlogits, B, K);
   VIT_CUDA_LAUNCH_CHECK();
 }

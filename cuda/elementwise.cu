@@ -18,7 +18,7 @@ void binary(const char* what, const float* a, const float* b, float* out, int64_
   if (n == 0) return;
   VIT_CHECK(a && b && out, "cuda::", what, ": null pointer");
   const auto g = kernels::elementwise_launch(n);
-  kernels::ew_binary_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(a, b, out, n, op);
+  detail::launch(kernels::ew_binary_kernel, g.grid, g.block, g.smem, a, b, out, n, op);
   VIT_CUDA_LAUNCH_CHECK();
 }
 
@@ -29,7 +29,7 @@ void fill(float* x, float value, int64_t n) {
   if (n == 0) return;
   VIT_CHECK(x, "cuda::fill: null pointer");
   const auto g = kernels::elementwise_launch(n);
-  kernels::ew_fill_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(x, value, n);
+  detail::launch(kernels::ew_fill_kernel, g.grid, g.block, g.smem, x, value, n);
   VIT_CUDA_LAUNCH_CHECK();
 }
 
@@ -50,7 +50,7 @@ void scale(float* x, float s, int64_t n) {
   if (n == 0) return;
   VIT_CHECK(x, "cuda::scale: null pointer");
   const auto g = kernels::elementwise_launch(n);
-  kernels::ew_unary_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(x, x, n, kernels::EwScale{s});
+  detail::launch(kernels::ew_unary_kernel, g.grid, g.block, g.smem, x, x, n, kernels::EwScale{s});
   VIT_CUDA_LAUNCH_CHECK();
 }
 
@@ -59,7 +59,7 @@ void add_row_broadcast(const float* x, const float* bias, float* out, int64_t R,
   if (R == 0 || C == 0) return;
   VIT_CHECK(x && bias && out, "cuda::add_row_broadcast: null pointer");
   const auto g = kernels::elementwise_launch(R * C);
-  kernels::add_row_broadcast_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(x, bias, out, R, C);
+  detail::launch(kernels::add_row_broadcast_kernel, g.grid, g.block, g.smem, x, bias, out, R, C);
   VIT_CUDA_LAUNCH_CHECK();
 }
 
@@ -69,17 +69,14 @@ void column_sums_accumulate(const float* x, float* acc, int64_t R, int64_t C) {
   VIT_CHECK(x && acc, "cuda::column_sums_accumulate: null pointer");
   const auto g = kernels::column_sums_launch(R, C);
   if (g.chunks == 1) {
-    kernels::column_sums_partial_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(
-        x, acc, R, C, g.rows_per_chunk, 1);
+    detail::launch(kernels::column_sums_partial_kernel, g.grid, g.block, g.smem, x, acc, R, C, g.rows_per_chunk, 1);
     VIT_CUDA_LAUNCH_CHECK();
     return;
   }
   detail::Scratch partials(static_cast<size_t>(g.chunks * C));
-  kernels::column_sums_partial_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(
-      x, partials.p, R, C, g.rows_per_chunk, 0);
+  detail::launch(kernels::column_sums_partial_kernel, g.grid, g.block, g.smem, x, partials.p, R, C, g.rows_per_chunk, 0);
   VIT_CUDA_LAUNCH_CHECK();
-  kernels::column_sums_finish_kernel<<<g.finish_grid, g.finish_block, 0, detail::stream()>>>(
-      partials.p, acc, g.chunks, C);
+  detail::launch(kernels::column_sums_finish_kernel, g.finish_grid, g.finish_block, 0, partials.p, acc, g.chunks, C);
   VIT_CUDA_LAUNCH_CHECK();
 }
 
@@ -89,14 +86,14 @@ void sum_all(const float* x, float* out, int64_t n) {
   // n == 0 still launches: out[0] must be written (0).
   const auto g = kernels::sum_all_launch(n);
   if (g.grid.x == 1) {
-    kernels::sum_all_partial_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(x, n, out);
+    detail::launch(kernels::sum_all_partial_kernel, g.grid, g.block, g.smem, x, n, out);
     VIT_CUDA_LAUNCH_CHECK();
     return;
   }
   detail::Scratch partials(g.grid.x);
-  kernels::sum_all_partial_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(x, n, partials.p);
+  detail::launch(kernels::sum_all_partial_kernel, g.grid, g.block, g.smem, x, n, partials.p);
   VIT_CUDA_LAUNCH_CHECK();
-  kernels::sum_all_partial_kernel<<<1, g.block, 0, detail::stream()>>>(partials.p, g.grid.x, out);
+  detail::launch(kernels::sum_all_partial_kernel, 1, g.block, 0, partials.p, g.grid.x, out);
   VIT_CUDA_LAUNCH_CHECK();
 }
 

@@ -20,7 +20,7 @@ void bias_gelu_forward(const float* x, const float* bias, float* out, int64_t R,
   VIT_CHECK(x && out, "bias_gelu_forward (cuda): null x or out");
   const bool vec4_ok = aligned16(x) && aligned16(bias) && aligned16(out);
   const auto l = kernels::bias_gelu_forward_geometry(R, C, bias != nullptr, vec4_ok);
-  l.kernel<<<l.grid, l.block, l.smem, detail::stream()>>>(x, bias, out, l.n_vec, C, tanh_approx);
+  detail::launch(l.kernel, l.grid, l.block, l.smem, x, bias, out, l.n_vec, C, tanh_approx);
   VIT_CUDA_LAUNCH_CHECK();
 }
 
@@ -32,18 +32,18 @@ void bias_gelu_backward(const float* dout, const float* x, const float* bias, fl
   const bool vec4_ok = aligned16(dout) && aligned16(x) && aligned16(bias) && aligned16(dx);
   if (!dbias) {
     const auto l = kernels::bias_gelu_backward_geometry(R, C, bias != nullptr, vec4_ok);
-    l.kernel<<<l.grid, l.block, l.smem, detail::stream()>>>(dout, x, bias, dx, l.n_vec, C,
+    detail::launch(l.kernel, l.grid, l.block, l.smem, dout, x, bias, dx, l.n_vec, C,
                                                             tanh_approx);
     VIT_CUDA_LAUNCH_CHECK();
     return;
   }
   const auto l = kernels::bias_gelu_backward_dbias_geometry(R, C, vec4_ok);
   detail::Scratch partials(static_cast<size_t>(l.partial_rows * C));
-  l.kernel<<<l.grid, l.block, l.smem, detail::stream()>>>(dout, x, bias, dx, partials.p, R, C,
+  detail::launch(l.kernel, l.grid, l.block, l.smem, dout, x, bias, dx, partials.p, R, C,
                                                           l.rows_per_chunk, tanh_approx);
   VIT_CUDA_LAUNCH_CHECK();
   const auto s = kernels::column_partials_geometry(C);
-  s.kernel<<<s.grid, s.block, s.smem, detail::stream()>>>(partials.p, l.partial_rows, C, dbias,
+  detail::launch(s.kernel, s.grid, s.block, s.smem, partials.p, l.partial_rows, C, dbias,
                                                           nullptr, C);
   VIT_CUDA_LAUNCH_CHECK();
 }

@@ -27,7 +27,7 @@ void layer_norm_forward(const float* x, const float* residual, float* sum_out, c
                        aligned16(residual ? sum_out : nullptr) && aligned16(weight) &&
                        aligned16(bias) && aligned16(out);
   const auto l = kernels::layer_norm_forward_geometry(R, C, vec4_ok);
-  l.kernel<<<l.grid, l.block, l.smem, detail::stream()>>>(x, residual, sum_out, weight, bias, out,
+  detail::launch(l.kernel, l.grid, l.block, l.smem, x, residual, sum_out, weight, bias, out,
                                                           mean, rstd, R, C, eps);
   VIT_CUDA_LAUNCH_CHECK();
 }
@@ -43,12 +43,11 @@ void layer_norm_backward(const float* dout, const float* x, const float* weight,
   const auto l = kernels::layer_norm_backward_geometry(R, C, vec4_ok);
   const bool want_params = dweight || dbias;
   detail::Scratch partials(want_params ? static_cast<size_t>(l.partial_rows * 2 * C) : 0);
-  l.kernel<<<l.grid, l.block, want_params ? l.smem : 0, detail::stream()>>>(
-      dout, x, weight, mean, rstd, dx, want_params ? partials.p : nullptr, R, C, l.rows_per_block);
+  detail::launch(l.kernel, l.grid, l.block, want_params ? l.smem : 0, dout, x, weight, mean, rstd, dx, want_params ? partials.p : nullptr, R, C, l.rows_per_block);
   VIT_CUDA_LAUNCH_CHECK();
   if (want_params) {
     const auto s = kernels::column_partials_geometry(2 * C);
-    s.kernel<<<s.grid, s.block, s.smem, detail::stream()>>>(partials.p, l.partial_rows, 2 * C,
+    detail::launch(s.kernel, s.grid, s.block, s.smem, partials.p, l.partial_rows, 2 * C,
                                                             dweight, dbias, C);
     VIT_CUDA_LAUNCH_CHECK();
   }

@@ -30,8 +30,7 @@ template <int kStates, class Update>
 void update_all(const ParamSlot* slots, int count, const Update& up, const float* grad_scale) {
   kernels::for_each_slot_table(slots, count, [&](const kernels::OptimSlotTable& t) {
     const auto g = kernels::optim_launch(t);
-    kernels::multi_tensor_update_kernel<kStates>
-        <<<g.grid, g.block, g.smem, detail::stream()>>>(t, up, grad_scale);
+    detail::launch(kernels::multi_tensor_update_kernel<kStates, Update>, g.grid, g.block, g.smem, t, up, grad_scale);
     VIT_CUDA_LAUNCH_CHECK();
   });
 }
@@ -70,11 +69,11 @@ void grad_norm(const ParamSlot* slots, int count, float max_norm, float* norm_ou
   float* partials = scratch.p;
   kernels::for_each_slot_table(slots, count, [&](const kernels::OptimSlotTable& t) {
     const auto g = kernels::optim_launch(t);
-    kernels::grad_sumsq_kernel<<<g.grid, g.block, g.smem, detail::stream()>>>(t, partials);
+    detail::launch(kernels::grad_sumsq_kernel, g.grid, g.block, g.smem, t, partials);
     VIT_CUDA_LAUNCH_CHECK();
   });
   const auto f = kernels::grad_norm_finish_launch();
-  kernels::grad_norm_finish_kernel<<<f.grid, f.block, f.smem, detail::stream()>>>(partials, chunks, max_norm,
+  detail::launch(kernels::grad_norm_finish_kernel, f.grid, f.block, f.smem, partials, chunks, max_norm,
                                                                                   norm_out, coef_out);
   VIT_CUDA_LAUNCH_CHECK();
 }

@@ -23,11 +23,10 @@ void patchify(const float* x, float* cols, int64_t B, int64_t ch, int64_t H, int
   if (total == 0) return;
   const auto g = kernels::patchify_launch(total);
   if (g.index32)
-    kernels::patchify_kernel<int32_t><<<g.grid, g.block, g.smem, detail::stream()>>>(
-        x, cols, static_cast<int32_t>(total), static_cast<int32_t>(ch), static_cast<int32_t>(H),
+    detail::launch(kernels::patchify_kernel<int32_t>, g.grid, g.block, g.smem, x, cols, static_cast<int32_t>(total), static_cast<int32_t>(ch), static_cast<int32_t>(H),
         static_cast<int32_t>(W), static_cast<int32_t>(P));
   else
-    kernels::patchify_kernel<int64_t><<<g.grid, g.block, g.smem, detail::stream()>>>(x, cols, total, ch,
+    detail::launch(kernels::patchify_kernel<int64_t>, g.grid, g.block, g.smem, x, cols, total, ch,
                                                                                      H, W, P);
   VIT_CUDA_LAUNCH_CHECK();
 }
@@ -38,11 +37,10 @@ void unpatchify(const float* dcols, float* dx, int64_t B, int64_t ch, int64_t H,
   if (total == 0) return;
   const auto g = kernels::patchify_launch(total);
   if (g.index32)
-    kernels::unpatchify_kernel<int32_t><<<g.grid, g.block, g.smem, detail::stream()>>>(
-        dcols, dx, static_cast<int32_t>(total), static_cast<int32_t>(ch), static_cast<int32_t>(H),
+    detail::launch(kernels::unpatchify_kernel<int32_t>, g.grid, g.block, g.smem, dcols, dx, static_cast<int32_t>(total), static_cast<int32_t>(ch), static_cast<int32_t>(H),
         static_cast<int32_t>(W), static_cast<int32_t>(P));
   else
-    kernels::unpatchify_kernel<int64_t><<<g.grid, g.block, g.smem, detail::stream()>>>(dcols, dx, total,
+    detail::launch(kernels::unpatchify_kernel<int64_t>, g.grid, g.block, g.smem, dcols, dx, total,
                                                                                        ch, H, W, P);
   VIT_CUDA_LAUNCH_CHECK();
 }

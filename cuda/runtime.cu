@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common.cuh"
+#include "vit/cuda/elementwise.hpp"
 
 namespace vit::cuda {
 namespace {
@@ -36,7 +37,6 @@ DeviceAllocator& allocator() {
 }
 
 bool g_allow_tf32 = false;
-bool g_deterministic = false;
 
 }  // namespace
 
@@ -209,16 +209,20 @@ void copy_rows_on_device(void* dst, size_t dst_pitch, const void* src, size_t sr
                                    cudaMemcpyDeviceToDevice, detail::stream()));
 }
 
-void fill_zero(void* dst, size_t bytes) {
-  if (bytes == 0) return;
-  VIT_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, detail::stream()));
+void fill32(void* dst, uint32_t pattern, size_t words) {
+  if (words == 0) return;
+  if (pattern == 0) {
+    VIT_CUDA_CHECK(cudaMemsetAsync(dst, 0, words * 4, detail::stream()));
+    return;
+  }
+  float value;
+  std::memcpy(&value, &pattern, 4);  // the fill kernel stores the bits as they are
+  fill(static_cast<float*>(dst), value, static_cast<int64_t>(words));  // cuda/elementwise.cu
 }
 
 void synchronize() { VIT_CUDA_CHECK(cudaStreamSynchronize(detail::stream())); }
 
 void set_allow_tf32(bool on) { g_allow_tf32 = on; }
 bool allow_tf32() { return g_allow_tf32; }
-void set_deterministic(bool on) { g_deterministic = on; }
-bool deterministic() { return g_deterministic; }
 
 }  // namespace vit::cuda

@@ -13,7 +13,7 @@ void softmax_forward(const float* x, float* out, int64_t R, int64_t n) {
   VIT_CHECK(x && out, "softmax_forward (cuda): null x or out");
   const bool vec4_ok = kernels::rows::aligned16(x) && kernels::rows::aligned16(out);
   const auto l = kernels::softmax_forward_geometry(R, n, vec4_ok);
-  l.kernel<<<l.grid, l.block, l.smem, detail::stream()>>>(x, out, R, n);
+  detail::launch(l.kernel, l.grid, l.block, l.smem, x, out, R, n);
   VIT_CUDA_LAUNCH_CHECK();
 }
 
@@ -24,7 +24,7 @@ void softmax_backward(const float* y, const float* dy, float* dx, int64_t R, int
   const bool vec4_ok =
       kernels::rows::aligned16(y) && kernels::rows::aligned16(dy) && kernels::rows::aligned16(dx);
   const auto l = kernels::softmax_backward_geometry(R, n, vec4_ok);
-  l.kernel<<<l.grid, l.block, l.smem, detail::stream()>>>(y, dy, dx, R, n);
+  detail::launch(l.kernel, l.grid, l.block, l.smem, y, dy, dx, R, n);
   VIT_CUDA_LAUNCH_CHECK();
 }
 

@@ -1,7 +1,8 @@
 // Byte copies, fills and the gradient add between host and device memory, for
-// Tensor's own methods (clone, to, copy_from, fill_, item) and autograd. The CUDA half exists only when
-// the program links vit::cuda (VIT_WITH_CUDA=1); without it a CUDA pointer
-// cannot exist, so reaching that half is an error with a clear message.
+// Tensor's own methods (clone, to, copy_from, fill_, item) and autograd. The
+// device half goes through core/device_runtime.hpp and exists only when the
+// program links a device backend (VIT_WITH_CUDA=1); without one a device
+// pointer cannot exist, so reaching that half is an error with a clear message.
 #pragma once
 
 #include <algorithm>
@@ -9,13 +10,8 @@
 #include <type_traits>
 
 #include "vit/core/device.hpp"
+#include "vit/core/device_runtime.hpp"
 #include "vit/core/error.hpp"
-#include "vit/cuda/elementwise.hpp"
-#include "vit/cuda/runtime.hpp"
-
-#ifndef VIT_WITH_CUDA
-#define VIT_WITH_CUDA 0
-#endif
 
 namespace vit::detail {
 
@@ -48,7 +44,15 @@ void fill_values(T* p, Device d, T v, int64_t n) {
     return;
   }
 #if VIT_WITH_CUDA
-  if constexpr (std::is_same_v<T, float>) cuda::fill(p, v, n);
+  static_assert(sizeof(T) % 4 == 0, "device fills work in 4-byte words");
+  if constexpr (sizeof(T) == 4) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    cuda::fill32(p, bits, static_cast<size_t>(n));
+  } else {
+    VIT_CHECK(v == T(0), "fill: a ", sizeof(T), "-byte element type on cuda can only be zero-filled");
+    cuda::fill32(p, 0u, static_cast<size_t>(n) * sizeof(T) / 4);
+  }
 #else
   no_cuda_in_build("fill");
 #endif
@@ -64,6 +68,7 @@ void add_values(const T* a, const T* b, T* out, Device d, int64_t n) {
   }
 #if VIT_WITH_CUDA
   if constexpr (std::is_same_v<T, float>) cuda::add(a, b, out, n);
+  else throw_error(__FILE__, __LINE__, "add: gradients on cuda are float32 only");
 #else
   no_cuda_in_build("add");
 #endif

@@ -1,8 +1,10 @@
 // Storage<T>: one contiguous buffer, shared by a tensor and all its views.
-// CPU buffers come from the CPU caching allocator; CUDA buffers from the
-// device caching allocator of vit::cuda, which exists only when the program
-// links vit::cuda (that defines VIT_WITH_CUDA=1). Without it a CUDA storage is
-// a clear error, never a silent CPU fallback.
+// CPU buffers come from the CPU caching allocator; device buffers from the
+// device backend's (core/device_runtime.hpp), which exists only when the
+// program links one (that defines VIT_WITH_CUDA=1). Without it a CUDA storage
+// is a clear error, never a silent CPU fallback. Any element type may live on
+// the device (float activations, int32 labels, double metric sums); which ops
+// have kernels for which type is the op layer's business.
 #pragma once
 
 #include <cstdint>
@@ -11,11 +13,7 @@
 #include "vit/core/allocator.hpp"
 #include "vit/core/device.hpp"
 #include "vit/core/error.hpp"
-#include "vit/cuda/runtime.hpp"
-
-#ifndef VIT_WITH_CUDA
-#define VIT_WITH_CUDA 0
-#endif
+#include "vit/core/device_runtime.hpp"
 
 namespace vit {
 
@@ -27,8 +25,6 @@ class Storage {
     const size_t bytes = sizeof(T) * static_cast<size_t>(n);
     if (device == Device::CUDA) {
 #if VIT_WITH_CUDA
-      VIT_CHECK((std::is_same_v<T, float>), "Storage: CUDA tensors are float32 only, not ",
-                sizeof(T) == 8 ? "float64" : "this type");
       VIT_CHECK(cuda::available(), "Storage: no CUDA device: ", cuda::device_description());
       data_ = static_cast<T*>(cuda::allocate(bytes));
       return;

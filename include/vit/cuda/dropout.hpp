@@ -1,0 +1,18 @@
+// Dropout and drop-path masks on the GPU (cuda/dropout.cu), the twin of
+// vit/ops/dropout.hpp. The mask is a pure function of (seed, counter, element),
+// the same hash as vit::Generator: the GPU draws exactly the CPU's mask, run
+// to run and across a resume. Declarations only: no CUDA header.
+#pragma once
+
+#include <cstdint>
+
+namespace vit::cuda {
+
+/// mask[i] = keep_scale if Generator(seed).uniform(counter0 + i) >= p, else 0,
+/// for i < groups. Device pointer, queued on vit::cuda::stream().
+void dropout_mask(float* mask, int64_t groups, uint64_t seed, uint64_t counter0, double p,
+                  float keep_scale);
+/// out[i] = x[i] * mask[i / inner] for i < n (forward and backward alike; out may be x).
+void apply_group_mask(const float* x, const float* mask, float* out, int64_t n, int64_t inner);
+
+}  // namespace vit::cuda
