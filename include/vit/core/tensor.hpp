@@ -47,10 +47,12 @@ const char* dtype_name() {
   else return "unknown";
 }
 
-/// A dense, row-major tensor of T (float or double) with reverse-mode autograd.
+/// A dense, row-major tensor of T with reverse-mode autograd. Ops and autograd
+/// are for float and double; integer tensors carry labels to the device and
+/// double tensors metric sums, and only move, fill and copy.
 template <class T>
 class Tensor {
-  static_assert(std::is_floating_point_v<T>, "Tensor<T>: T must be float or double");
+  static_assert(std::is_arithmetic_v<T>, "Tensor<T>: T must be an arithmetic type");
 
  public:
   using value_type = T;

@@ -3,7 +3,9 @@
 //   P = softmax(q·kᵀ·D^-½) per (b,h), context = P·v written back as (B,N,C).
 // Replaces timm's reshape/permute/matmul/softmax/matmul/transpose chain with no
 // copies of q, k, v: GEMMs read them in place through the row stride 3C.
-// Saves P (B,H,N,N) for backward; on the CPU that is cheaper than recomputing.
+// What the backward needs is the raw layer's choice per device: the CPU saves
+// P (B,H,N,N), cheaper there than recomputing; the CUDA kernels save only the
+// logsumexp (B,H,N) and the output, and recompute P tile by tile.
 // Parallel over the B·H independent heads; each head's small GEMMs run on its
 // thread: for float on AVX2 hosts at ViT sizes, register-blocked loops over the
 // operands in place (detail/attention_avx2.hpp); otherwise ops::gemm, which is
@@ -13,6 +15,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "vit/cuda/attention.hpp"
 #include "vit/ops/detail/attention_avx2.hpp"
 #include "vit/ops/softmax.hpp"
 
@@ -99,18 +102,57 @@ void attention_backward(const T* dout, const T* qkv, const T* probs, T* dqkv, in
   }
 }
 
+/// What attention_forward leaves for the backward: on the CPU `stats` is P
+/// (B,H,N,N); on CUDA it is the logsumexp (B,H,N) and `out` the output.
+template <class T>
+struct AttentionSaved {
+  Tensor<T> stats, out;
+};
+
+// qkv: (B,N,3C) -> out: (B,N,C) written, on qkv's device.
+template <class T>
+AttentionSaved<T> attention_forward(const Tensor<T>& qkv, const Tensor<T>& out, int64_t H) {
+  const int64_t B = qkv.shape()[0], N = qkv.shape()[1], C = qkv.shape()[2] / 3;
+  if (qkv.device() == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) {
+      Tensor<T> lse = Tensor<T>::empty({B, H, N}, Device::CUDA);
+      cuda::attention_forward(qkv.data(), out.data(), lse.data(), B, N, C, H);
+      return {lse, out.detach()};
+    } else {
+      detail::cuda_branch_missing("attention");
+    }
+  }
+  Tensor<T> probs = Tensor<T>::empty({B, H, N, N});
+  attention_forward(qkv.data(), out.data(), probs.data(), B, N, C, H);
+  return {probs, {}};
+}
+
+// dout: (B,N,C) -> dqkv: (B,N,3C) written, from the forward's saved state.
+template <class T>
+void attention_backward(const T* dout, const Tensor<T>& qkv, const AttentionSaved<T>& saved,
+                        T* dqkv, int64_t H) {
+  const int64_t B = qkv.shape()[0], N = qkv.shape()[1], C = qkv.shape()[2] / 3;
+  if (qkv.device() == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>)
+      cuda::attention_backward(dout, qkv.data(), saved.out.data(), saved.stats.data(), dqkv, B, N, C, H);
+    else detail::cuda_branch_missing("attention");
+    return;
+  }
+  attention_backward(dout, qkv.data(), saved.stats.data(), dqkv, B, N, C, H);
+}
+
 }  // namespace ops
 
 namespace detail {
 template <class T>
 struct AttentionNode : Node<T> {
-  Tensor<T> qkv, probs;
+  Tensor<T> qkv;
+  ops::AttentionSaved<T> saved;
   int64_t heads = 1;
   const char* name() const override { return "attention"; }
   void backward(const Tensor<T>& dout) override {
-    const int64_t B = qkv.shape()[0], N = qkv.shape()[1], C = qkv.shape()[2] / 3;
-    Tensor<T> dqkv = Tensor<T>::empty(qkv.shape());
-    ops::attention_backward(dout.data(), qkv.data(), probs.data(), dqkv.data(), B, N, C, heads);
+    Tensor<T> dqkv = Tensor<T>::empty(qkv.shape(), qkv.device());
+    ops::attention_backward(dout.data(), qkv, saved, dqkv.data(), heads);
     this->accumulate(0, dqkv);
   }
 };
@@ -128,16 +170,13 @@ Tensor<T> attention(const Tensor<T>& qkv, int64_t heads) {
     const int64_t D = C / heads;
     VIT_CHECK(D == 16 || D == 32 || D == 64, "attention: head dim ", D,
               " on cuda (the fused kernel takes 16, 32 or 64)");
-    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::attention(qkv, heads);
-    else ops::detail::cuda_branch_missing("attention");
   }
-  Tensor<T> out = Tensor<T>::empty({B, N, C});
-  Tensor<T> probs = Tensor<T>::empty({B, heads, N, N});
-  ops::attention_forward(qkv.data(), out.data(), probs.data(), B, N, C, heads);
+  Tensor<T> out = Tensor<T>::empty({B, N, C}, dev);
+  ops::AttentionSaved<T> saved = ops::attention_forward(qkv, out, heads);
   if (autograd::needs_grad(qkv)) {
     auto node = std::make_shared<detail::AttentionNode<T>>();
     node->qkv = qkv.detach();
-    node->probs = probs;
+    node->saved = std::move(saved);
     node->heads = heads;
     autograd::attach(out, node, {&qkv});
   }

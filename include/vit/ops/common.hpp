@@ -8,23 +8,11 @@
 #include "vit/autograd/engine.hpp"
 #include "vit/core/parallel.hpp"
 #include "vit/core/tensor.hpp"
-#include "vit/ops/cuda_twins.hpp"
+#include "vit/cuda/elementwise.hpp"
+#include "vit/ops/dispatch.hpp"
 #include "vit/ops/gemm.hpp"
 
 namespace vit::ops::detail {
-
-/// Every defined tensor must be on the CPU: for ops with no CUDA twin.
-template <class T, class... Ts>
-void check_cpu(const char* op, const Tensor<T>& first, const Ts&... rest) {
-  auto one = [op](const Tensor<T>& t) {
-    if (!t.defined()) return;
-    VIT_CHECK(t.device() == Device::CPU, op, ": tensor of shape ", t.shape(), " is on ",
-              device_name(t.device()), " but this op has no CUDA implementation; copy it with "
-              ".to(Device::CPU)");
-  };
-  one(first);
-  (one(rest), ...);
-}
 
 /// The device every defined tensor is on; tensors on different devices are an
 /// error naming the op (PyTorch's "Expected all tensors to be on the same device").
@@ -38,17 +26,6 @@ Device same_device(const char* op, const Tensor<T>& first, const Ts&... rest) {
   };
   (one(rest), ...);
   return d;
-}
-
-/// True where a CUDA branch is compiled in: a build linking vit::cuda, float
-/// tensors (Storage refuses CUDA tensors of other types, so for them the
-/// branch is never reached).
-template <class T>
-inline constexpr bool kCudaFloat = VIT_WITH_CUDA && std::is_same_v<T, float>;
-
-/// Where a CUDA tensor reaches an op in a build whose CUDA branch is compiled out.
-[[noreturn]] inline void cuda_branch_missing(const char* op) {
-  vit::detail::throw_error(__FILE__, __LINE__, op, ": no CUDA path for this type in this build");
 }
 
 /// Rows of a (..., C) tensor: everything but the last dimension.
@@ -82,6 +59,17 @@ void add_column_sums(const T* x, int64_t R, int64_t C, T* acc) {
   }
   for (int t = 0; t < nt; ++t)
     for (int64_t c = 0; c < C; ++c) acc[c] += partials[t * C + c];
+}
+
+/// acc[c] += Σ_r x[r·C + c] on `dev` (the CUDA kernel sums in a fixed order too).
+template <class T>
+void add_column_sums(Device dev, const T* x, int64_t R, int64_t C, T* acc) {
+  if (dev == Device::CUDA) {
+    if constexpr (kCudaFloat<T>) cuda::column_sums_accumulate(x, acc, R, C);
+    else cuda_branch_missing("column sums");
+    return;
+  }
+  add_column_sums(x, R, C, acc);
 }
 
 }  // namespace vit::ops::detail

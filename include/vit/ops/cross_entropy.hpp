@@ -8,6 +8,7 @@
 #include <cmath>
 #include <vector>
 
+#include "vit/cuda/cross_entropy.hpp"
 #include "vit/ops/common.hpp"
 
 namespace vit {
@@ -42,69 +43,150 @@ void cross_entropy_backward(T dloss, const T* probs, const T* target, T* dlogits
   for (int64_t i = 0; i < B * K; ++i) dlogits[i] = (probs[i] - target[i]) * s;
 }
 
+// The same on `dev`. Targets are integer labels (B) with label smoothing
+// (only on CUDA, where the kernel builds q itself; the CPU wrapper passes the
+// dense q) or a dense target (B,K). loss: one element on `dev`, written.
+template <class T>
+void cross_entropy_forward(Device dev, const T* logits, const int32_t* labels, const T* target,
+                           double label_smoothing, T* probs, T* loss, int64_t B, int64_t K) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>)
+      cuda::cross_entropy_forward(logits, labels, target, static_cast<float>(label_smoothing), probs,
+                                  loss, B, K);
+    else detail::cuda_branch_missing("cross_entropy");
+    return;
+  }
+  VIT_CHECK(target, "cross_entropy (cpu): needs the dense target");
+  loss[0] = cross_entropy_forward(logits, target, probs, B, K);
+}
+
+// dloss: one element on `dev` -> dlogits written.
+template <class T>
+void cross_entropy_backward(Device dev, const T* dloss, const T* probs, const int32_t* labels,
+                            const T* target, double label_smoothing, T* dlogits, int64_t B, int64_t K) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>)
+      cuda::cross_entropy_backward(dloss, probs, labels, target, static_cast<float>(label_smoothing),
+                                   dlogits, B, K);
+    else detail::cuda_branch_missing("cross_entropy");
+    return;
+  }
+  cross_entropy_backward(dloss[0], probs, target, dlogits, B, K);
+}
+
 }  // namespace ops
 
 namespace detail {
 template <class T>
 struct CrossEntropyNode : Node<T> {
-  Tensor<T> probs, target;
+  Tensor<T> probs, target;   // target: the dense q, or undefined with labels
+  Tensor<int32_t> labels;    // integer labels on the logits' device, or undefined
+  double label_smoothing = 0;
   const char* name() const override { return "cross_entropy"; }
   void backward(const Tensor<T>& dout) override {
-    Tensor<T> d = Tensor<T>::empty(probs.shape());
-    ops::cross_entropy_backward(dout.data()[0], probs.data(), target.data(), d.data(),
-                                probs.shape()[0], probs.shape()[1]);
+    Tensor<T> d = Tensor<T>::empty(probs.shape(), probs.device());
+    ops::cross_entropy_backward(probs.device(), dout.data(), probs.data(),
+                                labels.defined() ? labels.data() : nullptr,
+                                target.defined() ? target.data() : nullptr, label_smoothing,
+                                d.data(), probs.shape()[0], probs.shape()[1]);
     this->accumulate(0, d);
   }
 };
 
+// Either labels (on the logits' device) or a dense target, never both.
 template <class T>
-Tensor<T> cross_entropy_with(const Tensor<T>& logits, const Tensor<T>& target) {
+Tensor<T> cross_entropy_with(const Tensor<T>& logits, const Tensor<int32_t>& labels,
+                             const Tensor<T>& target, double label_smoothing) {
+  const Device dev = logits.device();
   const int64_t B = logits.shape()[0], K = logits.shape()[1];
-  Tensor<T> probs = Tensor<T>::empty({B, K});
-  Tensor<T> loss = Tensor<T>::empty({});
-  loss.data()[0] = ops::cross_entropy_forward(logits.data(), target.data(), probs.data(), B, K);
+  Tensor<T> probs = Tensor<T>::empty({B, K}, dev);
+  Tensor<T> loss = Tensor<T>::empty({}, dev);
+  ops::cross_entropy_forward(dev, logits.data(), labels.defined() ? labels.data() : nullptr,
+                             target.defined() ? target.data() : nullptr, label_smoothing,
+                             probs.data(), loss.data(), B, K);
   if (autograd::needs_grad(logits)) {
     auto node = std::make_shared<CrossEntropyNode<T>>();
     node->probs = probs;
     node->target = target;
+    node->labels = labels;
+    node->label_smoothing = label_smoothing;
     autograd::attach(loss, node, {&logits});
   }
   return loss;
 }
-}  // namespace detail
 
-/// F.cross_entropy(logits (B,K), labels (B), label_smoothing) averaged over the batch.
-template <class T>
-Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<int64_t>& labels,
-                        double label_smoothing = 0.0) {
+/// Checks logits (B,K) and the label count and range (on the host, where labels are).
+template <class T, class Label>
+void check_labels(const Tensor<T>& logits, const Label* labels, int64_t n, double label_smoothing) {
   VIT_CHECK(logits.dim() == 2 && logits.shape()[0] > 0 && logits.shape()[1] > 0,
             "cross_entropy: logits ", logits.shape(), " (need B,K)");
   const int64_t B = logits.shape()[0], K = logits.shape()[1];
-  VIT_CHECK(static_cast<int64_t>(labels.size()) == B, "cross_entropy: ", labels.size(),
-            " labels for logits ", logits.shape());
+  VIT_CHECK(n == B, "cross_entropy: ", n, " labels for logits ", logits.shape());
   VIT_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0,
             "cross_entropy: label_smoothing must be in [0, 1], got ", label_smoothing);
-  Tensor<T> target = Tensor<T>::full({B, K}, static_cast<T>(label_smoothing / K));
-  for (int64_t b = 0; b < B; ++b) {
+  for (int64_t b = 0; b < B; ++b)
     VIT_CHECK(labels[b] >= 0 && labels[b] < K, "cross_entropy: label ", labels[b], " at row ", b,
               " is out of range for ", K, " classes");
+}
+
+/// q = (1-ε)·onehot(y) + ε/K as a dense (B,K) CPU tensor: the CPU kernel's target.
+template <class T, class Label>
+Tensor<T> smoothed_targets(const Label* labels, int64_t B, int64_t K, double label_smoothing) {
+  Tensor<T> target = Tensor<T>::full({B, K}, static_cast<T>(label_smoothing / K));
+  for (int64_t b = 0; b < B; ++b)
     target.data()[b * K + labels[b]] += static_cast<T>(1.0 - label_smoothing);
+  return target;
+}
+}  // namespace detail
+
+/// F.cross_entropy(logits (B,K), labels (B), label_smoothing) averaged over the batch.
+/// On CUDA the labels travel as int32 (a queued copy, no wait) and the kernel
+/// applies the smoothing.
+template <class T>
+Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<int64_t>& labels,
+                        double label_smoothing = 0.0) {
+  detail::check_labels(logits, labels.data(), static_cast<int64_t>(labels.size()), label_smoothing);
+  const int64_t B = logits.shape()[0], K = logits.shape()[1];
+  if (logits.device() == Device::CUDA) {
+    Tensor<int32_t> l32 = Tensor<int32_t>::empty({B});
+    for (int64_t b = 0; b < B; ++b) l32.data()[b] = static_cast<int32_t>(labels[b]);
+    return detail::cross_entropy_with(logits, l32.to(Device::CUDA), Tensor<T>{}, label_smoothing);
   }
-  if (logits.device() == Device::CUDA) return cross_entropy(logits, target.to(Device::CUDA));
-  return detail::cross_entropy_with(logits, target);
+  return detail::cross_entropy_with(
+      logits, Tensor<int32_t>{}, detail::smoothed_targets<T>(labels.data(), B, K, label_smoothing),
+      label_smoothing);
+}
+
+/// The same with the labels in an int32 tensor (B) on the logits' device: the
+/// trainer uploads a batch's labels once. Labels on CUDA are not range-checked
+/// (the device cannot throw): one out of range makes the loss NaN.
+template <class T>
+Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<int32_t>& labels,
+                        double label_smoothing = 0.0) {
+  VIT_CHECK(labels.dim() == 1 && labels.device() == logits.device(), "cross_entropy: labels ",
+            labels.shape(), " on ", device_name(labels.device()), " for logits ", logits.shape(),
+            " on ", device_name(logits.device()));
+  if (logits.device() == Device::CUDA) {
+    VIT_CHECK(logits.dim() == 2 && labels.shape()[0] == logits.shape()[0] && logits.shape()[1] > 0,
+              "cross_entropy: ", labels.shape()[0], " labels for logits ", logits.shape());
+    VIT_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0,
+              "cross_entropy: label_smoothing must be in [0, 1], got ", label_smoothing);
+    return detail::cross_entropy_with(logits, labels, Tensor<T>{}, label_smoothing);
+  }
+  detail::check_labels(logits, labels.data(), labels.numel(), label_smoothing);
+  return detail::cross_entropy_with(
+      logits, Tensor<int32_t>{},
+      detail::smoothed_targets<T>(labels.data(), logits.shape()[0], logits.shape()[1], label_smoothing),
+      label_smoothing);
 }
 
 /// Cross-entropy against soft targets (B,K), each row a distribution (mixup/cutmix).
 template <class T>
 Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target_probs) {
-  const Device dev = ops::detail::same_device("cross_entropy", logits, target_probs);
+  ops::detail::same_device("cross_entropy", logits, target_probs);
   VIT_CHECK(logits.dim() == 2 && target_probs.shape() == logits.shape(), "cross_entropy: logits ",
             logits.shape(), " vs soft targets ", target_probs.shape());
-  if (dev == Device::CUDA) {
-    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::cross_entropy(logits, target_probs);
-    else ops::detail::cuda_branch_missing("cross_entropy");
-  }
-  return detail::cross_entropy_with(logits, target_probs.detach());
+  return detail::cross_entropy_with(logits, Tensor<int32_t>{}, target_probs.detach(), 0.0);
 }
 
 }  // namespace vit

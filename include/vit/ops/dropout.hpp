@@ -1,12 +1,44 @@
 // dropout (nn.Dropout) and drop_path (timm's stochastic depth, one keep/drop
 // decision per sample). Both are the identity outside training or at p = 0, and
-// scale kept values by 1/(1-p). Masks come from a vit::Generator, counter-based,
-// so they are the same for any thread count.
+// scale kept values by 1/(1-p). The mask is a pure function of the generator's
+// (seed, counter) and the element, the same on every device and thread count:
+// a GPU run draws the CPU's masks, run to run and across a resume.
 #pragma once
 
+#include "vit/core/rng.hpp"
+#include "vit/cuda/dropout.hpp"
 #include "vit/ops/common.hpp"
 
 namespace vit {
+namespace ops {
+
+// mask[i] = keep_scale if gen.uniform(counter0 + i) >= p else 0, for i < groups; on `dev`.
+template <class T>
+void dropout_mask(Device dev, T* mask, int64_t groups, const Generator& gen, uint64_t counter0,
+                  double p, T keep_scale) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) cuda::dropout_mask(mask, groups, gen.seed(), counter0, p, keep_scale);
+    else detail::cuda_branch_missing("dropout");
+    return;
+  }
+#pragma omp parallel for schedule(static) if (groups > 32768)
+  for (int64_t i = 0; i < groups; ++i) mask[i] = gen.uniform(counter0 + i) >= p ? keep_scale : T(0);
+}
+
+// out[i] = x[i] · mask[i / inner] (forward and backward alike); on `dev`.
+template <class T>
+void apply_group_mask(Device dev, const T* x, const T* mask, T* out, int64_t n, int64_t inner) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) cuda::apply_group_mask(x, mask, out, n, inner);
+    else detail::cuda_branch_missing("dropout");
+    return;
+  }
+#pragma omp parallel for schedule(static) if (n > 32768)
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * mask[i / inner];
+}
+
+}  // namespace ops
+
 namespace detail {
 template <class T>
 struct MaskNode : Node<T> {
@@ -14,12 +46,8 @@ struct MaskNode : Node<T> {
   int64_t inner = 1;
   const char* name() const override { return inner == 1 ? "dropout" : "drop_path"; }
   void backward(const Tensor<T>& dout) override {
-    Tensor<T> dx = Tensor<T>::empty(dout.shape());
-    const T *g = dout.data(), *m = mask.data();
-    T* d = dx.data();
-    const int64_t n = dout.numel(), in = inner;
-#pragma omp parallel for schedule(static) if (n > 32768)
-    for (int64_t i = 0; i < n; ++i) d[i] = g[i] * m[i / in];
+    Tensor<T> dx = Tensor<T>::empty(dout.shape(), dout.device());
+    ops::apply_group_mask(dout.device(), dout.data(), mask.data(), dx.data(), dout.numel(), inner);
     this->accumulate(0, dx);
   }
 };
@@ -27,19 +55,13 @@ struct MaskNode : Node<T> {
 // One mask value per `inner` consecutive elements of x.
 template <class T>
 Tensor<T> apply_mask(const Tensor<T>& x, double p, int64_t inner, Generator& gen) {
+  const Device dev = x.device();
   const int64_t groups = x.numel() / std::max<int64_t>(inner, 1);
-  Tensor<T> mask = Tensor<T>::empty({groups});
+  Tensor<T> mask = Tensor<T>::empty({groups}, dev);
   const uint64_t c0 = gen.reserve(static_cast<uint64_t>(groups));
-  const T keep_scale = static_cast<T>(1.0 / (1.0 - p));
-  T* m = mask.data();
-#pragma omp parallel for schedule(static) if (groups > 32768)
-  for (int64_t i = 0; i < groups; ++i) m[i] = gen.uniform(c0 + i) >= p ? keep_scale : T(0);
-  Tensor<T> out = Tensor<T>::empty(x.shape());
-  const T* xs = x.data();
-  T* o = out.data();
-  const int64_t n = x.numel();
-#pragma omp parallel for schedule(static) if (n > 32768)
-  for (int64_t i = 0; i < n; ++i) o[i] = xs[i] * m[i / inner];
+  ops::dropout_mask(dev, mask.data(), groups, gen, c0, p, static_cast<T>(1.0 / (1.0 - p)));
+  Tensor<T> out = Tensor<T>::empty(x.shape(), dev);
+  ops::apply_group_mask(dev, x.data(), mask.data(), out.data(), x.numel(), inner);
   if (autograd::needs_grad(x)) {
     auto node = std::make_shared<MaskNode<T>>();
     node->mask = mask;
@@ -55,7 +77,6 @@ template <class T>
 Tensor<T> dropout(const Tensor<T>& x, double p, bool training, Generator& gen) {
   VIT_CHECK(p >= 0.0 && p < 1.0, "dropout: p must be in [0, 1), got ", p);
   if (!training || p == 0.0) return x;
-  ops::detail::check_cpu("dropout", x);
   return detail::apply_mask(x, p, 1, gen);
 }
 
@@ -64,7 +85,6 @@ template <class T>
 Tensor<T> drop_path(const Tensor<T>& x, double p, bool training, Generator& gen) {
   VIT_CHECK(p >= 0.0 && p < 1.0, "drop_path: p must be in [0, 1), got ", p);
   if (!training || p == 0.0) return x;
-  ops::detail::check_cpu("drop_path", x);
   VIT_CHECK(x.dim() >= 1 && x.shape()[0] > 0, "drop_path: need a batch dim, got ", x.shape());
   return detail::apply_mask(x, p, x.numel() / x.shape()[0], gen);
 }

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "vit/cuda/strided.hpp"
 #include "vit/ops/common.hpp"
 
 namespace vit {
@@ -82,29 +83,26 @@ void for_each_broadcast(const BroadcastPlan& p, const Shape& out, F&& f) {
   }
 }
 
-/// Sums g (shape `out`) into the shape `in` it was broadcast from.
-template <class T>
-Tensor<T> reduce_to_shape(const Tensor<T>& g, const Shape& in) {
-  if (g.shape() == in) return g;
-  const BroadcastPlan p = plan_broadcast(in, g.shape());
-  Tensor<T> r = Tensor<T>::zeros(in);
-  const T* src = g.data();
-  T* dst = r.data();
-  const int64_t n = g.numel();
-  if (p.kind == BroadcastPlan::Trailing) {  // sum over leading rows: column sums
-    detail::add_column_sums(src, n / std::max<int64_t>(p.inner, 1), p.inner, dst);
-  } else if (p.kind == BroadcastPlan::Leading) {
-    const int64_t outer = n / std::max<int64_t>(p.inner, 1);
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t o = 0; o < outer; ++o) {
-      T acc = 0;
-      for (int64_t j = 0; j < p.inner; ++j) acc += src[o * p.inner + j];
-      dst[o] = acc;
-    }
-  } else {
-    for_each_broadcast(p, g.shape(), [&](int64_t i, int64_t k) { dst[k] += src[i]; });
-  }
+/// The strides of `in` (broadcast to `out`) per output dim, 0 where broadcast.
+inline std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out) {
+  const size_t lead = out.size() - in.size();
+  Shape padded(lead, 1);
+  padded.insert(padded.end(), in.begin(), in.end());
+  const auto st = contiguous_strides(padded);
+  std::vector<int64_t> r(out.size());
+  for (size_t d = 0; d < out.size(); ++d) r[d] = padded[d] == 1 ? 0 : st[d];
   return r;
+}
+
+/// The kernels' view of a broadcast: the output's sizes, each input's strides.
+inline cuda::StridedLayout strided_layout(const Shape& out, const Shape& a, const Shape& b) {
+  VIT_CHECK(out.size() <= static_cast<size_t>(cuda::kMaxDims), "broadcast on cuda: ", out.size(),
+            " dims (at most ", cuda::kMaxDims, ")");
+  cuda::StridedLayout l;
+  l.ndim = static_cast<int>(out.size());
+  const auto sa = broadcast_strides(a, out), sb = broadcast_strides(b, out);
+  for (size_t d = 0; d < out.size(); ++d) l.size[d] = out[d], l.stride_a[d] = sa[d], l.stride_b[d] = sb[d];
+  return l;
 }
 
 enum class BinaryOp { Add, Sub, Mul };
@@ -112,6 +110,156 @@ enum class BinaryOp { Add, Sub, Mul };
 template <class T>
 T apply(BinaryOp op, T a, T b) {
   return op == BinaryOp::Add ? a + b : op == BinaryOp::Sub ? a - b : a * b;
+}
+
+// out (out_shape) = a op b, each broadcast from its shape; on `dev`.
+template <class T>
+void binary_forward(Device dev, BinaryOp op, const T* pa, const Shape& a_shape, const T* pb,
+                    const Shape& b_shape, T* po, const Shape& out_shape) {
+  const int64_t n = numel(out_shape);
+  if (n == 0) return;
+  const BroadcastPlan plan_a = plan_broadcast(a_shape, out_shape);
+  const BroadcastPlan plan_b = plan_broadcast(b_shape, out_shape);
+  const bool same = plan_a.kind == BroadcastPlan::Same && plan_b.kind == BroadcastPlan::Same;
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) {
+      if (same && op == BinaryOp::Add) cuda::add(pa, pb, po, n);
+      else if (same && op == BinaryOp::Sub) cuda::sub(pa, pb, po, n);
+      else if (same) cuda::mul(pa, pb, po, n);
+      else if (op == BinaryOp::Add && plan_a.kind == BroadcastPlan::Same &&
+               plan_b.kind == BroadcastPlan::Trailing)  // bias, pos_embed: the common case
+        cuda::add_row_broadcast(pa, pb, po, n / std::max<int64_t>(plan_b.inner, 1), plan_b.inner);
+      else
+        cuda::broadcast_binary(op == BinaryOp::Add   ? cuda::BinaryKind::Add
+                               : op == BinaryOp::Sub ? cuda::BinaryKind::Sub
+                                                     : cuda::BinaryKind::Mul,
+                               pa, pb, po, strided_layout(out_shape, a_shape, b_shape));
+    } else {
+      detail::cuda_branch_missing("binary op");
+    }
+    return;
+  }
+  if (same) {
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t i = 0; i < n; ++i) po[i] = apply(op, pa[i], pb[i]);
+  } else if (plan_a.kind == BroadcastPlan::Same && plan_b.kind == BroadcastPlan::Trailing) {
+    const int64_t inner = plan_b.inner, rows = n / std::max<int64_t>(inner, 1);
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < inner; ++j) po[r * inner + j] = apply(op, pa[r * inner + j], pb[j]);
+  } else {
+    std::vector<int64_t> ia(n);
+    for_each_broadcast(plan_a, out_shape, [&](int64_t i, int64_t k) { ia[i] = k; });
+    for_each_broadcast(plan_b, out_shape, [&](int64_t i, int64_t k) { po[i] = apply(op, pa[ia[i]], pb[k]); });
+  }
+}
+
+// out = s·x over n elements on `dev` (out may be x).
+template <class T>
+void scale_forward(Device dev, const T* x, T s, T* out, int64_t n) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) cuda::scale(x, s, out, n);
+    else detail::cuda_branch_missing("scale");
+    return;
+  }
+#pragma omp parallel for schedule(static) if (n > 32768)
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * s;
+}
+
+template <class T>
+void tanh_forward(Device dev, const T* x, T* y, int64_t n) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) cuda::tanh_forward(x, y, n);
+    else detail::cuda_branch_missing("tanh");
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+}
+
+// dx = dy·(1 - y²) from the forward's output y.
+template <class T>
+void tanh_backward(Device dev, const T* dy, const T* y, T* dx, int64_t n) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) cuda::tanh_backward(dy, y, dx, n);
+    else detail::cuda_branch_missing("tanh");
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (T(1) - y[i] * y[i]);
+}
+
+// out (the kept dims of `x_shape`, row-major) = scale · Σ x over the other dims, written; on `dev`.
+template <class T>
+void reduce_sum(Device dev, const T* x, const Shape& x_shape, const std::vector<bool>& keep, T* out,
+                T scale) {
+  const int64_t n = numel(x_shape);
+  Shape out_shape;
+  for (size_t d = 0; d < x_shape.size(); ++d)
+    if (keep[d]) out_shape.push_back(x_shape[d]);
+  const int64_t m = numel(out_shape);
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) {
+      VIT_CHECK(x_shape.size() <= static_cast<size_t>(cuda::kMaxDims), "reduce on cuda: ",
+                x_shape.size(), " dims (at most ", cuda::kMaxDims, ")");
+      int64_t sizes[cuda::kMaxDims];
+      bool kept[cuda::kMaxDims];
+      for (size_t d = 0; d < x_shape.size(); ++d) sizes[d] = x_shape[d], kept[d] = keep[d];
+      if (m > 0) cuda::reduce_sum(x, out, static_cast<int>(x_shape.size()), sizes, kept, scale);
+    } else {
+      detail::cuda_branch_missing("reduce");
+    }
+    return;
+  }
+  std::fill_n(out, m, T(0));
+  if (n == 0) return;
+  // Each x element adds into the output element its kept coordinates name.
+  const auto xs = contiguous_strides(x_shape);
+  const auto os = contiguous_strides(out_shape);
+  std::vector<int64_t> ostride(x_shape.size(), 0);
+  for (size_t d = 0, k = 0; d < x_shape.size(); ++d)
+    if (keep[d]) ostride[d] = os[k++];
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t rem = i, o = 0;
+    for (size_t d = 0; d < x_shape.size(); ++d) {
+      const int64_t c = rem / xs[d];
+      rem -= c * xs[d];
+      o += c * ostride[d];
+    }
+    out[o] += x[i];
+  }
+  if (scale != T(1))
+    for (int64_t j = 0; j < m; ++j) out[j] *= scale;
+}
+
+/// Sums g (shape `out`) into the shape `in` it was broadcast from, on g's device.
+template <class T>
+Tensor<T> reduce_to_shape(const Tensor<T>& g, const Shape& in) {
+  if (g.shape() == in) return g;
+  const Device dev = g.device();
+  const BroadcastPlan p = plan_broadcast(in, g.shape());
+  Tensor<T> r = Tensor<T>::zeros(in, dev);
+  const T* src = g.data();
+  T* dst = r.data();
+  const int64_t n = g.numel();
+  if (p.kind == BroadcastPlan::Trailing) {  // sum over leading rows: column sums
+    detail::add_column_sums(dev, src, n / std::max<int64_t>(p.inner, 1), p.inner, dst);
+  } else if (p.kind == BroadcastPlan::Leading && dev == Device::CPU) {
+    const int64_t outer = n / std::max<int64_t>(p.inner, 1);
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t o = 0; o < outer; ++o) {
+      T acc = 0;
+      for (int64_t j = 0; j < p.inner; ++j) acc += src[o * p.inner + j];
+      dst[o] = acc;
+    }
+  } else if (dev == Device::CPU) {
+    for_each_broadcast(p, g.shape(), [&](int64_t i, int64_t k) { dst[k] += src[i]; });
+  } else {  // general broadcast on the device: sum over the dims where `in` is 1
+    const Shape& out = g.shape();
+    const size_t lead = out.size() - in.size();
+    std::vector<bool> keep(out.size());
+    for (size_t d = 0; d < out.size(); ++d) keep[d] = d >= lead && in[d - lead] != 1;
+    reduce_sum(dev, src, out, keep, dst, T(1));
+  }
+  return r;
 }
 
 }  // namespace ops
@@ -136,19 +284,17 @@ struct BinaryNode : Node<T> {
     if (this->needs_grad(1)) {
       Tensor<T> g = ops::reduce_to_shape(dout, b_shape);
       if (op == ops::BinaryOp::Sub) {
-        Tensor<T> neg = Tensor<T>::empty(g.shape());
-        for (int64_t i = 0; i < g.numel(); ++i) neg.data()[i] = -g.data()[i];
+        Tensor<T> neg = Tensor<T>::empty(g.shape(), g.device());
+        ops::scale_forward(g.device(), g.data(), T(-1), neg.data(), g.numel());
         g = neg;
       }
       this->accumulate(1, g);
     }
   }
   static Tensor<T> product(const Tensor<T>& dout, const Tensor<T>& other) {
-    Tensor<T> r = Tensor<T>::empty(dout.shape());
-    const ops::BroadcastPlan p = ops::plan_broadcast(other.shape(), dout.shape());
-    const T *g = dout.data(), *o = other.data();
-    T* d = r.data();
-    ops::for_each_broadcast(p, dout.shape(), [&](int64_t i, int64_t k) { d[i] = g[i] * o[k]; });
+    Tensor<T> r = Tensor<T>::empty(dout.shape(), dout.device());
+    ops::binary_forward(dout.device(), ops::BinaryOp::Mul, dout.data(), dout.shape(), other.data(),
+                        other.shape(), r.data(), dout.shape());
     return r;
   }
 };
@@ -159,30 +305,8 @@ template <class T>
 Tensor<T> binary(BinaryOp op, const Tensor<T>& a, const Tensor<T>& b, const char* name) {
   const Device dev = same_device(name, a, b);
   const Shape out_shape = broadcast_shapes(a.shape(), b.shape(), name);
-  if (dev == Device::CUDA) {
-    VIT_CHECK(op == BinaryOp::Add, name, ": on cuda only add has a kernel; copy with .to(Device::CPU)");
-    if constexpr (kCudaFloat<T>) return cuda_twins::add(a, b);
-    else cuda_branch_missing(name);
-  }
-  Tensor<T> out = Tensor<T>::empty(out_shape);
-  const int64_t n = out.numel();
-  const T *pa = a.data(), *pb = b.data();
-  T* po = out.data();
-  const BroadcastPlan plan_a = plan_broadcast(a.shape(), out_shape);
-  const BroadcastPlan plan_b = plan_broadcast(b.shape(), out_shape);
-  if (plan_a.kind == BroadcastPlan::Same && plan_b.kind == BroadcastPlan::Same) {
-#pragma omp parallel for schedule(static) if (n > 32768)
-    for (int64_t i = 0; i < n; ++i) po[i] = apply(op, pa[i], pb[i]);
-  } else if (plan_a.kind == BroadcastPlan::Same && plan_b.kind == BroadcastPlan::Trailing) {
-    const int64_t inner = plan_b.inner, rows = n / std::max<int64_t>(inner, 1);
-#pragma omp parallel for schedule(static) if (n > 32768)
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t j = 0; j < inner; ++j) po[r * inner + j] = apply(op, pa[r * inner + j], pb[j]);
-  } else {
-    std::vector<int64_t> ia(n);
-    for_each_broadcast(plan_a, out_shape, [&](int64_t i, int64_t k) { ia[i] = k; });
-    for_each_broadcast(plan_b, out_shape, [&](int64_t i, int64_t k) { po[i] = apply(op, pa[ia[i]], pb[k]); });
-  }
+  Tensor<T> out = Tensor<T>::empty(out_shape, dev);
+  binary_forward(dev, op, a.data(), a.shape(), b.data(), b.shape(), out.data(), out_shape);
   if (autograd::needs_grad(a, b)) {
     auto node = std::make_shared<vit::detail::BinaryNode<T>>();
     node->op = op;
@@ -226,8 +350,8 @@ struct ScaleNode : Node<T> {
   T s;
   const char* name() const override { return "scale"; }
   void backward(const Tensor<T>& dout) override {
-    Tensor<T> g = Tensor<T>::empty(dout.shape());
-    for (int64_t i = 0; i < g.numel(); ++i) g.data()[i] = dout.data()[i] * s;
+    Tensor<T> g = Tensor<T>::empty(dout.shape(), dout.device());
+    ops::scale_forward(dout.device(), dout.data(), s, g.data(), g.numel());
     this->accumulate(0, g);
   }
 };
@@ -236,11 +360,8 @@ struct TanhNode : Node<T> {
   Tensor<T> out;
   const char* name() const override { return "tanh"; }
   void backward(const Tensor<T>& dout) override {
-    Tensor<T> g = Tensor<T>::empty(dout.shape());
-    for (int64_t i = 0; i < g.numel(); ++i) {
-      const T y = out.data()[i];
-      g.data()[i] = dout.data()[i] * (T(1) - y * y);
-    }
+    Tensor<T> g = Tensor<T>::empty(dout.shape(), dout.device());
+    ops::tanh_backward(dout.device(), dout.data(), out.data(), g.data(), g.numel());
     this->accumulate(0, g);
   }
 };
@@ -249,10 +370,9 @@ struct TanhNode : Node<T> {
 /// x * s for a scalar s.
 template <class T>
 Tensor<T> scale(const Tensor<T>& x, double s) {
-  ops::detail::check_cpu("scale", x);
-  Tensor<T> out = Tensor<T>::empty(x.shape());
+  Tensor<T> out = Tensor<T>::empty(x.shape(), x.device());
   const T st = static_cast<T>(s);
-  for (int64_t i = 0; i < x.numel(); ++i) out.data()[i] = x.data()[i] * st;
+  ops::scale_forward(x.device(), x.data(), st, out.data(), x.numel());
   if (autograd::needs_grad(x)) {
     auto node = std::make_shared<detail::ScaleNode<T>>();
     node->s = st;
@@ -264,9 +384,8 @@ Tensor<T> scale(const Tensor<T>& x, double s) {
 /// Elementwise tanh (the pre-logits activation).
 template <class T>
 Tensor<T> tanh(const Tensor<T>& x) {
-  ops::detail::check_cpu("tanh", x);
-  Tensor<T> out = Tensor<T>::empty(x.shape());
-  for (int64_t i = 0; i < x.numel(); ++i) out.data()[i] = std::tanh(x.data()[i]);
+  Tensor<T> out = Tensor<T>::empty(x.shape(), x.device());
+  ops::tanh_forward(x.device(), x.data(), out.data(), x.numel());
   if (autograd::needs_grad(x)) {
     auto node = std::make_shared<detail::TanhNode<T>>();
     node->out = out.detach();

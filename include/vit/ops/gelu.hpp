@@ -7,6 +7,7 @@
 #include <unsupported/Eigen/SpecialFunctions>
 #include <cmath>
 
+#include "vit/cuda/gelu.hpp"
 #include "vit/ops/common.hpp"
 
 namespace vit {
@@ -67,6 +68,26 @@ void gelu_backward(const T* dout, const T* x, T* dx, int64_t n, GeluApprox appro
   });
 }
 
+template <class T>
+void gelu_forward(Device dev, const T* x, T* out, int64_t n, GeluApprox approx) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) cuda::gelu_forward(x, out, n, approx == GeluApprox::Tanh);
+    else detail::cuda_branch_missing("gelu");
+    return;
+  }
+  gelu_forward(x, out, n, approx);
+}
+
+template <class T>
+void gelu_backward(Device dev, const T* dout, const T* x, T* dx, int64_t n, GeluApprox approx) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) cuda::gelu_backward(dout, x, dx, n, approx == GeluApprox::Tanh);
+    else detail::cuda_branch_missing("gelu");
+    return;
+  }
+  gelu_backward(dout, x, dx, n, approx);
+}
+
 }  // namespace ops
 
 namespace detail {
@@ -76,8 +97,8 @@ struct GeluNode : Node<T> {
   GeluApprox approx = GeluApprox::None;
   const char* name() const override { return "gelu"; }
   void backward(const Tensor<T>& dout) override {
-    Tensor<T> dx = Tensor<T>::empty(x.shape());
-    ops::gelu_backward(dout.data(), x.data(), dx.data(), x.numel(), approx);
+    Tensor<T> dx = Tensor<T>::empty(x.shape(), x.device());
+    ops::gelu_backward(x.device(), dout.data(), x.data(), dx.data(), x.numel(), approx);
     this->accumulate(0, dx);
   }
 };
@@ -87,12 +108,8 @@ struct GeluNode : Node<T> {
 template <class T>
 Tensor<T> gelu(const Tensor<T>& x, GeluApprox approx = GeluApprox::None) {
   const Device dev = x.device();
-  if (dev == Device::CUDA) {
-    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::gelu(x, approx == GeluApprox::Tanh);
-    else ops::detail::cuda_branch_missing("gelu");
-  }
-  Tensor<T> out = Tensor<T>::empty(x.shape());
-  ops::gelu_forward(x.data(), out.data(), x.numel(), approx);
+  Tensor<T> out = Tensor<T>::empty(x.shape(), dev);
+  ops::gelu_forward(dev, x.data(), out.data(), x.numel(), approx);
   if (autograd::needs_grad(x)) {
     auto node = std::make_shared<detail::GeluNode<T>>();
     node->x = x.detach();

@@ -12,7 +12,11 @@
 #include <Eigen/Core>
 #include <cstdint>
 
+#include "vit/core/device.hpp"
+#include "vit/cuda/elementwise.hpp"
+#include "vit/cuda/gemm.hpp"
 #include "vit/ops/detail/sgemm_avx2.hpp"
+#include "vit/ops/dispatch.hpp"
 
 namespace vit::ops {
 
@@ -74,6 +78,29 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
 #endif
   detail::gemm_eigen<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias,
                         a_row_sums);
+}
+
+/// The same product on `dev`: cuBLAS on CUDA, with the bias added by a
+/// row-broadcast kernel and a_row_sums (only for op(A) = Aᵀ with lda == M, the
+/// Linear weight-gradient case) by the column-sum kernel.
+template <class T>
+void gemm(Device dev, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
+          const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+          const T* bias = nullptr, T* a_row_sums = nullptr) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) {
+      VIT_CHECK(!bias || ldc == N, "gemm (cuda): a bias needs ldc == N");
+      VIT_CHECK(!a_row_sums || (trans_a && lda == M), "gemm (cuda): row sums need op(A) = A^T, lda == M");
+      if (M == 0) return;
+      if (N > 0) cuda::gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      if (bias && N > 0) cuda::add_row_broadcast(C, bias, C, M, N);
+      if (a_row_sums) cuda::column_sums_accumulate(A, a_row_sums, K, M);
+    } else {
+      detail::cuda_branch_missing("gemm");
+    }
+    return;
+  }
+  gemm<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, a_row_sums);
 }
 
 }  // namespace vit::ops

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "vit/cuda/layernorm.hpp"
 #include "vit/ops/common.hpp"
 
 namespace vit {
@@ -82,6 +83,28 @@ void layer_norm_backward(const T* dout, const T* x, const T* w, const T* mean, c
     }
 }
 
+template <class T>
+void layer_norm_forward(Device dev, const T* x, const T* w, const T* b, T* out, T* mean, T* rstd,
+                        int64_t R, int64_t C, T eps) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) cuda::layer_norm_forward(x, w, b, out, mean, rstd, R, C, eps);
+    else detail::cuda_branch_missing("layer_norm");
+    return;
+  }
+  layer_norm_forward(x, w, b, out, mean, rstd, R, C, eps);
+}
+
+template <class T>
+void layer_norm_backward(Device dev, const T* dout, const T* x, const T* w, const T* mean,
+                         const T* rstd, T* dx, T* dw, T* db, int64_t R, int64_t C) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) cuda::layer_norm_backward(dout, x, w, mean, rstd, dx, dw, db, R, C);
+    else detail::cuda_branch_missing("layer_norm");
+    return;
+  }
+  layer_norm_backward(dout, x, w, mean, rstd, dx, dw, db, R, C);
+}
+
 }  // namespace ops
 
 namespace detail {
@@ -92,10 +115,10 @@ struct LayerNormNode : Node<T> {
   void backward(const Tensor<T>& dout) override {
     const int64_t C = w.numel(), R = x.numel() / std::max<int64_t>(C, 1);
     Tensor<T> dx;
-    if (this->needs_grad(0)) dx = Tensor<T>::empty(x.shape());
+    if (this->needs_grad(0)) dx = Tensor<T>::empty(x.shape(), x.device());
     T* dw = this->needs_grad(1) ? this->grad_buffer(1).data() : nullptr;
     T* db = this->needs_grad(2) ? this->grad_buffer(2).data() : nullptr;
-    ops::layer_norm_backward(dout.data(), x.data(), w.data(), mean.data(), rstd.data(),
+    ops::layer_norm_backward(x.device(), dout.data(), x.data(), w.data(), mean.data(), rstd.data(),
                              dx.defined() ? dx.data() : nullptr, dw, db, R, C);
     if (dx.defined()) this->accumulate(0, dx);
   }
@@ -111,14 +134,10 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
                 bias.shape() == Shape{x.shape().back()},
             "layer_norm: x ", x.shape(), " vs weight ", weight.shape(), " and bias ", bias.shape());
   VIT_CHECK(eps > 0, "layer_norm: eps must be positive, got ", eps);
-  if (dev == Device::CUDA) {
-    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::layer_norm(x, weight, bias, eps);
-    else ops::detail::cuda_branch_missing("layer_norm");
-  }
   const int64_t C = x.shape().back(), R = ops::detail::rows_of(x);
-  Tensor<T> out = Tensor<T>::empty(x.shape());
-  Tensor<T> mean = Tensor<T>::empty({R}), rstd = Tensor<T>::empty({R});
-  ops::layer_norm_forward(x.data(), weight.data(), bias.data(), out.data(), mean.data(), rstd.data(),
+  Tensor<T> out = Tensor<T>::empty(x.shape(), dev);
+  Tensor<T> mean = Tensor<T>::empty({R}, dev), rstd = Tensor<T>::empty({R}, dev);
+  ops::layer_norm_forward(dev, x.data(), weight.data(), bias.data(), out.data(), mean.data(), rstd.data(),
                           R, C, static_cast<T>(eps));
   if (autograd::needs_grad(x, weight, bias)) {
     auto node = std::make_shared<detail::LayerNormNode<T>>();

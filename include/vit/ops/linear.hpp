@@ -39,6 +39,23 @@ void linear_backward(const T* dout, const T* x, const T* w, T* dx, T* dw, T* db,
   if (db && !(dw && db_in_gemm)) detail::add_column_sums(dout, R, Cout, db);
 }
 
+// The same on `dev` (cuBLAS on CUDA; the bias and its gradient by kernels).
+template <class T>
+void linear_forward(Device dev, const T* x, const T* w, const T* b, T* out, int64_t R, int64_t Cin,
+                    int64_t Cout) {
+  if (dev == Device::CPU) return linear_forward(x, w, b, out, R, Cin, Cout);
+  gemm<T>(dev, false, true, R, Cout, Cin, T(1), x, Cin, w, Cin, T(0), out, Cout, b);
+}
+
+template <class T>
+void linear_backward(Device dev, const T* dout, const T* x, const T* w, T* dx, T* dw, T* db,
+                     int64_t R, int64_t Cin, int64_t Cout) {
+  if (dev == Device::CPU) return linear_backward(dout, x, w, dx, dw, db, R, Cin, Cout);
+  if (dx) gemm<T>(dev, false, false, R, Cin, Cout, T(1), dout, Cout, w, Cin, T(0), dx, Cin);
+  if (dw) gemm<T>(dev, true, false, Cout, Cin, R, T(1), dout, Cout, x, Cin, T(1), dw, Cin);
+  if (db) detail::add_column_sums(dev, dout, R, Cout, db);
+}
+
 }  // namespace ops
 
 namespace detail {
@@ -50,10 +67,10 @@ struct LinearNode : Node<T> {
   void backward(const Tensor<T>& dout) override {
     const int64_t Cin = w.shape()[1], Cout = w.shape()[0], R = x.numel() / Cin;
     Tensor<T> dx;
-    if (this->needs_grad(0)) dx = Tensor<T>::empty(x.shape());
+    if (this->needs_grad(0)) dx = Tensor<T>::empty(x.shape(), x.device());
     T* dw = this->needs_grad(1) ? this->grad_buffer(1).data() : nullptr;
     T* db = has_bias && this->needs_grad(2) ? this->grad_buffer(2).data() : nullptr;
-    ops::linear_backward(dout.data(), x.data(), w.data(), dx.defined() ? dx.data() : nullptr, dw,
+    ops::linear_backward(x.device(), dout.data(), x.data(), w.data(), dx.defined() ? dx.data() : nullptr, dw,
                          db, R, Cin, Cout);
     if (dx.defined()) this->accumulate(0, dx);
   }
@@ -75,15 +92,11 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
             "linear: x ", x.shape(), " vs weight ", weight.shape(), " (need x (...,in), weight (out,in))");
   VIT_CHECK(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == weight.shape()[0]),
             "linear: bias ", bias.defined() ? bias.shape() : Shape{}, " vs weight ", weight.shape());
-  if (dev == Device::CUDA) {
-    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::linear(x, weight, bias);
-    else ops::detail::cuda_branch_missing("linear");
-  }
   const int64_t Cin = weight.shape()[1], Cout = weight.shape()[0];
   Shape out_shape = x.shape();
   out_shape.back() = Cout;
-  Tensor<T> out = Tensor<T>::empty(out_shape);
-  ops::linear_forward(x.data(), weight.data(), bias.defined() ? bias.data() : nullptr, out.data(),
+  Tensor<T> out = Tensor<T>::empty(out_shape, dev);
+  ops::linear_forward(dev, x.data(), weight.data(), bias.defined() ? bias.data() : nullptr, out.data(),
                       x.numel() / std::max<int64_t>(Cin, 1), Cin, Cout);
   if (autograd::needs_grad(x, weight, bias)) {
     auto node = std::make_shared<detail::LinearNode<T>>();
@@ -98,7 +111,7 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
 /// torch.matmul for a (...,M,K) @ b (...,K,N) with equal batch dims, or b (K,N).
 template <class T>
 Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
-  ops::detail::check_cpu("matmul", a, b);
+  const Device dev = ops::detail::same_device("matmul", a, b);
   VIT_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: need rank >= 2, got ", a.shape(), " @ ",
             b.shape());
   const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
@@ -109,13 +122,13 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
             "matmul: batch dimensions differ: ", a.shape(), " @ ", b.shape());
   Shape out_shape = a.shape();
   out_shape.back() = N;
-  Tensor<T> out = Tensor<T>::empty(out_shape);
+  Tensor<T> out = Tensor<T>::empty(out_shape, dev);
   const int64_t batch = a.numel() / std::max<int64_t>(M * K, 1);
   if (b_shared) {  // one GEMM over all rows of a
-    ops::gemm<T>(false, false, batch * M, N, K, T(1), a.data(), K, b.data(), N, T(0), out.data(), N);
+    ops::gemm<T>(dev, false, false, batch * M, N, K, T(1), a.data(), K, b.data(), N, T(0), out.data(), N);
   } else {
     for (int64_t i = 0; i < batch; ++i)
-      ops::gemm<T>(false, false, M, N, K, T(1), a.data() + i * M * K, K, b.data() + i * K * N, N,
+      ops::gemm<T>(dev, false, false, M, N, K, T(1), a.data() + i * M * K, K, b.data() + i * K * N, N,
                    T(0), out.data() + i * M * N, N);
   }
   if (autograd::needs_grad(a, b)) {
@@ -132,23 +145,24 @@ void detail::MatmulNode<T>::backward(const Tensor<T>& dout) {
   const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
   const int64_t batch = a.numel() / std::max<int64_t>(M * K, 1);
   const bool b_shared = b.dim() == 2;
+  const Device dev = a.device();
   if (this->needs_grad(0)) {  // da = dout · bᵀ
-    Tensor<T> da = Tensor<T>::empty(a.shape());
+    Tensor<T> da = Tensor<T>::empty(a.shape(), dev);
     if (b_shared)
-      ops::gemm<T>(false, true, batch * M, K, N, T(1), dout.data(), N, b.data(), N, T(0), da.data(), K);
+      ops::gemm<T>(dev, false, true, batch * M, K, N, T(1), dout.data(), N, b.data(), N, T(0), da.data(), K);
     else
       for (int64_t i = 0; i < batch; ++i)
-        ops::gemm<T>(false, true, M, K, N, T(1), dout.data() + i * M * N, N, b.data() + i * K * N, N,
+        ops::gemm<T>(dev, false, true, M, K, N, T(1), dout.data() + i * M * N, N, b.data() + i * K * N, N,
                      T(0), da.data() + i * M * K, K);
     this->accumulate(0, da);
   }
   if (this->needs_grad(1)) {  // db = aᵀ · dout
-    Tensor<T> db = Tensor<T>::empty(b.shape());
+    Tensor<T> db = Tensor<T>::empty(b.shape(), dev);
     if (b_shared)
-      ops::gemm<T>(true, false, K, N, batch * M, T(1), a.data(), K, dout.data(), N, T(0), db.data(), N);
+      ops::gemm<T>(dev, true, false, K, N, batch * M, T(1), a.data(), K, dout.data(), N, T(0), db.data(), N);
     else
       for (int64_t i = 0; i < batch; ++i)
-        ops::gemm<T>(true, false, K, N, M, T(1), a.data() + i * M * K, K, dout.data() + i * M * N, N,
+        ops::gemm<T>(dev, true, false, K, N, M, T(1), a.data() + i * M * K, K, dout.data() + i * M * N, N,
                      T(0), db.data() + i * K * N, N);
     this->accumulate(1, db);
   }

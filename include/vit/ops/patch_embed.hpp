@@ -4,6 +4,7 @@
 // viewed as [C, ch·P·P]; the gathered patches are saved for the weight gradient.
 #pragma once
 
+#include "vit/cuda/patchify.hpp"
 #include "vit/ops/linear.hpp"
 
 namespace vit {
@@ -39,6 +40,27 @@ void unpatchify(const T* dcols, T* dx, int64_t B, int64_t ch, int64_t H, int64_t
       }
 }
 
+template <class T>
+void patchify(Device dev, const T* x, T* cols, int64_t B, int64_t ch, int64_t H, int64_t W, int64_t P) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) cuda::patchify(x, cols, B, ch, H, W, P);
+    else detail::cuda_branch_missing("patchify");
+    return;
+  }
+  patchify(x, cols, B, ch, H, W, P);
+}
+
+template <class T>
+void unpatchify(Device dev, const T* dcols, T* dx, int64_t B, int64_t ch, int64_t H, int64_t W,
+                int64_t P) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) cuda::unpatchify(dcols, dx, B, ch, H, W, P);
+    else detail::cuda_branch_missing("unpatchify");
+    return;
+  }
+  unpatchify(dcols, dx, B, ch, H, W, P);
+}
+
 }  // namespace ops
 
 namespace detail {
@@ -51,15 +73,16 @@ struct PatchEmbedNode : Node<T> {
   const char* name() const override { return "patch_embed"; }
   void backward(const Tensor<T>& dout) override {
     const int64_t C = w.shape()[0], K = cols.shape()[1], R = cols.shape()[0];
+    const Device dev = cols.device();
     T* dw = this->needs_grad(1) ? this->grad_buffer(1).data() : nullptr;
     T* db = has_bias && this->needs_grad(2) ? this->grad_buffer(2).data() : nullptr;
     Tensor<T> dcols;
-    if (this->needs_grad(0)) dcols = Tensor<T>::empty(cols.shape());
-    ops::linear_backward(dout.data(), cols.data(), w.data(), dcols.defined() ? dcols.data() : nullptr,
+    if (this->needs_grad(0)) dcols = Tensor<T>::empty(cols.shape(), dev);
+    ops::linear_backward(dev, dout.data(), cols.data(), w.data(), dcols.defined() ? dcols.data() : nullptr,
                          dw, db, R, K, C);
     if (dcols.defined()) {
-      Tensor<T> dx = Tensor<T>::empty(x_shape);
-      ops::unpatchify(dcols.data(), dx.data(), x_shape[0], x_shape[1], x_shape[2], x_shape[3], P);
+      Tensor<T> dx = Tensor<T>::empty(x_shape, dev);
+      ops::unpatchify(dev, dcols.data(), dx.data(), x_shape[0], x_shape[1], x_shape[2], x_shape[3], P);
       this->accumulate(0, dx);
     }
   }
@@ -80,15 +103,11 @@ Tensor<T> patch_embed(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<
             " is not divisible by patch size ", P);
   VIT_CHECK(!bias.defined() || bias.shape() == Shape{C}, "patch_embed: bias ",
             bias.defined() ? bias.shape() : Shape{}, " vs weight ", weight.shape());
-  if (dev == Device::CUDA) {
-    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::patch_embed(x, weight, bias);
-    else ops::detail::cuda_branch_missing("patch_embed");
-  }
   const int64_t N = (H / P) * (W / P), K = ch * P * P;
-  Tensor<T> cols = Tensor<T>::empty({B * N, K});
-  ops::patchify(x.data(), cols.data(), B, ch, H, W, P);
-  Tensor<T> out = Tensor<T>::empty({B, N, C});
-  ops::linear_forward(cols.data(), weight.data(), bias.defined() ? bias.data() : nullptr,
+  Tensor<T> cols = Tensor<T>::empty({B * N, K}, dev);
+  ops::patchify(dev, x.data(), cols.data(), B, ch, H, W, P);
+  Tensor<T> out = Tensor<T>::empty({B, N, C}, dev);
+  ops::linear_forward(dev, cols.data(), weight.data(), bias.defined() ? bias.data() : nullptr,
                       out.data(), B * N, K, C);
   if (autograd::needs_grad(x, weight, bias)) {
     auto node = std::make_shared<detail::PatchEmbedNode<T>>();

@@ -2,63 +2,102 @@
 // Accumulation is in T, in index order, so results are deterministic.
 #pragma once
 
-#include "vit/ops/common.hpp"
+#include "vit/ops/elementwise.hpp"  // reduce_sum, the strided layouts
 
 namespace vit {
+namespace ops {
+
+// out = factor · Σ x over dim (dim < 0: over everything, out one element), on `dev`.
+template <class T>
+void reduce_forward(Device dev, const T* x, const Shape& s, int dim, T* out, T factor) {
+  if (dev == Device::CUDA) {
+    std::vector<bool> keep(s.size(), dim >= 0);
+    if (dim >= 0) keep[dim] = false;
+    reduce_sum(dev, x, s, keep, out, factor);
+    return;
+  }
+  const int64_t n = numel(s);
+  if (dim < 0) {
+    double acc = 0;  // double: a long sum in float loses digits
+    for (int64_t i = 0; i < n; ++i) acc += x[i];
+    out[0] = static_cast<T>(acc) * factor;
+    return;
+  }
+  const int64_t outer = numel(s, 0, dim), inner = numel(s, dim + 1, s.size());
+  std::fill_n(out, outer * inner, T(0));
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t k = 0; k < s[dim]; ++k)
+      for (int64_t i = 0; i < inner; ++i) out[o * inner + i] += x[(o * s[dim] + k) * inner + i];
+  for (int64_t i = 0; i < outer * inner; ++i) out[i] *= factor;
+}
+
+// dx (shape s) = factor · dout repeated over dim (dim < 0: over everything), written.
+template <class T>
+void reduce_backward(Device dev, const T* dout, const Shape& s, int dim, T* dx, T factor) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) {
+      VIT_CHECK(s.size() <= static_cast<size_t>(cuda::kMaxDims), "reduce on cuda: ", s.size(), " dims");
+      if (numel(s) == 0) return;
+      cuda::StridedLayout l;
+      l.ndim = static_cast<int>(s.size());
+      const auto st = contiguous_strides(s);
+      for (size_t d = 0; d < s.size(); ++d) {
+        l.size[d] = s[d];
+        // dout has s's layout without `dim`: its stride for d < dim is st[d] / s[dim].
+        l.stride_a[d] = dim < 0 || static_cast<int>(d) == dim ? 0
+                        : static_cast<int>(d) < dim           ? st[d] / std::max<int64_t>(s[dim], 1)
+                                                              : st[d];
+      }
+      cuda::broadcast_copy(dout, dx, l, factor);
+    } else {
+      detail::cuda_branch_missing("reduce");
+    }
+    return;
+  }
+  if (dim < 0) {
+    std::fill_n(dx, numel(s), dout[0] * factor);
+    return;
+  }
+  const int64_t outer = numel(s, 0, dim), inner = numel(s, dim + 1, s.size());
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t k = 0; k < s[dim]; ++k)
+      for (int64_t i = 0; i < inner; ++i) dx[(o * s[dim] + k) * inner + i] = dout[o * inner + i] * factor;
+}
+
+}  // namespace ops
+
 namespace detail {
 template <class T>
 struct ReduceNode : Node<T> {
   int dim = -1;     // -1: over everything
-  bool keepdim = false;
   T factor = 1;     // 1 for sum, 1/count for mean
   const char* name() const override { return factor == T(1) ? "sum" : "mean"; }
   void backward(const Tensor<T>& dout) override {
-    const Shape& s = this->input_shape(0);
-    Tensor<T> g = Tensor<T>::empty(s);
-    if (dim < 0) {
-      g.fill_(dout.data()[0] * factor);
-    } else {
-      const int64_t outer = numel(s, 0, dim);
-      const int64_t inner = numel(s, dim + 1, s.size());
-      for (int64_t o = 0; o < outer; ++o)
-        for (int64_t k = 0; k < s[dim]; ++k)
-          for (int64_t i = 0; i < inner; ++i)
-            g.data()[(o * s[dim] + k) * inner + i] = dout.data()[o * inner + i] * factor;
-    }
+    Tensor<T> g = Tensor<T>::empty(this->input_shape(0), dout.device());
+    ops::reduce_backward(dout.device(), dout.data(), this->input_shape(0), dim, g.data(), factor);
     this->accumulate(0, g);
   }
 };
 
 template <class T>
 Tensor<T> reduce(const Tensor<T>& x, int dim, bool keepdim, bool mean, const char* name) {
-  ops::detail::check_cpu(name, x);
   const Shape& s = x.shape();
-  Tensor<T> out;
+  Shape os;
   T factor = 1;
   if (dim < 0) {
-    out = Tensor<T>::empty({});
-    double acc = 0;  // double: a long sum in float loses digits
-    for (int64_t i = 0; i < x.numel(); ++i) acc += x.data()[i];
     if (mean) factor = T(1) / static_cast<T>(std::max<int64_t>(x.numel(), 1));
-    out.data()[0] = static_cast<T>(acc) * factor;
   } else {
-    Shape os = s;
+    VIT_CHECK(dim < static_cast<int>(s.size()), name, ": dim ", dim, " of ", s);
+    os = s;
     if (keepdim) os[dim] = 1;
     else os.erase(os.begin() + dim);
-    out = Tensor<T>::zeros(os);
     if (mean) factor = T(1) / static_cast<T>(std::max<int64_t>(s[dim], 1));
-    const int64_t outer = numel(s, 0, dim);
-    const int64_t inner = numel(s, dim + 1, s.size());
-    for (int64_t o = 0; o < outer; ++o)
-      for (int64_t k = 0; k < s[dim]; ++k)
-        for (int64_t i = 0; i < inner; ++i)
-          out.data()[o * inner + i] += x.data()[(o * s[dim] + k) * inner + i];
-    for (int64_t i = 0; i < out.numel(); ++i) out.data()[i] *= factor;
   }
+  Tensor<T> out = Tensor<T>::empty(os, x.device());
+  ops::reduce_forward(x.device(), x.data(), s, dim, out.data(), factor);
   if (autograd::needs_grad(x)) {
     auto node = std::make_shared<ReduceNode<T>>();
     node->dim = dim;
-    node->keepdim = keepdim;
     node->factor = factor;
     autograd::attach(out, node, {&x});
   }

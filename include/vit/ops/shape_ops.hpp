@@ -6,6 +6,7 @@
 
 #include <numeric>
 
+#include "vit/cuda/runtime.hpp"
 #include "vit/ops/elementwise.hpp"
 
 namespace vit {
@@ -43,6 +44,56 @@ void permute_copy(const T* x, const Shape& s, const std::vector<int>& perm, T* o
   }
 }
 
+template <class T>
+void permute_copy(Device dev, const T* x, const Shape& s, const std::vector<int>& perm, T* out) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) {
+      VIT_CHECK(s.size() <= static_cast<size_t>(cuda::kMaxDims), "permute on cuda: ", s.size(), " dims");
+      if (numel(s) == 0) return;
+      int64_t sizes[cuda::kMaxDims];
+      int p[cuda::kMaxDims];
+      for (size_t d = 0; d < s.size(); ++d) sizes[d] = s[d], p[d] = perm[d];
+      cuda::permute(x, out, static_cast<int>(s.size()), sizes, p);
+    } else {
+      detail::cuda_branch_missing("permute");
+    }
+    return;
+  }
+  permute_copy(x, s, perm, out);
+}
+
+// out (shape) = x (x_shape) broadcast, written.
+template <class T>
+void expand_copy(Device dev, const T* x, const Shape& x_shape, T* out, const Shape& shape) {
+  if (numel(shape) == 0) return;
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>)
+      cuda::broadcast_copy(x, out, strided_layout(shape, x_shape, x_shape), 1.f);
+    else detail::cuda_branch_missing("expand");
+    return;
+  }
+  const BroadcastPlan p = plan_broadcast(x_shape, shape);
+  for_each_broadcast(p, shape, [&](int64_t i, int64_t k) { out[i] = x[k]; });
+}
+
+// `rows` chunks of `chunk` elements: row o from src + o·src_stride to dst + o·dst_stride.
+// Concat, select and their backwards are such strided copies.
+template <class T>
+void copy_chunks(Device dev, T* dst, int64_t dst_stride, const T* src, int64_t src_stride,
+                 int64_t chunk, int64_t rows) {
+  if (chunk == 0 || rows == 0) return;
+  if (dev == Device::CUDA) {
+#if VIT_WITH_CUDA
+    cuda::copy_rows_on_device(dst, sizeof(T) * dst_stride, src, sizeof(T) * src_stride,
+                              sizeof(T) * chunk, rows);
+#else
+    detail::cuda_branch_missing("copy");
+#endif
+    return;
+  }
+  for (int64_t o = 0; o < rows; ++o) std::copy_n(src + o * src_stride, chunk, dst + o * dst_stride);
+}
+
 }  // namespace ops
 
 namespace detail {
@@ -60,8 +111,8 @@ struct PermuteNode : Node<T> {
   void backward(const Tensor<T>& dout) override {
     std::vector<int> inv(perm.size());
     for (size_t d = 0; d < perm.size(); ++d) inv[perm[d]] = static_cast<int>(d);
-    Tensor<T> g = Tensor<T>::empty(this->input_shape(0));
-    ops::permute_copy(dout.data(), dout.shape(), inv, g.data());
+    Tensor<T> g = Tensor<T>::empty(this->input_shape(0), dout.device());
+    ops::permute_copy(dout.device(), dout.data(), dout.shape(), inv, g.data());
     this->accumulate(0, g);
   }
 };
@@ -84,10 +135,10 @@ struct ConcatNode : Node<T> {
     int64_t start = 0;
     for (size_t k = 0; k < sizes.size(); ++k) {
       if (this->needs_grad(k)) {
-        Tensor<T> g = Tensor<T>::empty(this->input_shape(k));
+        Tensor<T> g = Tensor<T>::empty(this->input_shape(k), dout.device());
         const int64_t chunk = sizes[k] * inner;
-        for (int64_t o = 0; o < outer; ++o)
-          std::copy_n(dout.data() + o * s[dim] * inner + start * inner, chunk, g.data() + o * chunk);
+        ops::copy_chunks(dout.device(), g.data(), chunk, dout.data() + start * inner, s[dim] * inner,
+                         chunk, outer);
         this->accumulate(k, g);
       }
       start += sizes[k];
@@ -101,11 +152,11 @@ struct SelectNode : Node<T> {
   const char* name() const override { return "select"; }
   void backward(const Tensor<T>& dout) override {
     const Shape& s = this->input_shape(0);
-    Tensor<T> g = Tensor<T>::zeros(s);
+    Tensor<T> g = Tensor<T>::zeros(s, dout.device());
     const int64_t outer = numel(s, 0, dim);
     const int64_t inner = numel(s, dim + 1, s.size());
-    for (int64_t o = 0; o < outer; ++o)
-      std::copy_n(dout.data() + o * inner, inner, g.data() + (o * s[dim] + index) * inner);
+    ops::copy_chunks(dout.device(), g.data() + index * inner, s[dim] * inner, dout.data(), inner,
+                     inner, outer);
     this->accumulate(0, g);
   }
 };
@@ -138,7 +189,6 @@ Tensor<T> reshape(const Tensor<T>& x, Shape shape) {
 /// Reorders dimensions: out.shape[d] = x.shape[perm[d]] (torch.permute), copied contiguous.
 template <class T>
 Tensor<T> permute(const Tensor<T>& x, std::vector<int> perm) {
-  ops::detail::check_cpu("permute", x);
   VIT_CHECK(perm.size() == x.shape().size(), "permute: ", perm.size(), " dims for shape ", x.shape());
   std::vector<bool> used(perm.size(), false);
   Shape out_shape(perm.size());
@@ -148,8 +198,8 @@ Tensor<T> permute(const Tensor<T>& x, std::vector<int> perm) {
     used[perm[d]] = true;
     out_shape[d] = x.shape()[perm[d]];
   }
-  Tensor<T> out = Tensor<T>::empty(out_shape);
-  ops::permute_copy(x.data(), x.shape(), perm, out.data());
+  Tensor<T> out = Tensor<T>::empty(out_shape, x.device());
+  ops::permute_copy(x.device(), x.data(), x.shape(), perm, out.data());
   if (autograd::needs_grad(x)) {
     auto node = std::make_shared<detail::PermuteNode<T>>();
     node->perm = perm;
@@ -174,15 +224,8 @@ Tensor<T> expand(const Tensor<T>& x, const Shape& shape) {
   VIT_CHECK(broadcast_shapes(x.shape(), shape, "expand") == shape, "expand: cannot expand ",
             x.shape(), " to ", shape);
   const Device dev = x.device();
-  if (dev == Device::CUDA) {
-    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::expand(x, shape);
-    else ops::detail::cuda_branch_missing("expand");
-  }
-  Tensor<T> out = Tensor<T>::empty(shape);
-  const ops::BroadcastPlan p = ops::plan_broadcast(x.shape(), shape);
-  const T* src = x.data();
-  T* dst = out.data();
-  ops::for_each_broadcast(p, shape, [&](int64_t i, int64_t k) { dst[i] = src[k]; });
+  Tensor<T> out = Tensor<T>::empty(shape, dev);
+  ops::expand_copy(dev, x.data(), x.shape(), out.data(), shape);
   if (autograd::needs_grad(x)) autograd::attach(out, std::make_shared<detail::ExpandNode<T>>(), {&x});
   return out;
 }
@@ -205,18 +248,13 @@ Tensor<T> concat(const std::vector<Tensor<T>>& xs, int64_t dim) {
     VIT_CHECK(a == b, "concat: shapes ", s0, " and ", x.shape(), " differ outside dim ", d);
     out_shape[d] += x.shape()[d];
   }
-  if (dev == Device::CUDA) {
-    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::concat(xs, d, out_shape);
-    else ops::detail::cuda_branch_missing("concat");
-  }
-  Tensor<T> out = Tensor<T>::empty(out_shape);
+  Tensor<T> out = Tensor<T>::empty(out_shape, dev);
   const int64_t outer = numel(s0, 0, d);
   const int64_t inner = numel(s0, d + 1, s0.size());
   int64_t start = 0;
   for (const auto& x : xs) {
     const int64_t chunk = x.shape()[d] * inner;
-    for (int64_t o = 0; o < outer; ++o)
-      std::copy_n(x.data() + o * chunk, chunk, out.data() + (o * out_shape[d] + start) * inner);
+    ops::copy_chunks(dev, out.data() + start * inner, out_shape[d] * inner, x.data(), chunk, chunk, outer);
     start += x.shape()[d];
   }
   bool any = false;
@@ -245,15 +283,10 @@ Tensor<T> select(const Tensor<T>& x, int64_t dim, int64_t index) {
   if (index < 0) index += s[d];
   Shape out_shape = s;
   out_shape.erase(out_shape.begin() + d);
-  if (dev == Device::CUDA) {
-    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::select(x, d, index, out_shape);
-    else ops::detail::cuda_branch_missing("select");
-  }
-  Tensor<T> out = Tensor<T>::empty(out_shape);
+  Tensor<T> out = Tensor<T>::empty(out_shape, dev);
   const int64_t outer = numel(s, 0, d);
   const int64_t inner = numel(s, d + 1, s.size());
-  for (int64_t o = 0; o < outer; ++o)
-    std::copy_n(x.data() + (o * s[d] + index) * inner, inner, out.data() + o * inner);
+  ops::copy_chunks(dev, out.data(), inner, x.data() + index * inner, s[d] * inner, inner, outer);
   if (autograd::needs_grad(x)) {
     auto node = std::make_shared<detail::SelectNode<T>>();
     node->dim = d;

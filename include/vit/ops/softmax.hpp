@@ -3,6 +3,7 @@
 // The row kernels are reused by fused attention.
 #pragma once
 
+#include "vit/cuda/softmax.hpp"
 #include "vit/ops/common.hpp"
 
 namespace vit {
@@ -43,6 +44,26 @@ void softmax_backward(const T* y, const T* dy, T* dx, int64_t R, int64_t n) {
   for (int64_t r = 0; r < R; ++r) softmax_row_backward(y + r * n, dy + r * n, dx + r * n, n);
 }
 
+template <class T>
+void softmax_forward(Device dev, const T* x, T* out, int64_t R, int64_t n) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) cuda::softmax_forward(x, out, R, n);
+    else detail::cuda_branch_missing("softmax");
+    return;
+  }
+  softmax_forward(x, out, R, n);
+}
+
+template <class T>
+void softmax_backward(Device dev, const T* y, const T* dy, T* dx, int64_t R, int64_t n) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaFloat<T>) cuda::softmax_backward(y, dy, dx, R, n);
+    else detail::cuda_branch_missing("softmax");
+    return;
+  }
+  softmax_backward(y, dy, dx, R, n);
+}
+
 }  // namespace ops
 
 namespace detail {
@@ -51,9 +72,9 @@ struct SoftmaxNode : Node<T> {
   Tensor<T> y;
   const char* name() const override { return "softmax"; }
   void backward(const Tensor<T>& dout) override {
-    Tensor<T> dx = Tensor<T>::empty(y.shape());
+    Tensor<T> dx = Tensor<T>::empty(y.shape(), y.device());
     const int64_t n = y.shape().back();
-    ops::softmax_backward(y.data(), dout.data(), dx.data(), ops::detail::rows_of(y), n);
+    ops::softmax_backward(y.device(), y.data(), dout.data(), dx.data(), ops::detail::rows_of(y), n);
     this->accumulate(0, dx);
   }
 };
@@ -64,12 +85,8 @@ template <class T>
 Tensor<T> softmax(const Tensor<T>& x) {
   const Device dev = x.device();
   VIT_CHECK(x.dim() >= 1 && x.shape().back() > 0, "softmax: need a non-empty last dim, got ", x.shape());
-  if (dev == Device::CUDA) {
-    if constexpr (ops::detail::kCudaFloat<T>) return cuda_twins::softmax(x);
-    else ops::detail::cuda_branch_missing("softmax");
-  }
-  Tensor<T> out = Tensor<T>::empty(x.shape());
-  ops::softmax_forward(x.data(), out.data(), ops::detail::rows_of(x), x.shape().back());
+  Tensor<T> out = Tensor<T>::empty(x.shape(), dev);
+  ops::softmax_forward(dev, x.data(), out.data(), ops::detail::rows_of(x), x.shape().back());
   if (autograd::needs_grad(x)) {
     auto node = std::make_shared<detail::SoftmaxNode<T>>();
     node->y = out.detach();
