@@ -1,16 +1,19 @@
 // What a kernel body in cuda/kernels/ may use beyond plain C++. Built by nvcc
-// this is CUDA itself; built by g++ for tests/cuda_emu/ the same names come
-// from emu.hpp, which runs each block's threads as real threads so the kernel
-// logic is checked on a machine with no GPU. Keep kernels inside this list:
+// this is CUDA itself; built by g++ (tests/cuda_emu/ and the emulated backend,
+// VIT_CUDA_EMULATED) the same names come from emu.hpp, which runs each block's
+// threads as real threads so the kernel logic is checked on a machine with no
+// GPU. Keep kernels inside this list:
 //   threadIdx, blockIdx, blockDim, gridDim, __syncthreads(),
 //   __shfl_xor_sync(0xffffffff, v, m)   (all 32 lanes of the warp take part),
-//   __shared__ fixed-size arrays, VIT_DYNAMIC_SMEM(type, name),
-//   atomicAdd(float*, float), and <cmath> float functions (expf, logf, erff,
-//   tanhf, sqrtf, fmaxf, fminf, fabsf) plus rsqrtf.
+//   __shared__ fixed-size arrays, VIT_DYNAMIC_SMEM(type, name), float4,
+//   and <cmath> float functions (expf, logf, erff, tanhf, sqrtf, fmaxf,
+//   fminf, fabsf) plus rsqrtf.
+// No atomics: reductions go through per-block partials summed in a fixed
+// order, so every result is bitwise repeatable (the project's rule).
 // Kernels are templates or `inline`, declared VIT_KERNEL / VIT_DEVICE.
 #pragma once
 
-#ifdef __CUDACC__
+#if defined(__CUDACC__) && !defined(VIT_CUDA_EMULATED)
 #define VIT_KERNEL __global__
 #define VIT_DEVICE __device__ __forceinline__
 #define VIT_DYNAMIC_SMEM(type, name) extern __shared__ __align__(16) unsigned char vit_smem_raw_[]; \
