@@ -49,5 +49,6 @@
 #include "vit/optim/optimizer.hpp"
 #include "vit/optim/schedule.hpp"
 #include "vit/optim/sgd.hpp"
+#include "vit/optim/step_guard.hpp"
 #include "vit/version.hpp"
 

@@ -16,6 +16,68 @@ struct AdamOptions {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
 };
 
+namespace detail {
+
+template <class T>
+struct AdamSlot {
+  T* param;
+  const T* grad;
+  T* exp_avg;
+  T* exp_avg_sq;
+  int64_t n;
+  double weight_decay;
+};
+
+// The Adam/AdamW update of every slot on `dev`; reads lr, grad scale, skip
+// flag and step count from `in` (on `dev`), so the CUDA path never waits.
+template <class T>
+void adam_update(Device dev, const std::vector<AdamSlot<T>>& slots, const AdamOptions& o,
+                 bool decoupled, const StepState<T>& in) {
+  if (dev == Device::CUDA) {
+    if constexpr (ops::detail::kCudaFloat<T>) {
+      std::vector<cuda::ParamSlot> cs;
+      for (const auto& s : slots)
+        cs.push_back({s.param, s.grad, s.exp_avg, s.exp_avg_sq, s.n, s.weight_decay});
+      cuda::AdamHyper h;
+      h.beta1 = o.beta1, h.beta2 = o.beta2, h.eps = o.eps, h.decoupled = decoupled;
+      cuda::adam_step(cs.data(), static_cast<int>(cs.size()), h,
+                      {in.lr, in.grad_scale, in.skip, in.step});
+    } else {
+      ops::detail::cuda_branch_missing("Adam");
+    }
+    return;
+  }
+  if (in.skip && *in.skip != 0.f) return;  // a non-finite step: nothing moves
+  const int64_t t = ++*in.step;
+  const double lr = *in.lr;
+  const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(t));
+  const double bc2_sqrt = std::sqrt(1.0 - std::pow(o.beta2, static_cast<double>(t)));
+  const T step_size = static_cast<T>(lr / bc1), b1 = static_cast<T>(o.beta1),
+          b2 = static_cast<T>(o.beta2), eps = static_cast<T>(o.eps), bc2s = static_cast<T>(bc2_sqrt),
+          omb1 = static_cast<T>(1.0 - o.beta1), omb2 = static_cast<T>(1.0 - o.beta2);
+  const T scale = in.grad_scale ? *in.grad_scale : T(1);
+  const bool scaled = in.grad_scale != nullptr;
+  for (const auto& s : slots) {
+    const T wd = static_cast<T>(s.weight_decay);
+    const T decay = static_cast<T>(1.0 - lr * s.weight_decay);
+    T *m = s.exp_avg, *v = s.exp_avg_sq, *w = s.param;
+    const T* g = s.grad;
+    const int64_t n = s.n;
+    const bool dec = decoupled, l2 = !decoupled && s.weight_decay != 0;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) {
+      T gi = scaled ? g[i] * scale : g[i];
+      if (dec) w[i] *= decay;
+      else if (l2) gi += wd * w[i];
+      m[i] = b1 * m[i] + omb1 * gi;
+      v[i] = b2 * v[i] + omb2 * gi * gi;
+      w[i] -= step_size * m[i] / (std::sqrt(v[i]) / bc2s + eps);
+    }
+  }
+}
+
+}  // namespace detail
+
 template <class T>
 class Adam : public Optimizer<T> {
  public:
@@ -29,58 +91,17 @@ class Adam : public Optimizer<T> {
   std::vector<std::string> state_names() const override { return {"exp_avg", "exp_avg_sq"}; }
   void step() override {
     NoGradGuard no_grad;
-    const int64_t t = ++this->steps_;
-    const double lr = this->lr_;
-    const double bc1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(t));
-    const double bc2_sqrt = std::sqrt(1.0 - std::pow(opt_.beta2, static_cast<double>(t)));
-    const T step_size = static_cast<T>(lr / bc1), b1 = static_cast<T>(opt_.beta1),
-            b2 = static_cast<T>(opt_.beta2), eps = static_cast<T>(opt_.eps),
-            bc2s = static_cast<T>(bc2_sqrt), omb1 = static_cast<T>(1.0 - opt_.beta1),
-            omb2 = static_cast<T>(1.0 - opt_.beta2);
-    if (this->params_device() == Device::CUDA) {
-      if constexpr (ops::detail::kCudaFloat<T>) {
-        // Every parameter of every group in one launch (chunked past the slot limit).
-        std::vector<cuda::ParamSlot> slots;
-        for (auto& group : this->groups_)
-          for (auto& [name, p] : group.params) {
-            Tensor<T> grad = p.grad();
-            if (!grad.defined()) continue;
-            slots.push_back({p.data(), grad.data(),
-                             this->state(name, "exp_avg", p.shape(), Device::CUDA).data(),
-                             this->state(name, "exp_avg_sq", p.shape(), Device::CUDA).data(),
-                             p.numel(), static_cast<float>(group.weight_decay)});
-          }
-        const cuda::AdamHyper h{static_cast<float>(lr), b1, b2, eps, step_size, bc2s, decoupled_,
-                                omb1, omb2};
-        cuda::adam_step(slots.data(), static_cast<int>(slots.size()), h, this->grad_scale());
-      } else {
-        ops::detail::cuda_branch_missing("Adam");
-      }
-      return;
-    }
-    for (auto& group : this->groups_) {
-      const T wd = static_cast<T>(group.weight_decay);
-      const T decay = static_cast<T>(1.0 - lr * group.weight_decay);
+    const Device dev = this->params_device();
+    std::vector<detail::AdamSlot<T>> slots;
+    for (auto& group : this->groups_)
       for (auto& [name, p] : group.params) {
         Tensor<T> grad = p.grad();
         if (!grad.defined()) continue;
-        T* m = this->state(name, "exp_avg", p.shape()).data();
-        T* v = this->state(name, "exp_avg_sq", p.shape()).data();
-        T* w = p.data();
-        const T* g = grad.data();
-        const int64_t n = p.numel();
-        const bool dec = decoupled_, l2 = !decoupled_ && group.weight_decay != 0;
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (int64_t i = 0; i < n; ++i) {
-          T gi = g[i];
-          if (dec) w[i] *= decay;
-          else if (l2) gi += wd * w[i];
-          m[i] = b1 * m[i] + omb1 * gi;
-          v[i] = b2 * v[i] + omb2 * gi * gi;
-          w[i] -= step_size * m[i] / (std::sqrt(v[i]) / bc2s + eps);
-        }
+        slots.push_back({p.data(), grad.data(), this->state(name, "exp_avg", p.shape(), dev).data(),
+                         this->state(name, "exp_avg_sq", p.shape(), dev).data(), p.numel(),
+                         group.weight_decay});
       }
-    }
+    detail::adam_update(dev, slots, opt_, decoupled_, this->step_state(dev));
   }
 
  private:

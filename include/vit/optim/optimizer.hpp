@@ -1,6 +1,10 @@
 // Optimizer<T>: parameters in groups (each with its weight decay), a learning
 // rate the schedule sets each step, and per-parameter state reachable by name
 // ("blocks.0.attn.qkv.weight.exp_avg") so a checkpoint can save and restore it.
+// What changes from step to step (the learning rate, the clip scale, the skip
+// flag of a non-finite step, the count of updates applied) lives beside the
+// parameters, on their device, where the update kernels read it: a step on
+// the GPU never waits for the host and can be captured as a CUDA graph.
 #pragma once
 
 #include <map>
@@ -38,6 +42,18 @@ std::vector<ParamGroup<T>> default_param_groups(
   return groups;
 }
 
+/// One step's inputs as the update kernels read them, on the parameters'
+/// device: lr (double), grad_scale (one T, or null), skip (one float: nonzero
+/// leaves everything untouched, or null), step (updates applied, incremented
+/// by each update that is not skipped).
+template <class T>
+struct StepState {
+  const double* lr;
+  const T* grad_scale;
+  const float* skip;
+  int64_t* step;
+};
+
 template <class T>
 class Optimizer {
  public:
@@ -60,13 +76,20 @@ class Optimizer {
       for (auto& [n, p] : g.params) p.zero_grad();
   }
   double lr() const { return lr_; }
-  /// On CUDA: a one-float device tensor every gradient is multiplied by in the
-  /// next steps (the clip coefficient of clip_grad_norm, so clipping needs no
-  /// host round trip); undefined for none.
-  void set_grad_scale(const Tensor<T>& s) { grad_scale_ = s; }
   void set_lr(double lr) { lr_ = lr; }
-  int64_t steps() const { return steps_; }
-  void set_steps(int64_t s) { steps_ = s; }
+  /// One element on the parameters' device that every gradient is multiplied
+  /// by in step() (clip_grad_norm_'s coefficient: clipping without a pass over
+  /// the gradients and without a host round trip); undefined for none.
+  void set_grad_scale(const Tensor<T>& s) { grad_scale_ = s; }
+  /// One float on the parameters' device: while it is nonzero, step() leaves
+  /// parameters, state and the update count as they are (StepGuard's flag
+  /// for a non-finite loss or gradient); undefined for never.
+  void set_skip_flag(const Tensor<float>& f) { skip_ = f; }
+  /// Updates applied so far (Adam's t). On CUDA this reads the device count: it waits.
+  int64_t steps() const { return step_count_.defined() ? step_count_.item() : 0; }
+  void set_steps(int64_t s) {
+    step_count_ = Tensor<int64_t>::full({1}, s).to(params_device());
+  }
   const std::vector<ParamGroup<T>>& groups() const { return groups_; }
 
   /// Every state tensor as "<param name>.<state name>" (shares storage).
@@ -116,16 +139,34 @@ class Optimizer {
       }
     return d;
   }
-  bool has_state(const std::string& param_name, const char* what) const {
-    return state_.count(param_name + "." + what) > 0;
-  }
 
-  const T* grad_scale() const { return grad_scale_.defined() ? grad_scale_.data() : nullptr; }
+  /// The step's inputs, on `dev`: the learning rate is queued there (no wait).
+  StepState<T> step_state(Device dev) {
+    if (!step_count_.defined() || step_count_.device() != dev)
+      step_count_ = Tensor<int64_t>::zeros({1}, dev);
+    if (!lr_buffer_.defined() || lr_buffer_.device() != dev) lr_buffer_ = Tensor<double>::empty({1}, dev);
+    if (dev == Device::CPU) {
+      lr_buffer_.data()[0] = lr_;
+    } else {
+      lr_host_.data()[0] = lr_;
+      lr_buffer_.copy_from(lr_host_);
+    }
+    for (const Tensor<T>* t : {&grad_scale_})
+      VIT_CHECK(!t->defined() || t->device() == dev, "optimizer: grad scale on ",
+                device_name(t->device()), ", parameters on ", device_name(dev));
+    VIT_CHECK(!skip_.defined() || skip_.device() == dev, "optimizer: skip flag on ",
+              device_name(skip_.device()), ", parameters on ", device_name(dev));
+    return {lr_buffer_.data(), grad_scale_.defined() ? grad_scale_.data() : nullptr,
+            skip_.defined() ? skip_.data() : nullptr, step_count_.data()};
+  }
 
   std::vector<ParamGroup<T>> groups_;
   double lr_;
   Tensor<T> grad_scale_;
-  int64_t steps_ = 0;
+  Tensor<float> skip_;
+  Tensor<int64_t> step_count_;  // on the parameters' device
+  Tensor<double> lr_buffer_;    // this step's lr, on the parameters' device
+  Tensor<double> lr_host_ = Tensor<double>::empty({1});
 
  private:
   const Tensor<T>* find_param_for_state(const std::string& key) const {

@@ -13,6 +13,62 @@ struct SgdOptions {
   bool nesterov = false;
 };
 
+namespace detail {
+
+template <class T>
+struct SgdSlot {
+  T* param;
+  const T* grad;
+  T* momentum_buffer;  // null without momentum
+  int64_t n;
+  double weight_decay;
+};
+
+// The SGD update of every slot on `dev`. The buffer is set to d by the first
+// update applied (step count 0 before it), as torch.optim.SGD's first step.
+template <class T>
+void sgd_update(Device dev, const std::vector<SgdSlot<T>>& slots, const SgdOptions& o,
+                const StepState<T>& in) {
+  if (dev == Device::CUDA) {
+    if constexpr (ops::detail::kCudaFloat<T>) {
+      std::vector<cuda::ParamSlot> cs;
+      for (const auto& s : slots) cs.push_back({s.param, s.grad, s.momentum_buffer, nullptr, s.n, s.weight_decay});
+      cuda::SgdHyper h;
+      h.momentum = o.momentum, h.dampening = o.dampening, h.nesterov = o.nesterov;
+      cuda::sgd_step(cs.data(), static_cast<int>(cs.size()), h, {in.lr, in.grad_scale, in.skip, in.step});
+    } else {
+      ops::detail::cuda_branch_missing("SGD");
+    }
+    return;
+  }
+  if (in.skip && *in.skip != 0.f) return;  // a non-finite step: nothing moves
+  const bool first = (*in.step)++ == 0;
+  const T lr = static_cast<T>(*in.lr), mu = static_cast<T>(o.momentum),
+          damp = static_cast<T>(1.0 - o.dampening);
+  const T scale = in.grad_scale ? *in.grad_scale : T(1);
+  const bool scaled = in.grad_scale != nullptr;
+  for (const auto& s : slots) {
+    const T wd = static_cast<T>(s.weight_decay);
+    T* w = s.param;
+    const T* g = s.grad;
+    const int64_t n = s.n;
+    if (!s.momentum_buffer) {
+      for (int64_t i = 0; i < n; ++i) w[i] -= lr * ((scaled ? g[i] * scale : g[i]) + wd * w[i]);
+      continue;
+    }
+    T* buf = s.momentum_buffer;
+    const bool nesterov = o.nesterov;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) {
+      const T d = (scaled ? g[i] * scale : g[i]) + wd * w[i];
+      buf[i] = first ? d : mu * buf[i] + damp * d;
+      w[i] -= lr * (nesterov ? d + mu * buf[i] : buf[i]);
+    }
+  }
+}
+
+}  // namespace detail
+
 template <class T>
 class SGD : public Optimizer<T> {
  public:
@@ -29,62 +85,16 @@ class SGD : public Optimizer<T> {
   }
   void step() override {
     NoGradGuard no_grad;
-    ++this->steps_;
-    const T lr = static_cast<T>(this->lr_), mu = static_cast<T>(opt_.momentum),
-            damp = static_cast<T>(1.0 - opt_.dampening);
-    if (this->params_device() == Device::CUDA) {
-      if constexpr (ops::detail::kCudaFloat<T>) {
-        // A parameter's first step sets its buffer to d (as the CPU decides per
-        // parameter): those go in a launch of their own.
-        std::vector<cuda::ParamSlot> slots[2];  // [has a buffer already, first step]
-        for (auto& group : this->groups_)
-          for (auto& [name, p] : group.params) {
-            Tensor<T> grad = p.grad();
-            if (!grad.defined()) continue;
-            float* buf = nullptr;
-            bool first = false;
-            if (opt_.momentum != 0) {
-              first = !this->has_state(name, "momentum_buffer");
-              buf = this->state(name, "momentum_buffer", p.shape(), Device::CUDA).data();
-            }
-            slots[first].push_back({p.data(), grad.data(), buf, nullptr, p.numel(),
-                                    static_cast<float>(group.weight_decay)});
-          }
-        for (int first = 0; first < 2; ++first) {
-          if (slots[first].empty()) continue;
-          const cuda::SgdHyper h{lr, mu, static_cast<float>(opt_.dampening), opt_.nesterov,
-                                 first == 1, damp};
-          cuda::sgd_step(slots[first].data(), static_cast<int>(slots[first].size()), h,
-                         this->grad_scale());
-        }
-      } else {
-        ops::detail::cuda_branch_missing("SGD");
-      }
-      return;
-    }
-    for (auto& group : this->groups_) {
-      const T wd = static_cast<T>(group.weight_decay);
+    const Device dev = this->params_device();
+    std::vector<detail::SgdSlot<T>> slots;
+    for (auto& group : this->groups_)
       for (auto& [name, p] : group.params) {
         Tensor<T> grad = p.grad();
         if (!grad.defined()) continue;
-        T* w = p.data();
-        const T* g = grad.data();
-        const int64_t n = p.numel();
-        if (opt_.momentum == 0) {
-          for (int64_t i = 0; i < n; ++i) w[i] -= lr * (g[i] + wd * w[i]);
-          continue;
-        }
-        const bool first = !this->has_state(name, "momentum_buffer");
-        T* buf = this->state(name, "momentum_buffer", p.shape()).data();
-        const bool nesterov = opt_.nesterov;
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (int64_t i = 0; i < n; ++i) {
-          const T d = g[i] + wd * w[i];
-          buf[i] = first ? d : mu * buf[i] + damp * d;
-          w[i] -= lr * (nesterov ? d + mu * buf[i] : buf[i]);
-        }
+        T* buf = opt_.momentum != 0 ? this->state(name, "momentum_buffer", p.shape(), dev).data() : nullptr;
+        slots.push_back({p.data(), grad.data(), buf, p.numel(), group.weight_decay});
       }
-    }
+    detail::sgd_update(dev, slots, opt_, this->step_state(dev));
   }
 
  private:
