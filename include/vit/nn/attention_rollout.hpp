@@ -61,7 +61,8 @@ AttentionRollout<T> attention_rollout(VisionTransformer<T>& model, const Tensor<
   for (int64_t i = 0; i < N; ++i) roll[i * N + i] = 1;
   for (const auto& blk : model.blocks) {
     const Tensor<T> qkv = blk->attn.qkv.forward(blk->norm1.forward(t));
-    detail::mean_attention(qkv.data(), N, C, blk->attn.heads, A);
+    // The rollout itself is small host arithmetic: one image's qkv comes over.
+    detail::mean_attention(qkv.to(Device::CPU).data(), N, C, blk->attn.heads, A);
     for (int64_t i = 0; i < N; ++i) {  // Â = (A + I)/2, rows sum to 1 already
       for (int64_t j = 0; j < N; ++j) A[i * N + j] *= 0.5;
       A[i * N + i] += 0.5;
