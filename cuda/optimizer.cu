@@ -1,7 +1,9 @@
 // Launchers of cuda/kernels/optimizer.cuh (declared in include/vit/cuda/optimizer.hpp):
-// argument checks, then one launch per table of up to kOptimSlotsPerLaunch
-// slots. Nothing is uploaded (the table is a kernel parameter) and nothing is
-// read back; grad_norm's per-chunk partials come from the caching allocator.
+// argument checks, then the one-thread prologue (StepInputs -> the step's
+// scalars, step count advanced unless skipped) and one update launch per
+// table of up to kOptimSlotsPerLaunch slots. Nothing is uploaded (the table
+// is a kernel parameter) and nothing is read back; the step's scalars and
+// grad_norm's per-chunk partials come from the caching allocator.
 #include "common.cuh"
 #include "kernels/optimizer.cuh"
 #include "vit/cuda/optimizer.hpp"
@@ -26,35 +28,50 @@ void check_slots(const char* op, const ParamSlot* slots, int count, int states, 
   }
 }
 
+void check_inputs(const char* op, const StepInputs& in) {
+  VIT_CHECK(in.lr != nullptr && in.step != nullptr, "cuda::", op,
+            ": StepInputs needs device pointers lr and step (grad_scale and skip may be null)");
+}
+
+/// The prologue, then every table's update: the step count advances even when
+/// no slot has a gradient, as the CPU optimizer's steps() does.
 template <int kStates, class Update>
-void update_all(const ParamSlot* slots, int count, const Update& up, const float* grad_scale) {
+void update_all(const ParamSlot* slots, int count, const Update& up, const kernels::OptimPrologue& rule,
+                const StepInputs& in) {
+  constexpr size_t kWords = (sizeof(kernels::OptimStepScalars) + sizeof(float) - 1) / sizeof(float);
+  detail::Scratch scratch(kWords);  // 512-byte aligned block: fine for the double inside
+  auto* scalars = reinterpret_cast<kernels::OptimStepScalars*>(scratch.p);
+  const auto p = kernels::optim_prologue_launch();
+  detail::launch(kernels::optim_prologue_kernel, p.grid, p.block, p.smem, in, rule, scalars);
+  VIT_CUDA_LAUNCH_CHECK();
+  const kernels::OptimStepScalars* read = scalars;
   kernels::for_each_slot_table(slots, count, [&](const kernels::OptimSlotTable& t) {
     const auto g = kernels::optim_launch(t);
-    detail::launch(kernels::multi_tensor_update_kernel<kStates, Update>, g.grid, g.block, g.smem, t, up, grad_scale);
+    detail::launch(kernels::multi_tensor_update_kernel<kStates, Update>, g.grid, g.block, g.smem, t, up, read);
     VIT_CUDA_LAUNCH_CHECK();
   });
 }
 
 }  // namespace
 
-void adam_step(const ParamSlot* slots, int count, const AdamHyper& h, const float* grad_scale) {
+void adam_step(const ParamSlot* slots, int count, const AdamHyper& h, const StepInputs& in) {
   check_slots("adam_step", slots, count, 2, true);
-  VIT_CHECK(h.beta1 >= 0 && h.beta1 < 1 && h.beta2 >= 0 && h.beta2 < 1 && h.eps >= 0 && h.lr >= 0 &&
-                h.bias_correction2_sqrt > 0,
-            "cuda::adam_step: bad hyperparameters lr=", h.lr, " beta1=", h.beta1, " beta2=", h.beta2,
-            " eps=", h.eps, " bias_correction2_sqrt=", h.bias_correction2_sqrt);
-  update_all<2>(slots, count, kernels::adam_update(h), grad_scale);
+  check_inputs("adam_step", in);
+  VIT_CHECK(h.beta1 >= 0 && h.beta1 < 1 && h.beta2 >= 0 && h.beta2 < 1 && h.eps >= 0,
+            "cuda::adam_step: need 0 <= betas < 1 and eps >= 0, got beta1=", h.beta1, " beta2=", h.beta2,
+            " eps=", h.eps);
+  update_all<2>(slots, count, kernels::adam_update(h), kernels::adam_prologue(h), in);
 }
 
-void sgd_step(const ParamSlot* slots, int count, const SgdHyper& h, const float* grad_scale) {
-  const bool momentum = h.momentum != 0.f;
+void sgd_step(const ParamSlot* slots, int count, const SgdHyper& h, const StepInputs& in) {
+  const bool momentum = h.momentum != 0;
   check_slots("sgd_step", slots, count, momentum ? 1 : 0, true);
-  VIT_CHECK(h.lr >= 0 && h.momentum >= 0, "cuda::sgd_step: bad hyperparameters lr=", h.lr,
-            " momentum=", h.momentum);
+  check_inputs("sgd_step", in);
+  VIT_CHECK(h.momentum >= 0, "cuda::sgd_step: momentum must be >= 0, got ", h.momentum);
   VIT_CHECK(!h.nesterov || (h.momentum > 0 && h.dampening == 0),
             "cuda::sgd_step: nesterov needs momentum > 0 and dampening 0");
-  if (momentum) update_all<1>(slots, count, kernels::sgd_update(h), grad_scale);
-  else update_all<0>(slots, count, kernels::sgd_update(h), grad_scale);
+  if (momentum) update_all<1>(slots, count, kernels::sgd_update(h), kernels::sgd_prologue(), in);
+  else update_all<0>(slots, count, kernels::sgd_update(h), kernels::sgd_prologue(), in);
 }
 
 void grad_norm(const ParamSlot* slots, int count, float max_norm, float* norm_out, float* coef_out) {
@@ -74,7 +91,7 @@ void grad_norm(const ParamSlot* slots, int count, float max_norm, float* norm_ou
   });
   const auto f = kernels::grad_norm_finish_launch();
   detail::launch(kernels::grad_norm_finish_kernel, f.grid, f.block, f.smem, partials, chunks, max_norm,
-                                                                                  norm_out, coef_out);
+                 norm_out, coef_out);
   VIT_CUDA_LAUNCH_CHECK();
 }
 

@@ -2,9 +2,14 @@
 // with optim::Adam/AdamW's or optim::SGD's exact per-element rule, and one
 // launch plus a one-block finish gives clip_grad_norm's global norm and clip
 // coefficient.
+// Per-step values live on the device: a one-thread prologue turns StepInputs
+// (lr, clip coefficient, skip flag, step count) into OptimStepScalars (the
+// host-side double arithmetic of the CPU optimizer) and advances the step
+// count; the update kernels read those scalars and return at once on a
+// skipped step. Nothing is uploaded or read back per step, so a step can be
+// captured as a CUDA graph and replayed.
 // The slot table (pointers, sizes, weight decays and a prefix table of chunk
-// starts) travels by value as a __grid_constant__ kernel parameter, so nothing
-// is uploaded, no host synchronisation, and the launch can be graph-captured.
+// starts) travels by value as a __grid_constant__ kernel parameter.
 // Every block takes one fixed-size chunk of one slot (found by binary search
 // in the prefix table), so small and large tensors share the GPU evenly.
 // The norm uses no atomics: per-chunk partial sums of squares, summed in a
@@ -15,7 +20,7 @@
 #include <cstdlib>
 
 #include "device_api.cuh"
-#include "vit/cuda/optimizer.hpp"  // ParamSlot, AdamHyper, SgdHyper (plain structs)
+#include "vit/cuda/optimizer.hpp"  // ParamSlot, StepInputs, AdamHyper, SgdHyper (plain structs)
 
 // A by-value kernel parameter that the kernel indexes at run time stays in the
 // parameter bank instead of being copied to local memory (sm_70+).
@@ -76,57 +81,122 @@ struct OptimLaunch {
 inline OptimLaunch optim_launch(const OptimSlotTable& t) {
   return {dim3(static_cast<unsigned>(t.chunk_start[t.count])), dim3(kOptimThreads), 0};
 }
+/// The one thread of optim_prologue_kernel.
+inline OptimLaunch optim_prologue_launch() { return {dim3(1), dim3(1), 0}; }
 /// The one block that sums every chunk's partial for grad_norm.
 inline OptimLaunch grad_norm_finish_launch() { return {dim3(1), dim3(512), 0}; }
 
+// ---- the per-step scalars ------------------------------------------------------------
+
+/// What the one-thread prologue computes from StepInputs for the update
+/// kernels of this step, in a small device scratch: everything the CPU
+/// optimizer computes on the host, rounded to float where the CPU rounds.
+struct OptimStepScalars {
+  double lr;        // this step's learning rate (AdamW's per-slot decay 1 − lr·wd in double)
+  float lr_f;       // float(lr) (SGD)
+  float step_size;  // Adam: float(lr / (1 − β1ᵗ))
+  float bc2_sqrt;   // Adam: float(√(1 − β2ᵗ))
+  float grad_scale; // *grad_scale, or 1
+  int scaled;       // grad_scale given: g·grad_scale (no multiply at all without one, as the CPU)
+  int skip;         // nonzero: the update kernels return at once
+  int first_step;   // SGD: no update applied before this one (buffer = d)
+};
+
+/// The prologue's rule: Adam's bias corrections need the double betas.
+struct OptimPrologue {
+  double beta1, beta2;
+  int adam;
+};
+
+/// One thread: reads in.lr, in.grad_scale, in.skip and in.step into *out, and
+/// increments *in.step unless the step is skipped. The double expressions are
+/// optim::Adam's, so the rounded values equal the CPU's (the device pow may
+/// differ from the host's by an ulp of double, invisible after the float
+/// rounding but for ties).
+VIT_KERNEL void optim_prologue_kernel(const StepInputs in, const OptimPrologue rule, OptimStepScalars* out) {
+  if (threadIdx.x != 0 || blockIdx.x != 0) return;
+  const int skip = in.skip != nullptr && in.skip[0] != 0.f ? 1 : 0;  // NaN != 0: skipped
+  const int64_t before = in.step[0];
+  const int64_t t = before + 1;
+  const double lr = in.lr[0];
+  OptimStepScalars s;
+  s.lr = lr;
+  s.lr_f = static_cast<float>(lr);
+  s.step_size = 0.f;
+  s.bc2_sqrt = 1.f;
+  if (rule.adam) {
+    const double bc1 = 1.0 - pow(rule.beta1, static_cast<double>(t));
+    const double bc2_sqrt = sqrt(1.0 - pow(rule.beta2, static_cast<double>(t)));
+    s.step_size = static_cast<float>(lr / bc1);
+    s.bc2_sqrt = static_cast<float>(bc2_sqrt);
+  }
+  s.grad_scale = in.grad_scale != nullptr ? in.grad_scale[0] : 1.f;
+  s.scaled = in.grad_scale != nullptr ? 1 : 0;
+  s.skip = skip;
+  s.first_step = before == 0 ? 1 : 0;
+  *out = s;
+  if (!skip) in.step[0] = t;
+}
+
 // ---- per-element rules (g already multiplied by the clip coefficient) ----
+// Each rule has coef(): the per-slot constants from the slot's weight decay and
+// the step's scalars (once per block), and operator(): one element.
 
 /// optim::Adam / AdamW: state0 = m, state1 = v.
 struct AdamUpdate {
-  float lr, beta1, beta2, one_minus_beta1, one_minus_beta2, eps, step_size, bc2_sqrt;
+  float beta1, beta2, one_minus_beta1, one_minus_beta2, eps;
   int decoupled;
-  VIT_DEVICE void operator()(float& w, float g, float& m, float& v, float wd) const {
-    if (decoupled) w *= 1.f - lr * wd;
-    else if (wd != 0.f) g += wd * w;
+  struct Coef {
+    float step_size, bc2_sqrt, decay, wd;
+    int l2;
+  };
+  VIT_DEVICE Coef coef(double wd, const OptimStepScalars& s) const {
+    // As optim::Adam: decay = T(1 − lr·wd) from the double lr and wd; L2 uses T(wd).
+    return {s.step_size, s.bc2_sqrt, static_cast<float>(1.0 - s.lr * wd), static_cast<float>(wd),
+            !decoupled && wd != 0.0 ? 1 : 0};
+  }
+  VIT_DEVICE void operator()(float& w, float g, float& m, float& v, const Coef& c) const {
+    if (decoupled) w *= c.decay;
+    else if (c.l2) g += c.wd * w;
     m = beta1 * m + one_minus_beta1 * g;
     v = beta2 * v + one_minus_beta2 * g * g;
-    w -= step_size * m / (sqrtf(v) / bc2_sqrt + eps);
+    w -= c.step_size * m / (sqrtf(v) / c.bc2_sqrt + eps);
   }
 };
+/// The float constants as optim::Adam rounds them from the double options.
 inline AdamUpdate adam_update(const AdamHyper& h) {
-  return {h.lr,
-          h.beta1,
-          h.beta2,
-          h.one_minus_beta1,
-          h.one_minus_beta2,
-          h.eps,
-          h.step_size,
-          h.bias_correction2_sqrt,
-          h.decoupled ? 1 : 0};
+  return {static_cast<float>(h.beta1),       static_cast<float>(h.beta2),
+          static_cast<float>(1.0 - h.beta1), static_cast<float>(1.0 - h.beta2),
+          static_cast<float>(h.eps),         h.decoupled ? 1 : 0};
 }
+inline OptimPrologue adam_prologue(const AdamHyper& h) { return {h.beta1, h.beta2, 1}; }
 
 /// optim::SGD: state0 = momentum buffer (when momentum != 0).
 struct SgdUpdate {
-  float lr, momentum, one_minus_dampening;
-  int nesterov, first_step, has_buffer;
-  VIT_DEVICE void operator()(float& w, float g, float& buf, float& /*unused*/, float wd) const {
-    const float d = g + wd * w;
+  float momentum, one_minus_dampening;
+  int nesterov, has_buffer;
+  struct Coef {
+    float lr, wd;
+    int first_step;
+  };
+  VIT_DEVICE Coef coef(double wd, const OptimStepScalars& s) const {
+    return {s.lr_f, static_cast<float>(wd), s.first_step};
+  }
+  VIT_DEVICE void operator()(float& w, float g, float& buf, float& /*unused*/, const Coef& c) const {
+    const float d = g + c.wd * w;
     if (!has_buffer) {
-      w -= lr * d;
+      w -= c.lr * d;
       return;
     }
-    buf = first_step ? d : momentum * buf + one_minus_dampening * d;
-    w -= lr * (nesterov ? d + momentum * buf : buf);
+    buf = c.first_step ? d : momentum * buf + one_minus_dampening * d;
+    w -= c.lr * (nesterov ? d + momentum * buf : buf);
   }
 };
 inline SgdUpdate sgd_update(const SgdHyper& h) {
-  return {h.lr,
-          h.momentum,
-          h.one_minus_dampening,
-          h.nesterov ? 1 : 0,
-          h.first_step ? 1 : 0,
-          h.momentum != 0.f ? 1 : 0};
+  return {static_cast<float>(h.momentum), static_cast<float>(1.0 - h.dampening), h.nesterov ? 1 : 0,
+          h.momentum != 0.0 ? 1 : 0};
 }
+inline OptimPrologue sgd_prologue() { return {0.0, 0.0, 0}; }
 
 // ---- kernels ----------------------------------------------------------------------
 
@@ -144,20 +214,24 @@ VIT_DEVICE int optim_find_slot(const OptimSlotTable& t, int block) {
 }
 
 // Every slot's param (n), grad (n) and kStates state arrays (n): block b
-// updates chunk b - chunk_start[s] of slot s. float4 steps when all of the
+// updates chunk b - chunk_start[s] of slot s, with the step's scalars from
+// optim_prologue_kernel (nothing at all when the step is skipped). float4 steps when all of the
 // slot's arrays are 16-byte aligned (chunk starts are multiples of 4), then
 // the n % 4 tail; scalars otherwise.
 template <int kStates, class Update>
 VIT_KERNEL void multi_tensor_update_kernel(VIT_GRID_CONSTANT const OptimSlotTable table, const Update up,
-                                           const float* grad_scale) {
+                                           const OptimStepScalars* scalars) {
+  const OptimStepScalars sc = *scalars;
+  if (sc.skip) return;  // a non-finite step: nothing changes
   const int s = optim_find_slot(table, static_cast<int>(blockIdx.x));
   const ParamSlot& slot = table.slot[s];
   float* w = slot.param;
   const float* g = slot.grad;
   float* s0 = slot.state0;
   float* s1 = slot.state1;
-  const float wd = slot.weight_decay;
-  const float gs = grad_scale != nullptr ? *grad_scale : 1.f;
+  const typename Update::Coef c = up.coef(slot.weight_decay, sc);
+  const float gs = sc.grad_scale;
+  const bool scaled = sc.scaled != 0;
   const int64_t begin = int64_t(static_cast<int>(blockIdx.x) - table.chunk_start[s]) * kOptimChunk;
   const int64_t end = begin + kOptimChunk < slot.n ? begin + kOptimChunk : slot.n;
   int64_t i = begin + threadIdx.x;  // where the scalar loop starts
@@ -170,10 +244,10 @@ VIT_KERNEL void multi_tensor_update_kernel(VIT_GRID_CONSTANT const OptimSlotTabl
       float4 av = {0.f, 0.f, 0.f, 0.f}, bv = {0.f, 0.f, 0.f, 0.f};
       if (kStates >= 1) av = *reinterpret_cast<const float4*>(s0 + j);
       if (kStates >= 2) bv = *reinterpret_cast<const float4*>(s1 + j);
-      up(wv.x, gv.x * gs, av.x, bv.x, wd);
-      up(wv.y, gv.y * gs, av.y, bv.y, wd);
-      up(wv.z, gv.z * gs, av.z, bv.z, wd);
-      up(wv.w, gv.w * gs, av.w, bv.w, wd);
+      up(wv.x, scaled ? gv.x * gs : gv.x, av.x, bv.x, c);
+      up(wv.y, scaled ? gv.y * gs : gv.y, av.y, bv.y, c);
+      up(wv.z, scaled ? gv.z * gs : gv.z, av.z, bv.z, c);
+      up(wv.w, scaled ? gv.w * gs : gv.w, av.w, bv.w, c);
       *reinterpret_cast<float4*>(w + j) = wv;
       if (kStates >= 1) *reinterpret_cast<float4*>(s0 + j) = av;
       if (kStates >= 2) *reinterpret_cast<float4*>(s1 + j) = bv;
@@ -182,7 +256,7 @@ VIT_KERNEL void multi_tensor_update_kernel(VIT_GRID_CONSTANT const OptimSlotTabl
   }
   for (; i < end; i += blockDim.x) {
     float wi = w[i], a = kStates >= 1 ? s0[i] : 0.f, b = kStates >= 2 ? s1[i] : 0.f;
-    up(wi, g[i] * gs, a, b, wd);
+    up(wi, scaled ? g[i] * gs : g[i], a, b, c);
     w[i] = wi;
     if (kStates >= 1) s0[i] = a;
     if (kStates >= 2) s1[i] = b;

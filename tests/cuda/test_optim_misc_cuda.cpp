@@ -4,9 +4,13 @@
 // alpha/beta; TF32 off tight, on loose) and its strided-batched form against
 // ops::gemm in double; patchify/unpatchify and the maps exactly; column sums
 // and sum_all against double sums and bitwise repeatable; Adam/AdamW/SGD and
-// grad_norm against vit::optim on CPU tensors, the clip coefficient feeding the
-// update through grad_scale as a training step does.
+// grad_norm against vit::optim on CPU tensors, the clip coefficient, skip flag,
+// learning rate and step count feeding the update from the device as a
+// training step does (one step skipped); the step guard's finite check and
+// metric sums against the host rules.
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <memory>
 #include <string>
@@ -15,6 +19,7 @@
 #include <vit/cuda/gemm.hpp>
 #include <vit/cuda/optimizer.hpp>
 #include <vit/cuda/patchify.hpp>
+#include <vit/cuda/step_guard.hpp>
 
 #include "cuda/device_buffer.hpp"
 
@@ -185,7 +190,7 @@ TEST_CASE("cuda elementwise maps match the CPU exactly", "[cuda][elementwise]") 
     cuda::accumulate(da.get(), db.get(), n);
     require_equal(da.download(), ref_add, "accumulate");
     DevArray dx(a, off);
-    cuda::scale(dx.get(), 0.3f, n);
+    cuda::scale(dx.get(), 0.3f, dx.get(), n);  // in place
     require_equal(dx.download(), ref_scale, "scale");
   }
   cuda::fill(nullptr, 1.f, 0);  // n == 0: nothing launched, nothing checked beyond the size
@@ -229,9 +234,38 @@ TEST_CASE("cuda sum_all is a deterministic sum", "[cuda][elementwise]") {
   }
 }
 
-// ---- optimizers --------------------------------------------------------------------
+// ---- optimizers and the step guard ------------------------------------------------
 
 namespace {
+
+/// One value of type V on the device (the per-step scalars of StepInputs,
+/// the step guard's counters and sums).
+template <class V>
+class DevValues {
+ public:
+  explicit DevValues(const std::vector<V>& init)
+      : n_(init.size()), p_(static_cast<V*>(cuda::allocate(n_ * sizeof(V)))) {
+    upload(init);
+  }
+  ~DevValues() { cuda::deallocate(p_, n_ * sizeof(V)); }
+  DevValues(const DevValues&) = delete;
+  DevValues& operator=(const DevValues&) = delete;
+  V* get() const { return p_; }
+  void upload(const std::vector<V>& host) {
+    REQUIRE(host.size() == n_);
+    cuda::copy_to_device(p_, host.data(), n_ * sizeof(V));
+  }
+  std::vector<V> download() const {
+    std::vector<V> h(n_);
+    cuda::copy_to_host(h.data(), p_, n_ * sizeof(V));
+    cuda::synchronize();
+    return h;
+  }
+
+ private:
+  size_t n_;
+  V* p_;
+};
 
 /// CPU parameter tensors for vit::optim and their device copies with slots.
 struct GpuParams {
@@ -254,17 +288,20 @@ struct GpuParams {
       s0.emplace_back(std::vector<float>(n, 0.f), off);
       s1.emplace_back(std::vector<float>(n, 0.f), off);
       groups.push_back({{{param_name(i), p}}, wds[i]});
-      slots.push_back({w[i].get(), g[i].get(), s0[i].get(), s1[i].get(), n, float(wds[i])});
+      slots.push_back({w[i].get(), g[i].get(), s0[i].get(), s1[i].get(), n, wds[i]});
     }
   }
-  /// The same fresh gradients on both sides.
-  void new_gradients(uint64_t seed) {
+  /// The same fresh gradients on both sides; nan: NaN on the device (a
+  /// non-finite step whose update must not read them), none on the CPU.
+  void new_gradients(uint64_t seed, bool nan = false) {
     for (size_t i = 0; i < params.size(); ++i) {
-      const std::vector<float> gv = random_vector(slots[i].n, seed + 1000 * i, 0.5);
-      params[i].set_grad(TensorF::from_data({slots[i].n}, gv));
+      std::vector<float> gv = random_vector(slots[i].n, seed + 1000 * i, 0.5);
+      if (nan) std::fill(gv.begin(), gv.end(), std::nanf(""));
+      else params[i].set_grad(TensorF::from_data({slots[i].n}, gv));
       g[i].upload(gv);
     }
   }
+  /// State the CPU has not made yet must be the device's zeros.
   template <class Opt>
   void compare(const Opt& opt, const std::vector<const char*>& state_names) const {
     for (size_t i = 0; i < params.size(); ++i) {
@@ -272,7 +309,7 @@ struct GpuParams {
       require_close(w[i].download(), params[i].to_vector(), 1e-6, 1e-5, "param");
       for (size_t s = 0; s < state_names.size(); ++s) {
         const std::string key = param_name(i) + "." + state_names[s];
-        std::vector<float> ref;
+        std::vector<float> ref(slots[i].n, 0.f);
         for (const auto& [name, t] : opt.named_state())
           if (name == key) ref = t.to_vector();
         require_close((s == 0 ? s0 : s1)[i].download(), ref, 1e-7, 1e-5, key.c_str());
@@ -281,43 +318,53 @@ struct GpuParams {
   }
 };
 
-/// Steps of Adam/AdamW with clipping: grad_norm's coefficient scales the
-/// gradients inside adam_step, clip_grad_norm scales them on the CPU.
+/// A schedule's learning rate: a different, non-round value every step.
+double lr_at(int t) { return 3e-3 * (1.0 - 0.1 * t) + 1e-4 / 3.0; }
+
+/// Steps of Adam/AdamW as a training step queues them, nothing read back in
+/// between: check_step_finite on the loss and grad_norm's norm sets the skip
+/// flag, grad_norm's coefficient scales the gradients inside adam_step, the
+/// learning rate and step count live on the device. Step 3 has a NaN loss
+/// (and NaN gradients): skipped. The CPU runs clip_grad_norm and optim::Adam
+/// on the finite steps only.
 void run_adam(bool decoupled, const std::vector<int64_t>& sizes, const std::vector<double>& wds) {
   GpuParams gp(sizes, wds, 3, 100);
   const optim::AdamOptions o{3e-3, 0.9, 0.999, 1e-8};
   optim::Adam<float> opt(gp.groups, o, decoupled);
-  DeviceBuffer norm(1), coef(1);
-  for (int t = 1; t <= 4; ++t) {
+  const cuda::AdamHyper h{o.beta1, o.beta2, o.eps, decoupled};
+  DeviceBuffer norm(1), coef(1), loss(1), skip(1);
+  DevValues<double> lr({0.0});
+  DevValues<int64_t> step({0}), counters({0, 0, 0});
+  for (int t = 1; t <= 5; ++t) {
     INFO("step " << t);
-    gp.new_gradients(200 + t);
+    const bool bad = t == 3;
+    gp.new_gradients(200 + t, bad);
     double total = 0;
     for (auto& p : gp.params)
       for (float v : p.grad().to_vector()) total += double(v) * v;
-    // Steps 2 and 4 clip (max_norm below the norm), 1 and 3 do not.
+    // Steps 2 and 4 clip (max_norm below the norm), 1 and 5 do not.
     const double max_norm = t % 2 == 0 ? 0.5 * std::sqrt(total) : 2 * std::sqrt(total);
+    loss.upload({bad ? std::nanf("") : 1.5f});
+    lr.upload({lr_at(t)});
     cuda::grad_norm(gp.slots.data(), int(gp.slots.size()), float(max_norm), norm.get(), coef.get());
-    const double cpu_norm = optim::clip_grad_norm(gp.params, max_norm);
-    opt.step();
-    const double lr = opt.lr();
-    const cuda::AdamHyper h{float(lr),
-                            float(o.beta1),
-                            float(o.beta2),
-                            float(o.eps),
-                            float(lr / (1.0 - std::pow(o.beta1, t))),
-                            float(std::sqrt(1.0 - std::pow(o.beta2, t))),
-                            decoupled,
-                            float(1.0 - o.beta1),
-                            float(1.0 - o.beta2)};
-    cuda::adam_step(gp.slots.data(), int(gp.slots.size()), h, coef.get());
-    require_close(norm.download(), {float(cpu_norm)}, 0.0, 1e-5, "grad norm");
+    cuda::check_step_finite(loss.get(), norm.get(), skip.get(), counters.get());
+    cuda::adam_step(gp.slots.data(), int(gp.slots.size()), h, {lr.get(), coef.get(), skip.get(), step.get()});
+    if (!bad) {
+      const double cpu_norm = optim::clip_grad_norm(gp.params, max_norm);
+      opt.set_lr(lr_at(t));
+      opt.step();
+      require_close(norm.download(), {float(cpu_norm)}, 0.0, 1e-5, "grad norm");
+    }
+    require_equal(skip.download(), {bad ? 1.f : 0.f}, "skip flag");
+    CHECK(step.download()[0] == opt.steps());
     gp.compare(opt, {"exp_avg", "exp_avg_sq"});
   }
+  CHECK(counters.download() == std::vector<int64_t>{1, 0, 4});
 }
 
 }  // namespace
 
-TEST_CASE("cuda AdamW and Adam with clipping match vit optim", "[cuda][optim]") {
+TEST_CASE("cuda AdamW and Adam with clipping and a skipped step match vit optim", "[cuda][optim]") {
   const std::vector<int64_t> sizes = {70000, 1027, 4099, 0, 192};
   const std::vector<double> wds = {0.05, 0.0, 0.1, 0.1, 0.0};
   SECTION("AdamW") { run_adam(true, sizes, wds); }
@@ -331,17 +378,26 @@ TEST_CASE("cuda AdamW over more slots than one launch holds", "[cuda][optim]") {
   run_adam(true, sizes, wds);
 }
 
-TEST_CASE("cuda SGD matches vit optim with every option", "[cuda][optim]") {
+TEST_CASE("cuda SGD matches vit optim with every option, the first step skipped", "[cuda][optim]") {
   const auto run = [](const optim::SgdOptions& o, double wd) {
     GpuParams gp({70000, 1027, 4099}, {wd, 0.0, wd}, 3, 300);
     optim::SGD<float> opt(gp.groups, o);
-    for (int t = 1; t <= 3; ++t) {
+    const cuda::SgdHyper h{o.momentum, o.dampening, o.nesterov};
+    DevValues<double> lr({0.0});
+    DevValues<int64_t> step({0});
+    DeviceBuffer skip(1);
+    for (int t = 1; t <= 4; ++t) {
       INFO("step " << t);
-      gp.new_gradients(400 + t);
-      opt.step();
-      const cuda::SgdHyper h{float(opt.lr()), float(o.momentum), float(o.dampening), o.nesterov, t == 1,
-                             float(1.0 - o.dampening)};
-      cuda::sgd_step(gp.slots.data(), int(gp.slots.size()), h, nullptr);
+      const bool bad = t == 1;  // the buffer's first update (buffer = d) moves to step 2
+      gp.new_gradients(400 + t, bad);
+      skip.upload({bad ? 1.f : 0.f});
+      lr.upload({lr_at(t) * 30});
+      cuda::sgd_step(gp.slots.data(), int(gp.slots.size()), h, {lr.get(), nullptr, skip.get(), step.get()});
+      if (!bad) {
+        opt.set_lr(lr_at(t) * 30);
+        opt.step();
+      }
+      CHECK(step.download()[0] == opt.steps());
       if (o.momentum != 0) gp.compare(opt, {"momentum_buffer"});
       else gp.compare(opt, {});
     }
@@ -365,4 +421,53 @@ TEST_CASE("cuda grad_norm is repeatable and handles no gradients", "[cuda][optim
   require_equal(c1.download(), {1.f}, "coef of nothing");
   cuda::grad_norm(gp.slots.data(), 3, 0.f, n1.get(), c1.get());
   require_equal(c1.download(), {1.f}, "coef with max_norm 0");
+}
+
+TEST_CASE("cuda optimizer launchers reject bad step inputs", "[cuda][optim]") {
+  GpuParams gp({10}, {0.0}, 0, 700);
+  DevValues<double> lr({0.1});
+  DevValues<int64_t> step({0});
+  CHECK_THROWS_AS(cuda::adam_step(gp.slots.data(), 1, {}, {nullptr, nullptr, nullptr, step.get()}), Error);
+  CHECK_THROWS_AS(cuda::sgd_step(gp.slots.data(), 1, {}, {lr.get(), nullptr, nullptr, nullptr}), Error);
+  CHECK_THROWS_AS(cuda::adam_step(gp.slots.data(), 1, {1.5, 0.999, 1e-8, false},
+                                  {lr.get(), nullptr, nullptr, step.get()}),
+                  Error);
+}
+
+TEST_CASE("cuda check_step_finite and accumulate_metrics against the host rules", "[cuda][step_guard]") {
+  DevValues<int64_t> counters({0, 0, 0});
+  DeviceBuffer loss(1), norm(1), skip(1);
+  const float nan = std::nanf(""), inf = std::numeric_limits<float>::infinity();
+  const std::vector<std::pair<float, float>> steps = {{1.f, 2.f}, {nan, 2.f}, {1.f, inf}, {1.f, -inf},
+                                                      {2.f, 1.f}, {inf, 1.f}};
+  int64_t nonfinite = 0, run = 0, applied = 0;
+  for (const auto& [l, n] : steps) {
+    const bool bad = !std::isfinite(l) || !std::isfinite(n);
+    nonfinite += bad, run = bad ? run + 1 : 0, applied += !bad;
+    loss.upload({l});
+    norm.upload({n});
+    cuda::check_step_finite(loss.get(), norm.get(), skip.get(), counters.get());
+    require_equal(skip.download(), {bad ? 1.f : 0.f}, "skip");
+    CHECK(counters.download() == std::vector<int64_t>{nonfinite, run, applied});
+  }
+
+  for (const auto& [B, K] : {std::pair<int64_t, int64_t>{1000, 10}, {3, 1000}, {257, 1}}) {
+    INFO("B " << B << " K " << K);
+    std::vector<float> logits = random_vector(B * K, 800 + K);
+    for (float& v : logits) v = std::round(std::clamp(v, -2.4f, 2.4f));  // many ties
+    std::vector<int32_t> labels(B);
+    int64_t correct = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      const float* row = logits.data() + b * K;
+      const int64_t top = std::max_element(row, row + K) - row;
+      labels[b] = static_cast<int32_t>(b % 2 ? top : (top + b) % K);
+      correct += top == labels[b];
+    }
+    DeviceBuffer dlogits(logits), dloss(std::vector<float>{0.75f}), dskip(std::vector<float>{1.f});
+    DevValues<int32_t> dlabels(labels);
+    DevValues<double> acc({0.0, 0.0, 0.0});
+    cuda::accumulate_metrics(dlogits.get(), dlabels.get(), dloss.get(), nullptr, B, K, acc.get());
+    cuda::accumulate_metrics(dlogits.get(), dlabels.get(), dloss.get(), dskip.get(), B, K, acc.get());
+    CHECK(acc.download() == std::vector<double>{0.75 * B, double(correct), double(B)});
+  }
 }

@@ -2,6 +2,9 @@
 // (cuda/optimizer.cu): the exact update rules of optim::Adam/AdamW, optim::SGD
 // and optim::clip_grad_norm, over many parameters in one launch. Device
 // pointers, work queued on vit::cuda::stream(), nothing read back to the host.
+// Every per-step value (learning rate, clip coefficient, skip flag, step
+// count) is read from the device, so a step never waits for the host and can
+// be captured once as a CUDA graph and replayed.
 // Declarations only: no CUDA header (the kernels include this for ParamSlot).
 #pragma once
 
@@ -12,38 +15,56 @@ namespace vit::cuda {
 /// One parameter tensor: n floats of param, grad and state.
 /// state0 = exp_avg (m), state1 = exp_avg_sq (v) for Adam; state0 = momentum
 /// buffer for SGD (state1 unused, state0 unused without momentum).
+/// weight_decay: the group's value as the user gave it (double, as the CPU
+/// computes AdamW's decay 1 − lr·wd in double).
 struct ParamSlot {
   float* param;
   const float* grad;
   float* state0;
   float* state1;
   int64_t n;
-  float weight_decay;
+  double weight_decay;
 };
 
+/// What changes from step to step, as DEVICE pointers.
+struct StepInputs {
+  /// This step's learning rate (the schedule's value, in double as the CPU uses it). Required.
+  const double* lr;
+  /// One float multiplying every gradient (grad_norm's clip coefficient), or nullptr.
+  const float* grad_scale;
+  /// One float; nonzero (NaN included) leaves params, state and step untouched
+  /// (check_step_finite's flag). nullptr: never skip.
+  const float* skip;
+  /// Updates applied so far (the CPU optimizer's steps()); incremented by every
+  /// step that is not skipped. Adam's bias corrections use the incremented t;
+  /// SGD's first update (buffer = d) is the one that finds 0 here. Required.
+  int64_t* step;
+};
+
+/// Adam / AdamW constants, in double as the user gives them; the launcher
+/// rounds them to float as optim::Adam does (1 − β from the double β).
 struct AdamHyper {
-  float lr, beta1, beta2, eps;
-  float step_size;              // lr/(1-beta1^t)
-  float bias_correction2_sqrt;  // sqrt(1-beta2^t)
-  bool decoupled;               // AdamW
-  // 1 - beta computed in double from the user's double betas, as the CPU does
-  // (1 - 0.999f in float is 1.3e-5 relative away from float(1 - 0.999)).
-  float one_minus_beta1, one_minus_beta2;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  bool decoupled = false;  ///< AdamW: p *= 1 − lr·wd instead of g += wd·p
 };
 
-/// Updates every slot: one launch per up to kernels::kOptimSlotsPerLaunch slots,
-/// the slot table passed by value as a kernel parameter (nothing uploaded).
-/// grad_scale: device pointer to one float multiplying every gradient (the
-/// clip coefficient), or nullptr.
-void adam_step(const ParamSlot* slots, int count, const AdamHyper& h, const float* grad_scale);
+/// Updates every slot: a one-thread prologue reads in.skip and in.step,
+/// increments the step and computes in double, exactly as optim::Adam on the
+/// host, t = step, step_size = float(lr/(1 − β1ᵗ)), bc2_sqrt = float(√(1 − β2ᵗ)),
+/// then one launch per up to kernels::kOptimSlotsPerLaunch slots (the slot
+/// table a kernel parameter, nothing uploaded) applies the per-element rule,
+/// each slot's AdamW decay being float(1 − lr·double(wd)).
+void adam_step(const ParamSlot* slots, int count, const AdamHyper& h, const StepInputs& in);
 
+/// SGD constants (torch.optim.SGD), in double as the user gives them.
 struct SgdHyper {
-  float lr, momentum, dampening;
-  bool nesterov;
-  bool first_step;  // buffer = d on the first step
-  float one_minus_dampening;  // from the double option, as the CPU
+  double momentum = 0.0, dampening = 0.0;
+  bool nesterov = false;
 };
-void sgd_step(const ParamSlot* slots, int count, const SgdHyper& h, const float* grad_scale);
+
+/// As adam_step with optim::SGD's rule: lr = float(*in.lr), the momentum buffer
+/// set to d on the first update (*in.step == 0 before it), μ·buf + (1 − dampening)·d after.
+void sgd_step(const ParamSlot* slots, int count, const SgdHyper& h, const StepInputs& in);
 
 /// Global L2 norm over the gradients of `count` slots into norm_out[0], and the
 /// clip coefficient coef_out[0] = min(1, max_norm / (norm + 1e-6)) (1 when
