@@ -138,6 +138,13 @@ class ThreadPool {
   std::binary_semaphore done_{0};
 };
 
+/// Kernels run so far (launches CUDA would refuse not counted): lets a test
+/// see that work really went through the kernels.
+inline std::atomic<uint64_t>& launch_count() {
+  static std::atomic<uint64_t> n{0};
+  return n;
+}
+
 /// One launch at a time, as kernels queued on one stream run.
 inline std::mutex& launch_mutex() {
   static std::mutex m;
@@ -189,6 +196,7 @@ void launch(dim3 grid, dim3 block, size_t smem_bytes, Kernel&& kernel, Args... a
     }
   };
   ThreadPool::get().run(nthreads, body);
+  launch_count().fetch_add(1, std::memory_order_relaxed);
 }
 
 /// Shuffles alternate between two slot arrays, so one barrier per shuffle
