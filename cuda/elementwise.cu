@@ -18,7 +18,17 @@ void binary(const char* what, const float* a, const float* b, float* out, int64_
   if (n == 0) return;
   VIT_CHECK(a && b && out, "cuda::", what, ": null pointer");
   const auto g = kernels::elementwise_launch(n);
-  detail::launch(kernels::ew_binary_kernel, g.grid, g.block, g.smem, a, b, out, n, op);
+  detail::launch(kernels::ew_binary_kernel<Op>, g.grid, g.block, g.smem, a, b, out, n, op);
+  VIT_CUDA_LAUNCH_CHECK();
+}
+
+template <class Op>
+void unary(const char* what, const float* x, float* out, int64_t n, Op op) {
+  check_n(what, n);
+  if (n == 0) return;
+  VIT_CHECK(x && out, "cuda::", what, ": null pointer");
+  const auto g = kernels::elementwise_launch(n);
+  detail::launch(kernels::ew_unary_kernel<Op>, g.grid, g.block, g.smem, x, out, n, op);
   VIT_CUDA_LAUNCH_CHECK();
 }
 
@@ -41,17 +51,24 @@ void accumulate(float* dst, const float* src, int64_t n) {
   binary("accumulate", dst, src, dst, n, kernels::EwAdd{});
 }
 
+void sub(const float* a, const float* b, float* out, int64_t n) {
+  binary("sub", a, b, out, n, kernels::EwSub{});
+}
+
 void mul(const float* a, const float* b, float* out, int64_t n) {
   binary("mul", a, b, out, n, kernels::EwMul{});
 }
 
-void scale(float* x, float s, int64_t n) {
-  check_n("scale", n);
-  if (n == 0) return;
-  VIT_CHECK(x, "cuda::scale: null pointer");
-  const auto g = kernels::elementwise_launch(n);
-  detail::launch(kernels::ew_unary_kernel, g.grid, g.block, g.smem, x, x, n, kernels::EwScale{s});
-  VIT_CUDA_LAUNCH_CHECK();
+void scale(const float* x, float s, float* out, int64_t n) {
+  unary("scale", x, out, n, kernels::EwScale{s});
+}
+
+void tanh_forward(const float* x, float* y, int64_t n) {
+  unary("tanh_forward", x, y, n, kernels::EwTanh{});
+}
+
+void tanh_backward(const float* dy, const float* y, float* dx, int64_t n) {
+  binary("tanh_backward", dy, y, dx, n, kernels::EwTanhGrad{});
 }
 
 void add_row_broadcast(const float* x, const float* bias, float* out, int64_t R, int64_t C) {
@@ -69,14 +86,17 @@ void column_sums_accumulate(const float* x, float* acc, int64_t R, int64_t C) {
   VIT_CHECK(x && acc, "cuda::column_sums_accumulate: null pointer");
   const auto g = kernels::column_sums_launch(R, C);
   if (g.chunks == 1) {
-    detail::launch(kernels::column_sums_partial_kernel, g.grid, g.block, g.smem, x, acc, R, C, g.rows_per_chunk, 1);
+    detail::launch(kernels::column_sums_partial_kernel, g.grid, g.block, g.smem, x, acc, R, C,
+                   g.rows_per_chunk, 1);
     VIT_CUDA_LAUNCH_CHECK();
     return;
   }
   detail::Scratch partials(static_cast<size_t>(g.chunks * C));
-  detail::launch(kernels::column_sums_partial_kernel, g.grid, g.block, g.smem, x, partials.p, R, C, g.rows_per_chunk, 0);
+  detail::launch(kernels::column_sums_partial_kernel, g.grid, g.block, g.smem, x, partials.p, R, C,
+                 g.rows_per_chunk, 0);
   VIT_CUDA_LAUNCH_CHECK();
-  detail::launch(kernels::column_sums_finish_kernel, g.finish_grid, g.finish_block, 0, partials.p, acc, g.chunks, C);
+  detail::launch(kernels::column_sums_finish_kernel, g.finish_grid, g.finish_block, 0, partials.p,
+                 acc, g.chunks, C);
   VIT_CUDA_LAUNCH_CHECK();
 }
 

@@ -1,88 +1,19 @@
-// Elementwise kernels on flat float arrays (fill, add, accumulate, scale, mul),
-// the row-broadcast bias add, and two deterministic reductions: column sums
-// of an (R,C) matrix (a bias gradient) and the sum of all elements.
-// Maps use float4 loads when every pointer is 16-byte aligned and fall back to
-// plain coalesced scalars otherwise. The reductions use no atomics: per-block
-// partials in a fixed order, then a second pass sums those in a fixed order, so
-// a result depends only on the shape and is bitwise repeatable.
+// The elementwise kernels of cuda/elementwise.cu beyond the flat maps of
+// maps.cuh (add, sub, mul, scale, tanh): fill, the row-broadcast bias add, and
+// two deterministic reductions: column sums of an (R,C) matrix (a bias
+// gradient) and the sum of all elements. The reductions use no atomics:
+// per-block partials in a fixed order, then a second pass sums those in a
+// fixed order, so a result depends only on the shape and is bitwise repeatable.
+// These kernels are not templates, so nvcc gives each a strong host stub: only
+// elementwise.cu (and the emulated tests) may include this header; other
+// kernel headers include maps.cuh.
 #pragma once
 
 #include <cstdint>
 
-#include "device_api.cuh"
+#include "maps.cuh"  // the flat maps (templates), elementwise_launch
 
 namespace vit::cuda::kernels {
-
-struct ElementwiseLaunch {
-  dim3 grid, block;
-  size_t smem;
-};
-
-constexpr int kElementwiseThreads = 256;
-constexpr int64_t kElementwiseMaxBlocks = 4096;  // grid-stride beyond: ~30 resident blocks per SM
-
-/// Maps: one thread per 4 elements per step, grid-stride past max_blocks.
-inline ElementwiseLaunch elementwise_launch(int64_t n, int64_t max_blocks = kElementwiseMaxBlocks) {
-  const int64_t quads = (n + 3) / 4;
-  int64_t blocks = (quads + kElementwiseThreads - 1) / kElementwiseThreads;
-  blocks = blocks < 1 ? 1 : (blocks > max_blocks ? max_blocks : blocks);
-  return {dim3(static_cast<unsigned>(blocks)), dim3(kElementwiseThreads), 0};
-}
-
-VIT_DEVICE bool ew_aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
-
-struct EwAdd {
-  VIT_DEVICE float operator()(float a, float b) const { return a + b; }
-};
-struct EwMul {
-  VIT_DEVICE float operator()(float a, float b) const { return a * b; }
-};
-struct EwScale {
-  float s;
-  VIT_DEVICE float operator()(float a) const { return a * s; }
-};
-
-// out[i] = op(a[i], b[i]), n elements. out may alias a or b: each element is
-// read and then written by the same thread.
-template <class Op>
-VIT_KERNEL void ew_binary_kernel(const float* a, const float* b, float* out, int64_t n, Op op) {
-  const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  if (ew_aligned16(a) && ew_aligned16(b) && ew_aligned16(out)) {
-    const int64_t quads = n / 4;
-    for (int64_t q = first; q < quads; q += stride) {
-      const float4 x = reinterpret_cast<const float4*>(a)[q];
-      const float4 y = reinterpret_cast<const float4*>(b)[q];
-      float4 r;
-      r.x = op(x.x, y.x), r.y = op(x.y, y.y), r.z = op(x.z, y.z), r.w = op(x.w, y.w);
-      reinterpret_cast<float4*>(out)[q] = r;
-    }
-    const int64_t i = 4 * quads + first;  // the n % 4 tail
-    if (i < n) out[i] = op(a[i], b[i]);
-  } else {
-    for (int64_t i = first; i < n; i += stride) out[i] = op(a[i], b[i]);
-  }
-}
-
-// out[i] = op(x[i]); out may alias x.
-template <class Op>
-VIT_KERNEL void ew_unary_kernel(const float* x, float* out, int64_t n, Op op) {
-  const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  if (ew_aligned16(x) && ew_aligned16(out)) {
-    const int64_t quads = n / 4;
-    for (int64_t q = first; q < quads; q += stride) {
-      const float4 v = reinterpret_cast<const float4*>(x)[q];
-      float4 r;
-      r.x = op(v.x), r.y = op(v.y), r.z = op(v.z), r.w = op(v.w);
-      reinterpret_cast<float4*>(out)[q] = r;
-    }
-    const int64_t i = 4 * quads + first;
-    if (i < n) out[i] = op(x[i]);
-  } else {
-    for (int64_t i = first; i < n; i += stride) out[i] = op(x[i]);
-  }
-}
 
 // x[i] = value: a separate kernel so fill reads nothing.
 VIT_KERNEL void ew_fill_kernel(float* x, float value, int64_t n) {
@@ -133,7 +64,7 @@ VIT_KERNEL void add_row_broadcast_kernel(const float* x, const float* bias, floa
 
 // ---- column sums: acc[c] += sum_r x[r,c] ----------------------------------------
 
-constexpr int kColumnTile = 32;      // columns per block: one warp reads 32 consecutive floats
+constexpr int kColumnTile = 32;       // columns per block: one warp reads 32 consecutive floats
 constexpr int kColumnRowThreads = 8;  // rows read at once per block
 
 struct ColumnSumsLaunch {
@@ -181,8 +112,10 @@ VIT_KERNEL void column_sums_partial_kernel(const float* x, float* out, int64_t R
   if (ty == 0 && c < C) {
     float t = part[0][tx];
     for (int k = 1; k < kColumnRowThreads; ++k) t += part[k][tx];
-    if (accumulate) out[c] += t;
-    else out[int64_t(blockIdx.y) * C + c] = t;
+    if (accumulate)
+      out[c] += t;
+    else
+      out[int64_t(blockIdx.y) * C + c] = t;
   }
 }
 
