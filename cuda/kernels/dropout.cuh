@@ -1,0 +1,114 @@
+// Dropout and drop-path on the GPU, the twin of include/vit/ops/dropout.hpp:
+// a keep mask drawn from vit::Generator's counter-based hash, then x times the
+// mask of its group. The mask is a pure function of (seed, counter, element),
+// so the GPU draws bit for bit the CPU's mask, run to run and across a resume.
+// Deliberately avoided: doubles on the device. The CPU keeps an element when
+// uniform(c) = (bits(c) >> 11)·2⁻⁵³ >= p; since p·2⁵³ is exact in double and
+// the left side is an integer, that is (bits(c) >> 11) >= ceil(p·2⁵³), an
+// integer compare against a threshold computed once on the host.
+// dropout_mask_kernel is not a template (nvcc gives it a strong host stub):
+// only dropout.cu (and the emulated tests) may include this header.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "device_api.cuh"
+
+namespace vit::cuda::kernels {
+
+/// vit::Generator(seed).bits(c): the splitmix64 finaliser over (seed, stream 0, c).
+/// Keep in step with include/vit/core/rng.hpp (the emulated test compares them).
+VIT_DEVICE uint64_t generator_bits(uint64_t seed, uint64_t c) {
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull + (c + 1) * 0xD1B54A32D192ED03ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+/// Host: the smallest 53-bit value u with u·2⁻⁵³ >= p, so that `uniform >= p`
+/// is `(bits >> 11) >= threshold` exactly. p <= 0 keeps all (0); p >= 1, and NaN
+/// (every comparison with NaN is false), keep none (2⁵³, above every 53-bit value).
+inline uint64_t dropout_keep_threshold(double p) {
+  constexpr uint64_t kNone = uint64_t(1) << 53;
+  if (std::isnan(p)) return kNone;
+  if (p <= 0.0) return 0;
+  const double t = std::ceil(p * 0x1.0p53);  // p·2⁵³ is exact: a power-of-two scale
+  return t >= 0x1.0p53 ? kNone : static_cast<uint64_t>(t);
+}
+
+constexpr int kDropoutThreads = 256;
+constexpr int64_t kDropoutMaxBlocks = 4096;
+
+struct DropoutLaunch {
+  dim3 grid, block;
+  size_t smem = 0;
+};
+/// One thread per element (mask) or per 4 elements (apply), grid-stride past max_blocks.
+inline DropoutLaunch dropout_launch(int64_t work, int64_t max_blocks = kDropoutMaxBlocks) {
+  int64_t blocks = (work + kDropoutThreads - 1) / kDropoutThreads;
+  blocks = blocks < 1 ? 1 : (blocks > max_blocks ? max_blocks : blocks);
+  return {dim3(static_cast<unsigned>(blocks)), dim3(kDropoutThreads), 0};
+}
+
+/// mask: (groups) -> mask[i] = keep_scale if (bits(counter0 + i) >> 11) >= threshold, else 0.
+VIT_KERNEL void dropout_mask_kernel(float* mask, int64_t groups, uint64_t seed, uint64_t counter0,
+                                    uint64_t threshold, float keep_scale) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < groups;
+       i += stride) {
+    const uint64_t u = generator_bits(seed, counter0 + static_cast<uint64_t>(i)) >> 11;
+    mask[i] = u >= threshold ? keep_scale : 0.f;
+  }
+}
+
+/// x: (n), mask: (ceil(n / inner)) -> out[i] = x[i]·mask[i / inner]; out may alias x.
+/// The group index advances with the fixed grid stride, so there is one 64-bit
+/// division per thread, not one per element. With inner % 4 == 0 and aligned
+/// pointers (vec4) a float4 never straddles two groups.
+template <int kVec>
+VIT_KERNEL void apply_group_mask_kernel(const float* x, const float* mask, float* out, int64_t n,
+                                        int64_t inner) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t units = n / kVec, unit_inner = inner / kVec;  // kVec 4: inner % 4 == 0
+  const int64_t g_step = stride / unit_inner, r_step = stride % unit_inner;
+  int64_t g = first / unit_inner, r = first % unit_inner;
+  for (int64_t u = first; u < units; u += stride) {
+    const float m = mask[g];
+    if constexpr (kVec == 4) {
+      const float4 v = reinterpret_cast<const float4*>(x)[u];
+      float4 o;
+      o.x = v.x * m, o.y = v.y * m, o.z = v.z * m, o.w = v.w * m;
+      reinterpret_cast<float4*>(out)[u] = o;
+    } else {
+      out[u] = x[u] * m;
+    }
+    g += g_step;
+    r += r_step;
+    if (r >= unit_inner) r -= unit_inner, ++g;
+  }
+  if constexpr (kVec == 4) {  // the n % 4 tail
+    const int64_t i = 4 * units + first;
+    if (i < n) out[i] = x[i] * mask[i / inner];
+  }
+}
+
+using ApplyGroupMaskKernel = void (*)(const float*, const float*, float*, int64_t, int64_t);
+struct ApplyGroupMaskLaunch {
+  dim3 grid, block;
+  size_t smem = 0;
+  ApplyGroupMaskKernel kernel;
+};
+/// float4 when x and out are 16-byte aligned (the mask is read one float at a
+/// time) and inner % 4 == 0. Host code.
+inline ApplyGroupMaskLaunch apply_group_mask_geometry(const float* x, const float* out, int64_t n,
+                                                      int64_t inner,
+                                                      int64_t max_blocks = kDropoutMaxBlocks) {
+  const bool vec4 = reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                    reinterpret_cast<uintptr_t>(out) % 16 == 0 && inner % 4 == 0;
+  const DropoutLaunch l = dropout_launch(vec4 ? (n + 3) / 4 : n, max_blocks);
+  return {l.grid, l.block, 0, vec4 ? apply_group_mask_kernel<4> : apply_group_mask_kernel<1>};
+}
+
+}  // namespace vit::cuda::kernels
