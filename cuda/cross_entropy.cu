@@ -2,8 +2,6 @@
 // argument checks, the kernels header's geometry, one stream, no host sync.
 // The batch mean goes through a scratch buffer of per-row losses that one
 // block sums in fixed order: no atomics, so the loss is bitwise repeatable.
-#include <cmath>
-
 #include "common.cuh"
 #include "kernels/cross_entropy.cuh"
 #include "vit/cuda/cross_entropy.hpp"
@@ -11,50 +9,48 @@
 namespace vit::cuda {
 namespace {
 
-/// ε/K and 1−ε rounded to float as the CPU op rounds its target tensor.
-struct Smoothing {
-  float off = 0.f, on = 1.f;
-};
-Smoothing smoothing_for(const int32_t* labels, float label_smoothing, int64_t K, const char* op) {
+/// ε/K and 1−ε rounded to float as the CPU op rounds its target tensor
+/// (Tensor<float>::full(ε/K), then += 1−ε at the label).
+kernels::SmoothingValues smoothing_for(const int32_t* labels, double eps, int64_t K,
+                                       const char* op) {
   if (!labels) return {};  // soft targets: smoothing ignored
-  VIT_CHECK(std::isfinite(label_smoothing) && label_smoothing >= 0.f && label_smoothing <= 1.f, op,
-            ": label_smoothing must be in [0, 1], got ", label_smoothing);
-  const double eps = label_smoothing;
-  return {static_cast<float>(eps / static_cast<double>(K)), static_cast<float>(1.0 - eps)};
+  VIT_CHECK(eps >= 0.0 && eps <= 1.0, op, ": label_smoothing must be in [0, 1], got ", eps);
+  return kernels::label_smoothing_values(eps, K);
 }
 
 }  // namespace
 
 void cross_entropy_forward(const float* logits, const int32_t* labels, const float* target,
-                           float label_smoothing, float* probs, float* loss, int64_t B, int64_t K) {
+                           double label_smoothing, float* probs, float* loss, int64_t B,
+                           int64_t K) {
   const char* op = "cross_entropy_forward (cuda)";
   VIT_CHECK(B >= 0 && K >= 0, op, ": negative size B ", B, ", K ", K);
   if (B == 0) return;
   VIT_CHECK(K > 0, op, ": ", B, " rows of 0 classes");
   VIT_CHECK(logits && probs && loss, op, ": null logits, probs or loss");
   VIT_CHECK(labels || target, op, ": needs labels or a target distribution");
-  const Smoothing s = smoothing_for(labels, label_smoothing, K, op);
+  const kernels::SmoothingValues s = smoothing_for(labels, label_smoothing, K, op);
   const auto l = kernels::cross_entropy_forward_geometry(B, K);
   detail::Scratch row_loss(static_cast<size_t>(B));
-  detail::launch(l.rows_kernel, l.rows_grid, l.rows_block, 0, logits, labels, target, s.off,
-                                                                    s.on, probs, row_loss.p, B, K);
+  detail::launch(l.rows_kernel, l.rows_grid, l.rows_block, 0, logits, labels, target, s.off, s.on,
+                 probs, row_loss.p, B, K);
   VIT_CUDA_LAUNCH_CHECK();
   detail::launch(l.mean_kernel, l.mean_grid, l.mean_block, 0, row_loss.p, loss, B);
   VIT_CUDA_LAUNCH_CHECK();
 }
 
 void cross_entropy_backward(const float* dloss, const float* probs, const int32_t* labels,
-                            const float* target, float label_smoothing, float* dlogits, int64_t B,
+                            const float* target, double label_smoothing, float* dlogits, int64_t B,
                             int64_t K) {
   const char* op = "cross_entropy_backward (cuda)";
   VIT_CHECK(B >= 0 && K >= 0, op, ": negative size B ", B, ", K ", K);
   if (B == 0 || K == 0) return;
   VIT_CHECK(dloss && probs && dlogits, op, ": null dloss, probs or dlogits");
   VIT_CHECK(labels || target, op, ": needs labels or a target distribution");
-  const Smoothing s = smoothing_for(labels, label_smoothing, K, op);
+  const kernels::SmoothingValues s = smoothing_for(labels, label_smoothing, K, op);
   const auto l = kernels::cross_entropy_backward_geometry(B, K);
-  detail::launch(l.kernel, l.grid, l.block, 0, dloss, probs, labels, target, s.off, s.on,
-                                                     dlogits, B, K);
+  detail::launch(l.kernel, l.grid, l.block, 0, dloss, probs, labels, target, s.off, s.on, dlogits,
+                 B, K);
   VIT_CUDA_LAUNCH_CHECK();
 }
 

@@ -19,6 +19,15 @@ namespace vit::cuda::kernels {
 constexpr int kLossSumThreads = 256;
 constexpr int64_t kCrossEntropyMaxBlocks = int64_t(1) << 16;
 
+/// ε/K and 1−ε rounded to float, as the CPU op rounds its dense target
+/// (Tensor<float>::full(ε/K), then += 1−ε at the label). Host code.
+struct SmoothingValues {
+  float off = 0.f, on = 1.f;
+};
+inline SmoothingValues label_smoothing_values(double eps, int64_t K) {
+  return {static_cast<float>(eps / static_cast<double>(K)), static_cast<float>(1.0 - eps)};
+}
+
 /// q_k of a row: the target row when given, else ε/K plus (1−ε) at the label.
 /// smooth_off = ε/K and smooth_on = 1−ε are rounded to float on the host, as the
 /// CPU op rounds its target tensor, so both add the same two floats.
