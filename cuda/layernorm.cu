@@ -14,21 +14,16 @@ bool aligned16(const void* p) { return p == nullptr || kernels::rows::aligned16(
 
 }  // namespace
 
-void layer_norm_forward(const float* x, const float* residual, float* sum_out, const float* weight,
-                        const float* bias, float* out, float* mean, float* rstd, int64_t R,
-                        int64_t C, float eps) {
+void layer_norm_forward(const float* x, const float* weight, const float* bias, float* out,
+                        float* mean, float* rstd, int64_t R, int64_t C, float eps) {
   VIT_CHECK(R >= 0 && C >= 0, "layer_norm_forward (cuda): negative size R ", R, ", C ", C);
   if (R == 0) return;
   VIT_CHECK(C > 0, "layer_norm_forward (cuda): ", R, " rows of length 0");
   VIT_CHECK(x && weight && bias && out, "layer_norm_forward (cuda): null x, weight, bias or out");
-  VIT_CHECK(!residual || sum_out, "layer_norm_forward (cuda): a residual needs sum_out");
   VIT_CHECK(eps >= 0.f, "layer_norm_forward (cuda): eps must be non-negative, got ", eps);
-  const bool vec4_ok = aligned16(x) && aligned16(residual) &&
-                       aligned16(residual ? sum_out : nullptr) && aligned16(weight) &&
-                       aligned16(bias) && aligned16(out);
+  const bool vec4_ok = aligned16(x) && aligned16(weight) && aligned16(bias) && aligned16(out);
   const auto l = kernels::layer_norm_forward_geometry(R, C, vec4_ok);
-  detail::launch(l.kernel, l.grid, l.block, l.smem, x, residual, sum_out, weight, bias, out,
-                                                          mean, rstd, R, C, eps);
+  detail::launch(l.kernel, l.grid, l.block, l.smem, x, weight, bias, out, mean, rstd, R, C, eps);
   VIT_CUDA_LAUNCH_CHECK();
 }
 
@@ -43,12 +38,13 @@ void layer_norm_backward(const float* dout, const float* x, const float* weight,
   const auto l = kernels::layer_norm_backward_geometry(R, C, vec4_ok);
   const bool want_params = dweight || dbias;
   detail::Scratch partials(want_params ? static_cast<size_t>(l.partial_rows * 2 * C) : 0);
-  detail::launch(l.kernel, l.grid, l.block, want_params ? l.smem : 0, dout, x, weight, mean, rstd, dx, want_params ? partials.p : nullptr, R, C, l.rows_per_block);
+  detail::launch(l.kernel, l.grid, l.block, want_params ? l.smem : 0, dout, x, weight, mean, rstd,
+                 dx, want_params ? partials.p : nullptr, R, C, l.rows_per_block);
   VIT_CUDA_LAUNCH_CHECK();
   if (want_params) {
     const auto s = kernels::column_partials_geometry(2 * C);
-    detail::launch(s.kernel, s.grid, s.block, s.smem, partials.p, l.partial_rows, 2 * C,
-                                                            dweight, dbias, C);
+    detail::launch(s.kernel, s.grid, s.block, s.smem, partials.p, l.partial_rows, 2 * C, dweight,
+                   dbias, C);
     VIT_CUDA_LAUNCH_CHECK();
   }
 }

@@ -364,8 +364,7 @@ void bench_layer_norm(const Ctx& ctx) {
               float *x = ws.random(R * C), *w = ws.random(C, 0.5f, 1.5f), *b = ws.random(C);
               float *out = ws.raw(R * C), *mean = ws.raw(R), *rstd = ws.raw(R);
               return SetLaunch{[=] {
-                                 vit::cuda::layer_norm_forward(x, nullptr, nullptr, w, b, out, mean, rstd,
-                                                               R, C, 1e-6f);
+                                 vit::cuda::layer_norm_forward(x, w, b, out, mean, rstd, R, C, 1e-6f);
                                },
                                out, R * C};
             });
@@ -375,7 +374,7 @@ void bench_layer_norm(const Ctx& ctx) {
             4.0 * (3 * rc + 2.0 * R + 5.0 * C), [=](Workspace& ws) {
               float *x = ws.random(R * C), *w = ws.random(C, 0.5f, 1.5f), *b = ws.random(C);
               float *y = ws.raw(R * C), *mean = ws.raw(R), *rstd = ws.raw(R);
-              vit::cuda::layer_norm_forward(x, nullptr, nullptr, w, b, y, mean, rstd, R, C, 1e-6f);
+              vit::cuda::layer_norm_forward(x, w, b, y, mean, rstd, R, C, 1e-6f);
               float *dout = y;  // the forward's output buffer, refilled: random upstream gradient
               fill_uniform(dout, R * C, 0xd0u + static_cast<uint64_t>(C), -1.f, 1.f);
               float *dx = ws.raw(R * C), *dw = ws.random(C), *db = ws.random(C);
@@ -397,13 +396,12 @@ void bench_gelu(const Ctx& ctx) {
       // fwd: read x, write out: 2 floats per element.
       bench(ctx, "gelu_fwd", shape, 8.0 * n, 0, Ceil::None, 8.0 * n, [=](Workspace& ws) {
         float *x = ws.random(n, -3.f, 3.f), *out = ws.raw(n);
-        return SetLaunch{[=] { vit::cuda::bias_gelu_forward(x, nullptr, out, R, M, false); }, out, n};
+        return SetLaunch{[=] { vit::cuda::gelu_forward(x, out, n, false); }, out, n};
       });
       // bwd: read dout, x; write dx: 3 floats per element.
       bench(ctx, "gelu_bwd", shape, 12.0 * n, 0, Ceil::None, 12.0 * n, [=](Workspace& ws) {
         float *dout = ws.random(n), *x = ws.random(n, -3.f, 3.f), *dx = ws.raw(n);
-        return SetLaunch{[=] { vit::cuda::bias_gelu_backward(dout, x, nullptr, dx, nullptr, R, M, false); },
-                         dx, n};
+        return SetLaunch{[=] { vit::cuda::gelu_backward(dout, x, dx, n, false); }, dx, n};
       });
     }
 }

@@ -1,6 +1,6 @@
 // LayerNorm kernels, the CUDA twin of include/vit/ops/layernorm.hpp: forward
-// with the optional fused residual add of a pre-norm block, backward with dx
-// per row and deterministic weight/bias gradients.
+// saving mean/rstd, backward with dx per row and deterministic weight/bias
+// gradients.
 // Deliberately avoided: float atomics (per-block partials, then
 // column_partials_add_kernel sums them in a fixed order), Welford (a row held
 // in registers makes the exact two-pass mean/variance free), and staging rows
@@ -15,13 +15,11 @@ namespace vit::cuda::kernels {
 
 // ---- forward ---------------------------------------------------------------------------
 
-/// x, residual: (R,C) -> sum_out = x + residual (when residual), out = LN(sum): (R,C),
-/// mean, rstd: (R) (skipped when null). One warp per row, the row in registers.
-/// Every element is read before the warp writes any, so out may alias x and
-/// sum_out may alias x or residual.
+/// x: (R,C) -> out = LN(x): (R,C), mean, rstd: (R) (skipped when null). One
+/// warp per row, the row in registers. Every element is read before the warp
+/// writes any, so out may alias x.
 template <int kVec, int kChunks>
-VIT_KERNEL void layer_norm_forward_warp_kernel(const float* x, const float* residual,
-                                               float* sum_out, const float* weight,
+VIT_KERNEL void layer_norm_forward_warp_kernel(const float* x, const float* weight,
                                                const float* bias, float* out, float* mean,
                                                float* rstd, int64_t R, int64_t C, float eps) {
   const int lane = static_cast<int>(threadIdx.x) % kWarp;
@@ -35,13 +33,6 @@ VIT_KERNEL void layer_norm_forward_warp_kernel(const float* x, const float* resi
       const int64_t col = (j * kWarp + lane) * kVec;
       if (col < C) {
         rows::load_vec<kVec>(x + base + col, v[j]);
-        if (residual) {
-          float r[kVec];
-          rows::load_vec<kVec>(residual + base + col, r);
-#pragma unroll
-          for (int k = 0; k < kVec; ++k) v[j][k] += r[k];
-          rows::store_vec<kVec>(sum_out + base + col, v[j]);
-        }
 #pragma unroll
         for (int k = 0; k < kVec; ++k) sum += v[j][k];
       } else {
@@ -79,35 +70,26 @@ VIT_KERNEL void layer_norm_forward_warp_kernel(const float* x, const float* resi
 }
 
 /// Same contract for rows longer than kMaxRegisterRow: one block per row, three
-/// passes over the row (mostly from L1/L2). The later passes read the sum back
-/// from sum_out, so the in-place aliasing above stays allowed.
+/// passes over the row (mostly from L1/L2). Only the last pass writes, and each
+/// thread writes just the columns it reads, so out may still alias x.
 template <int kThreads>
-VIT_KERNEL void layer_norm_forward_long_kernel(const float* x, const float* residual,
-                                               float* sum_out, const float* weight,
+VIT_KERNEL void layer_norm_forward_long_kernel(const float* x, const float* weight,
                                                const float* bias, float* out, float* mean,
                                                float* rstd, int64_t R, int64_t C, float eps) {
   __shared__ float scratch[kWarp];
-  const float* s_row_src = residual ? sum_out : x;
   for (int64_t row = blockIdx.x; row < R; row += gridDim.x) {
     const int64_t base = row * C;
     float sum = 0.f;
-    for (int64_t c = threadIdx.x; c < C; c += kThreads) {
-      float s = x[base + c];
-      if (residual) {
-        s += residual[base + c];
-        sum_out[base + c] = s;
-      }
-      sum += s;
-    }
+    for (int64_t c = threadIdx.x; c < C; c += kThreads) sum += x[base + c];
     const float m = block_sum(sum, scratch) / static_cast<float>(C);
     float sq = 0.f;
     for (int64_t c = threadIdx.x; c < C; c += kThreads) {
-      const float d = s_row_src[base + c] - m;
+      const float d = x[base + c] - m;
       sq += d * d;
     }
     const float rs = rsqrtf(block_sum(sq, scratch) / static_cast<float>(C) + eps);
     for (int64_t c = threadIdx.x; c < C; c += kThreads)
-      out[base + c] = (s_row_src[base + c] - m) * rs * weight[c] + bias[c];
+      out[base + c] = (x[base + c] - m) * rs * weight[c] + bias[c];
     if (threadIdx.x == 0) {
       if (mean) mean[row] = m;
       if (rstd) rstd[row] = rs;
@@ -115,9 +97,8 @@ VIT_KERNEL void layer_norm_forward_long_kernel(const float* x, const float* resi
   }
 }
 
-using LayerNormForwardKernel = void (*)(const float*, const float*, float*, const float*,
-                                        const float*, float*, float*, float*, int64_t, int64_t,
-                                        float);
+using LayerNormForwardKernel = void (*)(const float*, const float*, const float*, float*, float*,
+                                        float*, int64_t, int64_t, float);
 struct LayerNormForwardLaunch {
   dim3 grid, block;
   size_t smem = 0;

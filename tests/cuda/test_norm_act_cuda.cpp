@@ -2,9 +2,9 @@
 // against the CPU ops in double, outputs poisoned (NaN) before every launch:
 // ViT shapes (R = 65·64 tokens, C = 192/384/768; attention rows of 65 and 197)
 // and odd ones (C = 7, 200; rows of 1100 for the block-per-row kernels;
-// pointers off 16-byte alignment for the scalar path), the fused residual,
-// both GELU forms, in-place calls, and bitwise repeatable parameter gradients
-// and loss (no atomics).
+// pointers off 16-byte alignment for the scalar path), both GELU forms,
+// in-place calls, and bitwise repeatable parameter gradients and loss (no
+// atomics).
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
@@ -22,9 +22,9 @@ namespace {
 
 namespace cuda = vit::cuda;
 using vit::test::DeviceBuffer;
+using vit::test::random_affine;
 using vit::test::random_vector;
 using vit::test::require_close;
-using vit::test::random_affine;
 using vit::test::to_double;
 using vit::test::to_float;
 
@@ -69,10 +69,10 @@ struct Placed {
 
 // ---- LayerNorm -----------------------------------------------------------------------
 
-void check_layer_norm(int64_t R, int64_t C, bool with_residual, size_t offset, uint64_t seed) {
-  INFO("R " << R << ", C " << C << ", residual " << with_residual << ", offset " << offset);
+void check_layer_norm(int64_t R, int64_t C, size_t offset, uint64_t seed) {
+  INFO("R " << R << ", C " << C << ", offset " << offset);
   const size_t n = static_cast<size_t>(R * C);
-  const std::vector<float> x = random_affine(n, seed, 2.f, 0.5f), res = random_vector(n, seed + 1);
+  const std::vector<float> x = random_affine(n, seed, 2.f, 0.5f);
   const std::vector<float> w = random_affine(C, seed + 2, 0.5f, 1.f),
                            b = random_vector(C, seed + 3);
   const std::vector<float> dout = random_vector(n, seed + 4);
@@ -81,27 +81,23 @@ void check_layer_norm(int64_t R, int64_t C, bool with_residual, size_t offset, u
   const float eps = 1e-6f;
 
   const size_t rows = static_cast<size_t>(R);
-  Placed d_x(x, offset), d_res(res, offset), d_sum(n, offset), d_out(n, offset), d_mean(rows, 0),
-      d_rstd(rows, 0), d_w(w, offset), d_b(b, offset);
-  cuda::layer_norm_forward(d_x.get(), with_residual ? d_res.get() : nullptr, d_sum.get(), d_w.get(),
-                           d_b.get(), d_out.get(), d_mean.get(), d_rstd.get(), R, C, eps);
+  Placed d_x(x, offset), d_out(n, offset), d_mean(rows, 0), d_rstd(rows, 0), d_w(w, offset),
+      d_b(b, offset);
+  cuda::layer_norm_forward(d_x.get(), d_w.get(), d_b.get(), d_out.get(), d_mean.get(), d_rstd.get(),
+                           R, C, eps);
 
-  std::vector<float> s = x;
-  if (with_residual)
-    for (size_t i = 0; i < n; ++i) s[i] += res[i];
-  const std::vector<double> sd = to_double(s), wd = to_double(w), bd = to_double(b);
+  const std::vector<double> sd = to_double(x), wd = to_double(w), bd = to_double(b);
   std::vector<double> out_ref(n), mean_ref(R), rstd_ref(R);
   vit::ops::layer_norm_forward<double>(sd.data(), wd.data(), bd.data(), out_ref.data(),
                                        mean_ref.data(), rstd_ref.data(), R, C, eps);
   require_close(d_out.download(), to_float(out_ref), kAtol, kRtol, "layer_norm out");
   require_close(d_mean.download(), to_float(mean_ref), kAtol, kRtol, "layer_norm mean");
   require_close(d_rstd.download(), to_float(rstd_ref), kAtol, kRtol, "layer_norm rstd");
-  if (with_residual) require_close(d_sum.download(), s, 0, 0, "layer_norm sum_out");
 
-  // backward on the forward's own mean/rstd and the LN input s
+  // backward on the forward's own mean/rstd
   const std::vector<float> mean = d_mean.download(), rstd = d_rstd.download();
-  Placed d_s(s, offset), d_dout(dout, offset), d_dx(n, offset), d_dw(dw_init, 0), d_db(db_init, 0);
-  cuda::layer_norm_backward(d_dout.get(), d_s.get(), d_w.get(), d_mean.get(), d_rstd.get(),
+  Placed d_dout(dout, offset), d_dx(n, offset), d_dw(dw_init, 0), d_db(db_init, 0);
+  cuda::layer_norm_backward(d_dout.get(), d_x.get(), d_w.get(), d_mean.get(), d_rstd.get(),
                             d_dx.get(), d_dw.get(), d_db.get(), R, C);
   std::vector<double> dx_ref(n), dw_ref = to_double(dw_init), db_ref = to_double(db_init);
   const std::vector<double> gd = to_double(dout), md = to_double(mean), rd = to_double(rstd);
@@ -113,35 +109,24 @@ void check_layer_norm(int64_t R, int64_t C, bool with_residual, size_t offset, u
   require_close(d_db.download(), to_float(db_ref), 1e-4, kRtol, "layer_norm dbias");
 }
 
-// ---- bias + GELU ------------------------------------------------------------------------
+// ---- GELU -------------------------------------------------------------------------------
 
-void check_bias_gelu(int64_t R, int64_t C, bool with_bias, bool tanh_approx, size_t offset,
-                     uint64_t seed) {
-  INFO("R " << R << ", C " << C << ", bias " << with_bias << ", tanh " << tanh_approx << ", offset "
-            << offset);
-  const size_t n = static_cast<size_t>(R * C);
-  const std::vector<float> x = random_affine(n, seed, 2.5f, 0.f), dout = random_vector(n, seed + 1);
-  const std::vector<float> bias = random_vector(C, seed + 2), db_init = random_vector(C, seed + 3);
+void check_gelu(int64_t n, bool tanh_approx, size_t offset, uint64_t seed) {
+  INFO("n " << n << ", tanh " << tanh_approx << ", offset " << offset);
+  const size_t total = static_cast<size_t>(n);
+  const std::vector<float> x = random_affine(total, seed, 2.5f, 0.f),
+                           dout = random_vector(total, seed + 1);
   const vit::GeluApprox approx = tanh_approx ? vit::GeluApprox::Tanh : vit::GeluApprox::None;
-  std::vector<double> v(n), out_ref(n), dx_ref(n);
-  for (size_t i = 0; i < n; ++i) v[i] = with_bias ? x[i] + bias[i % C] : x[i];
-  const std::vector<double> gd = to_double(dout);
-  vit::ops::gelu_forward<double>(v.data(), out_ref.data(), static_cast<int64_t>(n), approx);
-  vit::ops::gelu_backward<double>(gd.data(), v.data(), dx_ref.data(), static_cast<int64_t>(n),
-                                  approx);
-  std::vector<double> db_ref = to_double(db_init);
-  for (size_t i = 0; i < n; ++i) db_ref[i % C] += dx_ref[i];
+  const std::vector<double> xd = to_double(x), gd = to_double(dout);
+  std::vector<double> out_ref(total), dx_ref(total);
+  vit::ops::gelu_forward<double>(xd.data(), out_ref.data(), n, approx);
+  vit::ops::gelu_backward<double>(gd.data(), xd.data(), dx_ref.data(), n, approx);
 
-  Placed d_x(x, offset), d_bias(bias, offset), d_out(n, offset), d_dout(dout, offset),
-      d_dx(n, offset), d_dx2(n, offset), d_db(db_init, 0);
-  const float* bp = with_bias ? d_bias.get() : nullptr;
-  cuda::bias_gelu_forward(d_x.get(), bp, d_out.get(), R, C, tanh_approx);
-  require_close(d_out.download(), to_float(out_ref), kAtol, kRtol, "bias_gelu out");
-  cuda::bias_gelu_backward(d_dout.get(), d_x.get(), bp, d_dx.get(), nullptr, R, C, tanh_approx);
-  require_close(d_dx.download(), to_float(dx_ref), kAtol, kRtol, "bias_gelu dx");
-  cuda::bias_gelu_backward(d_dout.get(), d_x.get(), bp, d_dx2.get(), d_db.get(), R, C, tanh_approx);
-  require_close(d_dx2.download(), to_float(dx_ref), kAtol, kRtol, "bias_gelu dx (with dbias)");
-  require_close(d_db.download(), to_float(db_ref), 1e-4, kRtol, "bias_gelu dbias");
+  Placed d_x(x, offset), d_out(total, offset), d_dout(dout, offset), d_dx(total, offset);
+  cuda::gelu_forward(d_x.get(), d_out.get(), n, tanh_approx);
+  require_close(d_out.download(), to_float(out_ref), kAtol, kRtol, "gelu out");
+  cuda::gelu_backward(d_dout.get(), d_x.get(), d_dx.get(), n, tanh_approx);
+  require_close(d_dx.download(), to_float(dx_ref), kAtol, kRtol, "gelu dx");
 }
 
 // ---- softmax ----------------------------------------------------------------------------
@@ -213,36 +198,44 @@ void check_cross_entropy(int64_t B, int64_t K, bool soft, float smoothing, uint6
 
 TEST_CASE("cuda layer_norm matches the CPU op at ViT shapes and odd ones", "[cuda]") {
   uint64_t seed = 1000;
-  for (int64_t C : {192, 384, 768})
-    for (bool residual : {false, true}) check_layer_norm(65 * 64, C, residual, 0, seed += 10);
+  for (int64_t C : {192, 384, 768}) check_layer_norm(65 * 64, C, 0, seed += 10);
   for (int64_t C : {1, 7, 200, 1100})
-    for (int64_t R : {1, 37, 1000}) check_layer_norm(R, C, true, 0, seed += 10);
-  check_layer_norm(257, 192, true, 1, seed += 10);   // misaligned: scalar loads
-  check_layer_norm(65, 1024, false, 0, seed += 10);  // the longest register row
+    for (int64_t R : {1, 37, 1000}) check_layer_norm(R, C, 0, seed += 10);
+  check_layer_norm(257, 192, 1, seed += 10);  // misaligned: scalar loads
+  check_layer_norm(65, 1024, 0, seed += 10);  // the longest register row
 }
 
 TEST_CASE("cuda layer_norm runs in place and its parameter gradients are bitwise repeatable",
           "[cuda]") {
   const int64_t R = 65 * 64, C = 384;
   const size_t n = static_cast<size_t>(R * C);
-  const std::vector<float> x = random_vector(n, 1), res = random_vector(n, 2),
-                           w = random_vector(C, 3), b = random_vector(C, 4),
-                           g = random_vector(n, 5);
-  DeviceBuffer dx(x), dres(res), dw(w), db(b), dout(n), dmean(R), drstd(R), dsum(x), dg(g), dgx(n);
-  // out separate, the sum written over x (x += residual in place)
-  cuda::layer_norm_forward(dsum.get(), dres.get(), dsum.get(), dw.get(), db.get(), dout.get(),
-                           dmean.get(), drstd.get(), R, C, 1e-6f);
+  const std::vector<float> x = random_vector(n, 1), w = random_vector(C, 3),
+                           b = random_vector(C, 4), g = random_vector(n, 5);
+  DeviceBuffer dx(x), dw(w), db(b), dout(n), dmean(R), drstd(R), dg(g), dgx(n);
+  cuda::layer_norm_forward(dx.get(), dw.get(), db.get(), dout.get(), dmean.get(), drstd.get(), R, C,
+                           1e-6f);
   const std::vector<float> out = dout.download();
-  // out == x: in place from a separate copy of the sum
-  DeviceBuffer inplace(dsum.download());
-  cuda::layer_norm_forward(inplace.get(), nullptr, nullptr, dw.get(), db.get(), inplace.get(),
-                           dmean.get(), drstd.get(), R, C, 1e-6f);
+  // out == x: in place, bitwise the same as out of place; also for the long-row kernel
+  DeviceBuffer inplace(x);
+  cuda::layer_norm_forward(inplace.get(), dw.get(), db.get(), inplace.get(), dmean.get(),
+                           drstd.get(), R, C, 1e-6f);
   REQUIRE(inplace.download() == out);
+  {
+    const int64_t RL = 7, CL = 5000;
+    const std::vector<float> xl = random_vector(RL * CL, 6), wl = random_vector(CL, 7),
+                             bl = random_vector(CL, 8);
+    DeviceBuffer dxl(xl), dwl(wl), dbl(bl), doutl(RL * CL), inplace_l(xl);
+    cuda::layer_norm_forward(dxl.get(), dwl.get(), dbl.get(), doutl.get(), nullptr, nullptr, RL, CL,
+                             1e-6f);
+    cuda::layer_norm_forward(inplace_l.get(), dwl.get(), dbl.get(), inplace_l.get(), nullptr,
+                             nullptr, RL, CL, 1e-6f);
+    REQUIRE(inplace_l.download() == doutl.download());
+  }
 
   std::vector<std::vector<float>> dws, dbs;
   for (int rep = 0; rep < 2; ++rep) {
     DeviceBuffer gw(std::vector<float>(C, 0.f)), gb(std::vector<float>(C, 0.f));
-    cuda::layer_norm_backward(dg.get(), dsum.get(), dw.get(), dmean.get(), drstd.get(), dgx.get(),
+    cuda::layer_norm_backward(dg.get(), dx.get(), dw.get(), dmean.get(), drstd.get(), dgx.get(),
                               gw.get(), gb.get(), R, C);
     dws.push_back(gw.download());
     dbs.push_back(gb.download());
@@ -251,35 +244,27 @@ TEST_CASE("cuda layer_norm runs in place and its parameter gradients are bitwise
   REQUIRE(dbs[0] == dbs[1]);
 }
 
-TEST_CASE("cuda bias_gelu matches the CPU gelu at ViT MLP shapes, both forms", "[cuda]") {
+TEST_CASE("cuda gelu matches the CPU gelu at ViT MLP shapes and odd ones, both forms", "[cuda]") {
   uint64_t seed = 2000;
   for (int64_t C : {192, 384, 768, 1536})
-    for (bool tanh_approx : {false, true})
-      check_bias_gelu(65 * 64, C, true, tanh_approx, 0, seed += 10);
-  for (int64_t C : {1, 7, 200, 3000})
-    for (bool bias : {false, true}) check_bias_gelu(37, C, bias, true, 0, seed += 10);
-  check_bias_gelu(301, 192, true, false, 1, seed += 10);  // misaligned: scalar loads
-  check_bias_gelu(1, 4161, false, false, 0,
-                  seed += 10);  // a flat gelu, as the op dispatch calls it
+    for (bool tanh_approx : {false, true}) check_gelu(65 * 64 * C, tanh_approx, 0, seed += 10);
+  for (int64_t n : {1, 7, 200, 4161, 111003})
+    for (bool tanh_approx : {false, true}) check_gelu(n, tanh_approx, 0, seed += 10);
+  check_gelu(301 * 192, false, 1, seed += 10);  // misaligned: scalar loads
 }
 
-TEST_CASE("cuda bias_gelu runs in place and its dbias is bitwise repeatable", "[cuda]") {
-  const int64_t R = 65 * 64, C = 768;
-  const size_t n = static_cast<size_t>(R * C);
-  const std::vector<float> x = random_vector(n, 11), b = random_vector(C, 12),
-                           g = random_vector(n, 13);
-  DeviceBuffer dx(x), db(b), dout(n), dg(g), dgx(n);
-  cuda::bias_gelu_forward(dx.get(), db.get(), dout.get(), R, C, false);
+TEST_CASE("cuda gelu runs in place", "[cuda]") {
+  const int64_t n = 65 * 64 * 768 + 3;
+  const std::vector<float> x = random_vector(n, 11), g = random_vector(n, 13);
+  DeviceBuffer dx(x), dout(n), dg(g), dgx(n);
+  cuda::gelu_forward(dx.get(), dout.get(), n, false);
   DeviceBuffer inplace(x);
-  cuda::bias_gelu_forward(inplace.get(), db.get(), inplace.get(), R, C, false);
+  cuda::gelu_forward(inplace.get(), inplace.get(), n, false);
   REQUIRE(inplace.download() == dout.download());
-  std::vector<std::vector<float>> dbs;
-  for (int rep = 0; rep < 2; ++rep) {
-    DeviceBuffer gb(std::vector<float>(C, 0.f));
-    cuda::bias_gelu_backward(dg.get(), dx.get(), db.get(), dgx.get(), gb.get(), R, C, true);
-    dbs.push_back(gb.download());
-  }
-  REQUIRE(dbs[0] == dbs[1]);
+  cuda::gelu_backward(dg.get(), dx.get(), dgx.get(), n, true);
+  DeviceBuffer inplace_g(g);
+  cuda::gelu_backward(inplace_g.get(), dx.get(), inplace_g.get(), n, true);
+  REQUIRE(inplace_g.download() == dgx.download());
 }
 
 TEST_CASE("cuda softmax matches the CPU op on attention rows and odd ones", "[cuda]") {
@@ -304,12 +289,11 @@ TEST_CASE("cuda cross_entropy matches the CPU op with labels, smoothing and soft
 }
 
 TEST_CASE("cuda launchers with zero rows launch nothing and bad arguments throw", "[cuda]") {
-  cuda::layer_norm_forward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-                           0, 192, 1e-6f);
+  cuda::layer_norm_forward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 192, 1e-6f);
   cuda::layer_norm_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
                             0, 192);
-  cuda::bias_gelu_forward(nullptr, nullptr, nullptr, 0, 192, false);
-  cuda::bias_gelu_backward(nullptr, nullptr, nullptr, nullptr, nullptr, 0, 192, false);
+  cuda::gelu_forward(nullptr, nullptr, 0, false);
+  cuda::gelu_backward(nullptr, nullptr, nullptr, 0, false);
   cuda::softmax_forward(nullptr, nullptr, 0, 65);
   cuda::softmax_backward(nullptr, nullptr, nullptr, 0, 65);
   cuda::cross_entropy_forward(nullptr, nullptr, nullptr, 0.f, nullptr, nullptr, 0, 10);
@@ -317,9 +301,9 @@ TEST_CASE("cuda launchers with zero rows launch nothing and bad arguments throw"
   cuda::synchronize();
   REQUIRE_THROWS_WITH(cuda::softmax_forward(nullptr, nullptr, -1, 4),
                       Catch::Contains("negative size"));
-  REQUIRE_THROWS_WITH(cuda::layer_norm_forward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-                                               nullptr, nullptr, 4, 8, 1e-6f),
-                      Catch::Contains("null"));
+  REQUIRE_THROWS_WITH(
+      cuda::layer_norm_forward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 4, 8, 1e-6f),
+      Catch::Contains("null"));
   DeviceBuffer z(10), p(10), l(1);
   REQUIRE_THROWS_WITH(
       cuda::cross_entropy_forward(z.get(), nullptr, nullptr, 0.f, p.get(), l.get(), 1, 10),

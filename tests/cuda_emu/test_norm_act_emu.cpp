@@ -1,4 +1,4 @@
-// The LayerNorm, bias+GELU, softmax and cross-entropy kernels run under the CPU
+// The LayerNorm, GELU, softmax and cross-entropy kernels run under the CPU
 // stand-in (emu.hpp) with the launchers' own geometry and kernel choice, on
 // fresh random inputs with NaN-poisoned outputs, against the CPU ops computed
 // in double. Sizes cover a partial warp (C = 1, 7), float4 rows (32, 192, 200),
@@ -20,9 +20,9 @@ namespace {
 
 namespace k = vit::cuda::kernels;
 using vit::test::poisoned;
+using vit::test::random_affine;
 using vit::test::random_vector;
 using vit::test::require_close;
-using vit::test::random_affine;
 using vit::test::to_double;
 using vit::test::to_float;
 
@@ -38,32 +38,27 @@ const int64_t kCols[] = {1, 7, 32, 192, 200};
 
 // ---- LayerNorm -----------------------------------------------------------------------
 
-void check_layer_norm_forward(int64_t R, int64_t C, bool with_residual, uint64_t seed) {
-  INFO("R " << R << ", C " << C << ", residual " << with_residual);
+void check_layer_norm_forward(int64_t R, int64_t C, bool in_place, uint64_t seed) {
+  INFO("R " << R << ", C " << C << ", in place " << in_place);
   const size_t n = static_cast<size_t>(R * C);
-  const std::vector<float> x = random_affine(n, seed, 2.f, 0.5f), res = random_vector(n, seed + 1);
+  const std::vector<float> x = random_affine(n, seed, 2.f, 0.5f);
   const std::vector<float> w = random_affine(C, seed + 2, 0.5f, 1.f),
                            b = random_vector(C, seed + 3);
-  std::vector<float> out = poisoned(n), mean = poisoned(R), rstd = poisoned(R);
-  std::vector<float> sum = poisoned(n);
+  std::vector<float> out = in_place ? x : poisoned(n), mean = poisoned(R), rstd = poisoned(R);
   const float eps = 1e-5f;
-  const float* residual = with_residual ? res.data() : nullptr;
-  const auto l = k::layer_norm_forward_geometry(
-      R, C, all_aligned16(x.data(), residual, sum.data(), w.data(), b.data(), out.data()));
-  vit_emu::launch(l.grid, l.block, l.smem, l.kernel, x.data(), residual, sum.data(), w.data(),
-                  b.data(), out.data(), mean.data(), rstd.data(), R, C, eps);
+  const float* xp = in_place ? out.data() : x.data();
+  const auto l =
+      k::layer_norm_forward_geometry(R, C, all_aligned16(xp, w.data(), b.data(), out.data()));
+  vit_emu::launch(l.grid, l.block, l.smem, l.kernel, xp, w.data(), b.data(), out.data(),
+                  mean.data(), rstd.data(), R, C, eps);
 
-  std::vector<float> s = x;  // the kernel's float sum x + residual is the LN input
-  if (with_residual)
-    for (size_t i = 0; i < n; ++i) s[i] += res[i];
   std::vector<double> out_ref(n), mean_ref(R), rstd_ref(R);
-  const std::vector<double> sd = to_double(s), wd = to_double(w), bd = to_double(b);
-  vit::ops::layer_norm_forward<double>(sd.data(), wd.data(), bd.data(), out_ref.data(),
+  const std::vector<double> xd = to_double(x), wd = to_double(w), bd = to_double(b);
+  vit::ops::layer_norm_forward<double>(xd.data(), wd.data(), bd.data(), out_ref.data(),
                                        mean_ref.data(), rstd_ref.data(), R, C, eps);
   require_close(out, to_float(out_ref), kAtol, kRtol, "layer_norm out");
   require_close(mean, to_float(mean_ref), kAtol, kRtol, "layer_norm mean");
   require_close(rstd, to_float(rstd_ref), kAtol, kRtol, "layer_norm rstd");
-  if (with_residual) require_close(sum, s, 0, 0, "layer_norm sum_out");
 }
 
 enum class LnGrads { All, NoDx, OnlyDx };
@@ -115,57 +110,43 @@ void check_layer_norm_backward(int64_t R, int64_t C, LnGrads grads, uint64_t see
   }
 }
 
-// ---- bias + GELU ------------------------------------------------------------------------
+// ---- GELU -------------------------------------------------------------------------------
 
-/// x + bias in float (as the kernels add them), then the CPU gelu in double.
-std::vector<double> biased(const std::vector<float>& x, const std::vector<float>& bias, int64_t C) {
-  std::vector<double> v(x.size());
-  for (size_t i = 0; i < x.size(); ++i) v[i] = bias.empty() ? x[i] : x[i] + bias[i % C];
-  return v;
-}
-
-void check_bias_gelu(int64_t R, int64_t C, bool with_bias, bool tanh_approx, uint64_t seed) {
-  INFO("R " << R << ", C " << C << ", bias " << with_bias << ", tanh " << tanh_approx);
-  const size_t n = static_cast<size_t>(R * C);
-  const std::vector<float> x = random_affine(n, seed, 2.5f, 0.f), dout = random_vector(n, seed + 1);
-  const std::vector<float> bias = with_bias ? random_vector(C, seed + 2) : std::vector<float>();
-  const float* bp = with_bias ? bias.data() : nullptr;
+/// The launchers' geometry and kernels for n elements; out/dx poisoned; offset 1
+/// moves every pointer off 16-byte alignment (the scalar path).
+void check_gelu(int64_t n, bool tanh_approx, size_t offset, uint64_t seed,
+                int64_t max_blocks = k::kElementwiseMaxBlocks) {
+  INFO("n " << n << ", tanh " << tanh_approx << ", offset " << offset << ", max blocks "
+            << max_blocks);
+  const size_t total = static_cast<size_t>(n) + offset;
+  const std::vector<float> x = random_affine(total, seed, 2.5f, 0.f),
+                           dout = random_vector(total, seed + 1);
   const vit::GeluApprox approx = tanh_approx ? vit::GeluApprox::Tanh : vit::GeluApprox::None;
-  const std::vector<double> v = biased(x, bias, C), doutd = to_double(dout);
+  const std::vector<double> xd(x.begin() + offset, x.end()), gd(dout.begin() + offset, dout.end());
   std::vector<double> out_ref(n), dx_ref(n);
-  vit::ops::gelu_forward<double>(v.data(), out_ref.data(), static_cast<int64_t>(n), approx);
-  vit::ops::gelu_backward<double>(doutd.data(), v.data(), dx_ref.data(), static_cast<int64_t>(n),
-                                  approx);
+  vit::ops::gelu_forward<double>(xd.data(), out_ref.data(), n, approx);
+  vit::ops::gelu_backward<double>(gd.data(), xd.data(), dx_ref.data(), n, approx);
 
-  std::vector<float> out = poisoned(n);
-  const auto f =
-      k::bias_gelu_forward_geometry(R, C, with_bias, all_aligned16(x.data(), bp, out.data()));
-  vit_emu::launch(f.grid, f.block, f.smem, f.kernel, x.data(), bp, out.data(), f.n_vec, C,
-                  tanh_approx);
-  require_close(out, to_float(out_ref), kAtol, kRtol, "bias_gelu out");
-
-  // backward without dbias: the elementwise kernel
-  std::vector<float> dx = poisoned(n);
-  const bool aligned = all_aligned16(dout.data(), x.data(), bp, dx.data());
-  const auto g = k::bias_gelu_backward_geometry(R, C, with_bias, aligned);
-  vit_emu::launch(g.grid, g.block, g.smem, g.kernel, dout.data(), x.data(), bp, dx.data(), g.n_vec,
-                  C, tanh_approx);
-  require_close(dx, to_float(dx_ref), kAtol, kRtol, "bias_gelu dx");
-
-  // backward with dbias: row-chunk partials, then the fixed-order column sum
-  const std::vector<float> db_init = random_vector(C, seed + 3);
-  std::vector<float> dx2 = poisoned(n), db = db_init;
-  const auto d = k::bias_gelu_backward_dbias_geometry(R, C, aligned);
-  std::vector<float> partials = poisoned(static_cast<size_t>(d.partial_rows * C));
-  vit_emu::launch(d.grid, d.block, d.smem, d.kernel, dout.data(), x.data(), bp, dx2.data(),
-                  partials.data(), R, C, d.rows_per_chunk, tanh_approx);
-  const auto s = k::column_partials_geometry(C);
-  vit_emu::launch(s.grid, s.block, s.smem, s.kernel, static_cast<const float*>(partials.data()),
-                  d.partial_rows, C, db.data(), static_cast<float*>(nullptr), C);
-  std::vector<double> db_ref = to_double(db_init);
-  for (size_t i = 0; i < n; ++i) db_ref[i % C] += dx_ref[i];
-  require_close(dx2, to_float(dx_ref), kAtol, kRtol, "bias_gelu dx (dbias kernel)");
-  require_close(db, to_float(db_ref), kAtol, kRtol, "bias_gelu dbias");
+  std::vector<float> out = poisoned(total), dx = poisoned(total);
+  const auto g = k::elementwise_launch(n, max_blocks);
+  if (tanh_approx) {
+    vit_emu::launch(g.grid, g.block, g.smem, k::ew_unary_kernel<k::GeluForwardOp<true>>,
+                    x.data() + offset, out.data() + offset, n, k::GeluForwardOp<true>{});
+    vit_emu::launch(g.grid, g.block, g.smem, k::ew_binary_kernel<k::GeluBackwardOp<true>>,
+                    dout.data() + offset, x.data() + offset, dx.data() + offset, n,
+                    k::GeluBackwardOp<true>{});
+  } else {
+    vit_emu::launch(g.grid, g.block, g.smem, k::ew_unary_kernel<k::GeluForwardOp<false>>,
+                    x.data() + offset, out.data() + offset, n, k::GeluForwardOp<false>{});
+    vit_emu::launch(g.grid, g.block, g.smem, k::ew_binary_kernel<k::GeluBackwardOp<false>>,
+                    dout.data() + offset, x.data() + offset, dx.data() + offset, n,
+                    k::GeluBackwardOp<false>{});
+  }
+  require_close(std::vector<float>(out.begin() + offset, out.end()), to_float(out_ref), kAtol,
+                kRtol, "gelu out");
+  require_close(std::vector<float>(dx.begin() + offset, dx.end()), to_float(dx_ref), kAtol, kRtol,
+                "gelu dx");
+  for (size_t i = 0; i < offset; ++i) CHECK(std::isnan(out[i]));  // nothing before the start
 }
 
 // ---- softmax ----------------------------------------------------------------------------
@@ -251,15 +232,15 @@ void check_cross_entropy(int64_t B, int64_t K, Target kind, float smoothing, uin
 
 }  // namespace
 
-TEST_CASE("emulated layer_norm forward matches the CPU op, with and without the residual add",
+TEST_CASE("emulated layer_norm forward matches the CPU op, in place or not",
           "[cuda-emu][layernorm]") {
   uint64_t seed = 100;
   for (int64_t R : kRows)
     for (int64_t C : kCols)
-      for (bool residual : {false, true}) check_layer_norm_forward(R, C, residual, seed += 10);
+      for (bool in_place : {false, true}) check_layer_norm_forward(R, C, in_place, seed += 10);
   // rows longer than kMaxRegisterRow: the block-per-row kernel
   for (int64_t R : {1, 3})
-    for (bool residual : {false, true}) check_layer_norm_forward(R, 1100, residual, seed += 10);
+    for (bool in_place : {false, true}) check_layer_norm_forward(R, 1100, in_place, seed += 10);
 }
 
 TEST_CASE("emulated layer_norm backward matches the CPU op, partial sums included",
@@ -273,13 +254,13 @@ TEST_CASE("emulated layer_norm backward matches the CPU op, partial sums include
   check_layer_norm_backward(2, 1100, LnGrads::NoDx, seed += 10);
 }
 
-TEST_CASE("emulated bias_gelu forward and backward match the CPU gelu, both forms",
-          "[cuda-emu][gelu]") {
+TEST_CASE("emulated gelu forward and backward match the CPU gelu, both forms", "[cuda-emu][gelu]") {
   uint64_t seed = 300;
-  for (int64_t R : kRows)
-    for (int64_t C : kCols)
-      for (bool bias : {false, true})
-        for (bool tanh_approx : {false, true}) check_bias_gelu(R, C, bias, tanh_approx, seed += 10);
+  for (int64_t n : {1, 3, 4, 7, 32, 1027, 6600})  // tails of 1..3 after the float4 part
+    for (bool tanh_approx : {false, true})
+      for (size_t offset : {0, 1}) check_gelu(n, tanh_approx, offset, seed += 10);
+  // A one-block grid: every thread takes the grid-stride path large tensors take.
+  for (bool tanh_approx : {false, true}) check_gelu(7401, tanh_approx, 0, seed += 10, 1);
 }
 
 TEST_CASE("emulated softmax forward and backward match the CPU op", "[cuda-emu][softmax]") {
@@ -318,22 +299,21 @@ TEST_CASE("emulated cross_entropy turns an out-of-range label into a NaN loss",
   CHECK(std::isnan(loss[0]));
 }
 
-TEST_CASE("emulated row and elementwise kernels loop correctly over a small grid",
-          "[cuda-emu][layernorm][gelu][softmax][cross_entropy]") {
+TEST_CASE("emulated row kernels loop correctly over a small grid",
+          "[cuda-emu][layernorm][softmax][cross_entropy]") {
   // The launchers' grids cover the data at these sizes; a grid of one or two
-  // blocks makes every thread take the grid-stride path (and the GELU bias
-  // column wrap) that large tensors take on the GPU.
+  // blocks makes every thread take the grid-stride path that large tensors
+  // take on the GPU (GELU's one-block grid is in its own test case).
   const int64_t R = 37, C = 200;
   const size_t n = static_cast<size_t>(R * C);
   const std::vector<float> x = random_affine(n, 900, 2.f, 0.5f), w = random_vector(C, 901),
-                           b = random_vector(C, 902), dout = random_vector(n, 903);
+                           b = random_vector(C, 902);
   const std::vector<double> xd = to_double(x), wd = to_double(w), bd = to_double(b);
 
   std::vector<float> out = poisoned(n), mean = poisoned(R), rstd = poisoned(R);
   auto ln = k::layer_norm_forward_geometry(R, C, true);
-  vit_emu::launch(dim3(2), ln.block, ln.smem, ln.kernel, x.data(),
-                  static_cast<const float*>(nullptr), static_cast<float*>(nullptr), w.data(),
-                  b.data(), out.data(), mean.data(), rstd.data(), R, C, 1e-6f);
+  vit_emu::launch(dim3(2), ln.block, ln.smem, ln.kernel, x.data(), w.data(), b.data(), out.data(),
+                  mean.data(), rstd.data(), R, C, 1e-6f);
   std::vector<double> out_ref(n), mean_ref(R), rstd_ref(R);
   vit::ops::layer_norm_forward<double>(xd.data(), wd.data(), bd.data(), out_ref.data(),
                                        mean_ref.data(), rstd_ref.data(), R, C, 1e-6);
@@ -345,28 +325,6 @@ TEST_CASE("emulated row and elementwise kernels loop correctly over a small grid
   std::vector<double> y_ref(n);
   vit::ops::softmax_forward<double>(xd.data(), y_ref.data(), R, C);
   require_close(y, to_float(y_ref), kAtol, kRtol, "softmax out, grid 1");
-
-  for (int64_t cols : {C, int64_t(7)}) {  // float4 and scalar, with the bias column wrapping
-    INFO("gelu C " << cols);
-    const int64_t rows = static_cast<int64_t>(n) / cols;
-    const std::vector<float> bias(b.begin(), b.begin() + cols);
-    const std::vector<double> v =
-        biased(std::vector<float>(x.begin(), x.begin() + rows * cols), bias, cols);
-    std::vector<float> g = poisoned(rows * cols), dx = poisoned(rows * cols);
-    auto gf = k::bias_gelu_forward_geometry(rows, cols, true, true);
-    vit_emu::launch(dim3(1), gf.block, gf.smem, gf.kernel, x.data(), bias.data(), g.data(),
-                    gf.n_vec, cols, false);
-    std::vector<double> g_ref(v.size()), dx_ref(v.size());
-    vit::ops::gelu_forward<double>(v.data(), g_ref.data(), rows * cols, vit::GeluApprox::None);
-    require_close(g, to_float(g_ref), kAtol, kRtol, "bias_gelu out, grid 1");
-    auto gb = k::bias_gelu_backward_geometry(rows, cols, true, true);
-    vit_emu::launch(dim3(1), gb.block, gb.smem, gb.kernel, dout.data(), x.data(), bias.data(),
-                    dx.data(), gb.n_vec, cols, false);
-    const std::vector<double> doutd(dout.begin(), dout.begin() + rows * cols);
-    vit::ops::gelu_backward<double>(doutd.data(), v.data(), dx_ref.data(), rows * cols,
-                                    vit::GeluApprox::None);
-    require_close(dx, to_float(dx_ref), kAtol, kRtol, "bias_gelu dx, grid 1");
-  }
 
   // cross-entropy: two blocks take turns over the rows; backward with one block.
   const int64_t B = R, K = C;
