@@ -8,13 +8,13 @@
 namespace vit::cuda {
 
 void dropout_mask(float* mask, int64_t groups, uint64_t seed, uint64_t counter0, double p,
-                  float keep_scale) {
+                  float keep_scale, const uint64_t* counter_shift) {
   VIT_CHECK(groups >= 0, "cuda::dropout_mask: negative size ", groups);
   if (groups == 0) return;
   VIT_CHECK(mask, "cuda::dropout_mask: null pointer");
   const auto g = kernels::dropout_launch(groups);
   detail::launch(kernels::dropout_mask_kernel, g.grid, g.block, g.smem, mask, groups, seed,
-                 counter0, kernels::dropout_keep_threshold(p), keep_scale);
+                 counter0, counter_shift, kernels::dropout_keep_threshold(p), keep_scale);
   VIT_CUDA_LAUNCH_CHECK();
 }
 

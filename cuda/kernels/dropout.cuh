@@ -51,9 +51,12 @@ inline DropoutLaunch dropout_launch(int64_t work, int64_t max_blocks = kDropoutM
   return {dim3(static_cast<unsigned>(blocks)), dim3(kDropoutThreads), 0};
 }
 
-/// mask: (groups) -> mask[i] = keep_scale if (bits(counter0 + i) >> 11) >= threshold, else 0.
+/// mask: (groups) -> mask[i] = keep_scale if (bits(c + i) >> 11) >= threshold, else 0,
+/// c = counter0 + *counter_shift (null: 0).
 VIT_KERNEL void dropout_mask_kernel(float* mask, int64_t groups, uint64_t seed, uint64_t counter0,
-                                    uint64_t threshold, float keep_scale) {
+                                    const uint64_t* counter_shift, uint64_t threshold,
+                                    float keep_scale) {
+  if (counter_shift) counter0 += *counter_shift;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < groups;
        i += stride) {

@@ -28,7 +28,8 @@ std::vector<float> gpu_mask(int64_t groups, uint64_t seed, uint64_t counter0, do
   std::vector<float> mask = poisoned(static_cast<size_t>(groups));
   const auto g = k::dropout_launch(groups, max_blocks);
   vit_emu::launch(g.grid, g.block, g.smem, k::dropout_mask_kernel, mask.data(), groups, seed,
-                  counter0, k::dropout_keep_threshold(p), keep_scale);
+                  counter0, static_cast<const uint64_t*>(nullptr), k::dropout_keep_threshold(p),
+                  keep_scale);
   return mask;
 }
 

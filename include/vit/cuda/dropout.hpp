@@ -8,10 +8,13 @@
 
 namespace vit::cuda {
 
-/// mask[i] = keep_scale if Generator(seed).uniform(counter0 + i) >= p, else 0,
-/// for i < groups. Device pointer, queued on vit::cuda::stream().
+/// mask[i] = keep_scale if Generator(seed).uniform(c + i) >= p, else 0, for
+/// i < groups, with c = counter0 + *counter_shift (counter_shift: a device
+/// uint64, or null for 0). Device pointers, queued on vit::cuda::stream().
+/// The shift is how a captured CUDA graph draws fresh masks on each replay:
+/// counter0 is baked in at capture, the shift is written before each replay.
 void dropout_mask(float* mask, int64_t groups, uint64_t seed, uint64_t counter0, double p,
-                  float keep_scale);
+                  float keep_scale, const uint64_t* counter_shift = nullptr);
 /// out[i] = x[i] * mask[i / inner] for i < n (forward and backward alike; out may be x).
 void apply_group_mask(const float* x, const float* mask, float* out, int64_t n, int64_t inner);
 

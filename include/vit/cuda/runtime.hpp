@@ -28,6 +28,23 @@ void* stream();
 void copy_rows_on_device(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
                          size_t row_bytes, size_t rows);
 
+/// CUDA graphs of the library stream. Between begin_capture() and
+/// end_capture() the work queued on the stream is recorded, not run, and the
+/// device memory allocated meanwhile belongs to the graph: it is never handed
+/// to other work while the graph lives, so every replay finds its buffers
+/// (activations, saved tensors, scratch) where the capture put them.
+/// False on the emulated backend, which runs work as it is queued.
+bool graphs_supported();
+void begin_capture();
+/// Ends the capture; returns the instantiated graph.
+void* end_capture();
+/// True between begin_capture() and end_capture().
+bool capturing();
+/// Queues one run of the graph on the library stream (no wait).
+void replay_graph(void* graph);
+/// Waits for the stream, frees the graph and returns its memory to the cache.
+void destroy_graph(void* graph);
+
 /// GEMMs may use TF32 tensor cores (as torch.backends.cuda.matmul.allow_tf32).
 void set_allow_tf32(bool on);
 bool allow_tf32();

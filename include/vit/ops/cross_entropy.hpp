@@ -51,7 +51,7 @@ void cross_entropy_forward(Device dev, const T* logits, const int32_t* labels, c
                            double label_smoothing, T* probs, T* loss, int64_t B, int64_t K) {
   if (dev == Device::CUDA) {
     if constexpr (detail::kCudaFloat<T>)
-      cuda::cross_entropy_forward(logits, labels, target, static_cast<float>(label_smoothing), probs,
+      cuda::cross_entropy_forward(logits, labels, target, label_smoothing, probs,
                                   loss, B, K);
     else detail::cuda_branch_missing("cross_entropy");
     return;
@@ -66,7 +66,7 @@ void cross_entropy_backward(Device dev, const T* dloss, const T* probs, const in
                             const T* target, double label_smoothing, T* dlogits, int64_t B, int64_t K) {
   if (dev == Device::CUDA) {
     if constexpr (detail::kCudaFloat<T>)
-      cuda::cross_entropy_backward(dloss, probs, labels, target, static_cast<float>(label_smoothing),
+      cuda::cross_entropy_backward(dloss, probs, labels, target, label_smoothing,
                                    dlogits, B, K);
     else detail::cuda_branch_missing("cross_entropy");
     return;

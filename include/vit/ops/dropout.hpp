@@ -12,12 +12,22 @@
 namespace vit {
 namespace ops {
 
+/// While a CUDA graph of a training step is captured: a device uint64 added
+/// to every mask counter, which the graph's owner rewrites before each replay
+/// so that every replay draws the masks the eager step would have drawn;
+/// null otherwise (set by nn::CapturedStep).
+inline const uint64_t*& dropout_counter_shift() {
+  thread_local const uint64_t* shift = nullptr;
+  return shift;
+}
+
 // mask[i] = keep_scale if gen.uniform(counter0 + i) >= p else 0, for i < groups; on `dev`.
 template <class T>
 void dropout_mask(Device dev, T* mask, int64_t groups, const Generator& gen, uint64_t counter0,
                   double p, T keep_scale) {
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>) cuda::dropout_mask(mask, groups, gen.seed(), counter0, p, keep_scale);
+    if constexpr (detail::kCudaFloat<T>)
+      cuda::dropout_mask(mask, groups, gen.seed(), counter0, p, keep_scale, dropout_counter_shift());
     else detail::cuda_branch_missing("dropout");
     return;
   }
