@@ -50,5 +50,6 @@
 #include "vit/optim/schedule.hpp"
 #include "vit/optim/sgd.hpp"
 #include "vit/optim/step_guard.hpp"
+#include "vit/optim/captured_step.hpp"
 #include "vit/version.hpp"
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "vit/core/tensor.hpp"
+#include "vit/cuda/runtime.hpp"
 #include "vit/ops/common.hpp"
 
 namespace vit::optim {
@@ -85,6 +86,15 @@ class Optimizer {
   /// parameters, state and the update count as they are (StepGuard's flag
   /// for a non-finite loss or gradient); undefined for never.
   void set_skip_flag(const Tensor<float>& f) { skip_ = f; }
+  /// Queues this step's learning rate to the parameters' device, where the
+  /// update reads it. step() does it itself, except inside a CUDA graph
+  /// capture: a replayed step's owner calls it before each replay.
+  void stage_lr() {
+    const Device dev = params_device();
+    if (!lr_buffer_.defined() || lr_buffer_.device() != dev) lr_buffer_ = Tensor<double>::empty({1}, dev);
+    lr_host_.data()[0] = lr_;
+    lr_buffer_.copy_from(lr_host_);
+  }
   /// Updates applied so far (Adam's t). On CUDA this reads the device count: it waits.
   int64_t steps() const { return step_count_.defined() ? step_count_.item() : 0; }
   void set_steps(int64_t s) {
@@ -140,17 +150,20 @@ class Optimizer {
     return d;
   }
 
+  static bool capturing() {
+#if VIT_WITH_CUDA
+    return cuda::capturing();
+#else
+    return false;
+#endif
+  }
   /// The step's inputs, on `dev`: the learning rate is queued there (no wait).
   StepState<T> step_state(Device dev) {
     if (!step_count_.defined() || step_count_.device() != dev)
       step_count_ = Tensor<int64_t>::zeros({1}, dev);
     if (!lr_buffer_.defined() || lr_buffer_.device() != dev) lr_buffer_ = Tensor<double>::empty({1}, dev);
-    if (dev == Device::CPU) {
-      lr_buffer_.data()[0] = lr_;
-    } else {
-      lr_host_.data()[0] = lr_;
-      lr_buffer_.copy_from(lr_host_);
-    }
+    if (dev == Device::CPU) lr_buffer_.data()[0] = lr_;
+    else if (!capturing()) stage_lr();  // a captured step's owner stages it before each replay
     for (const Tensor<T>* t : {&grad_scale_})
       VIT_CHECK(!t->defined() || t->device() == dev, "optimizer: grad scale on ",
                 device_name(t->device()), ", parameters on ", device_name(dev));
