@@ -1,6 +1,7 @@
-// Shared pieces of the `vit` command line: data sets by name, evaluation,
-// loading a model from a checkpoint, and turning a vit::Error into the one
-// line a user reads. Everything here is built on the public <vit/vit.hpp>.
+// Shared pieces of the `vit` command line: the device by name, evaluation,
+// the normalisation a checkpoint carries, and turning a vit::Error into the
+// one line a user reads. Everything here is built on the public <vit/vit.hpp>;
+// data sets by name are in datasets.hpp.
 #pragma once
 
 #include <vit/vit.hpp>
@@ -20,76 +21,16 @@ inline std::string user_message(const std::exception& e) {
   return std::regex_replace(e.what(), location, "");
 }
 
-inline const std::vector<std::string>& dataset_names() {
-  // cifar100 trains on the 100 fine labels, cifar100-coarse on the 20 superclasses.
-  static const std::vector<std::string> names = {"cifar10", "cifar100", "cifar100-coarse",
-                                                 "fashion-mnist", "mnist", "folder"};
-  return names;
-}
-
-/// Where a data set lives when --data is not given (only Fashion-MNIST has a
-/// standard place on Debian: the dataset-fashion-mnist package).
-inline std::string default_data_dir(const std::string& dataset) {
-  return dataset == "fashion-mnist" ? "/usr/share/datasets/fashion-mnist" : "";
-}
-
-/// The preset a data set trains with when --model is not given.
-inline std::string default_model(const std::string& dataset) {
-  if (dataset == "fashion-mnist" || dataset == "mnist") return "fmnist-tiny";
-  if (dataset == "folder") return "vit-ti16";
-  return "cifar-tiny";
-}
-
-/// Per-data-set normalisation (torchvision's usual constants), for `channels` channels.
-inline vit::data::Normalization normalization_for(const std::string& dataset, int64_t channels) {
-  vit::data::Normalization n;
-  if (dataset == "cifar10") n = vit::data::cifar10_normalization();
-  else if (dataset == "cifar100" || dataset == "cifar100-coarse") n = vit::data::cifar100_normalization();
-  else if (dataset == "fashion-mnist") n = vit::data::fashion_mnist_normalization();
-  else if (dataset == "mnist") n = vit::data::mnist_normalization();
-  else n = vit::data::folder_normalization(channels);
-  if (static_cast<int64_t>(n.mean.size()) == 1 && channels == 3) {  // grey data into an RGB model
-    n.mean.assign(3, n.mean[0]);
-    n.std.assign(3, n.std[0]);
-  }
-  return n;
-}
-
-struct Splits {
-  vit::data::Dataset train, test;
-};
-
-/// Reads a data set by name. For folders, images are decoded at the model's
-/// size and split into train/val by `val_ratio` and `seed`.
-inline Splits load_splits(const std::string& dataset, const std::string& dir, bool need_train,
-                          int64_t image_size, int64_t channels, double val_ratio, uint64_t seed) {
-  VIT_CHECK(!dir.empty(), "--data: no directory given for data set '", dataset, "'");
-  Splits s;
-  if (dataset == "cifar10") {
-    if (need_train) s.train = vit::data::read_cifar10(dir, true);
-    s.test = vit::data::read_cifar10(dir, false);
-  } else if (dataset == "cifar100" || dataset == "cifar100-coarse") {
-    const bool coarse = dataset == "cifar100-coarse";
-    if (need_train) s.train = vit::data::read_cifar100(dir, true, coarse);
-    s.test = vit::data::read_cifar100(dir, false, coarse);
-  } else if (dataset == "fashion-mnist") {
-    if (need_train) s.train = vit::data::read_fashion_mnist(dir, true);
-    s.test = vit::data::read_fashion_mnist(dir, false);
-  } else if (dataset == "mnist") {
-    if (need_train) s.train = vit::data::read_mnist(dir, true);
-    s.test = vit::data::read_mnist(dir, false);
-  } else if (dataset == "folder") {
-    vit::data::ImageFolderOptions o;
-    o.image_size = image_size, o.channels = channels, o.val_ratio = val_ratio, o.seed = seed;
-    auto split = vit::data::read_image_folder(dir, o);
-    s.train = std::move(split.train);
-    s.test = std::move(split.val);
-    VIT_CHECK(s.test.size() > 0, dir, ": the validation split is empty (raise --val-ratio or add images)");
-  } else {
-    VIT_CHECK(false, "--dataset: unknown data set '", dataset,
-              "' (known: cifar10, cifar100, cifar100-coarse, fashion-mnist, mnist, folder)");
-  }
-  return s;
+/// The device --device names, refused with one line when this build or machine lacks it.
+inline vit::Device checked_device(const std::string& name) {
+  if (name != "cuda") return vit::Device::CPU;
+#if VIT_WITH_CUDA
+  VIT_CHECK(vit::cuda::available(), "--device cuda: ", vit::cuda::device_description());
+#else
+  VIT_CHECK(false, "--device cuda: this build of vit has no CUDA backend (it is built when CMake "
+            "finds nvcc)");
+#endif
+  return vit::Device::CUDA;
 }
 
 /// Test-time loader config: no augmentation, file order, every image once.

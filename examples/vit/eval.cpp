@@ -7,6 +7,7 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "datasets.hpp"
 
 namespace vitcli {
 
@@ -29,7 +30,7 @@ int run_eval(const EvalOptions& o) {
   const auto ck = vit::io::load_checkpoint<float>(o.weights);
   auto model = vit::io::model_from_checkpoint(ck, o.model);
   const auto& cfg = model->config;
-  const std::string dir = o.data.empty() ? default_data_dir(o.dataset) : o.data;
+  const std::string dir = o.data.empty() ? dataset_info(o.dataset).default_dir : o.data;
   const Splits data = load_splits(o.dataset, dir, false, cfg.image_size, cfg.in_chans, o.val_ratio, o.seed);
   VIT_CHECK(data.test.num_classes() == cfg.num_classes, o.weights, ": the model has ", cfg.num_classes,
             " classes, data set '", o.dataset, "' has ", data.test.num_classes());

@@ -26,6 +26,7 @@
 #include <memory>
 
 #include "common.hpp"
+#include "datasets.hpp"
 #include "metrics.hpp"
 #include "plot.hpp"
 #include "progress.hpp"
@@ -192,15 +193,10 @@ std::string default_run_dir(const TrainOptions& o) {
 /// (--init) moves pretrained weights, not random ones: a tenth of the
 /// from-scratch learning rate over 10 epochs, as the seed's fine-tuning does.
 void fill_defaults(TrainOptions& o) {
-  if (o.data.empty()) o.data = default_data_dir(o.dataset);
-  if (o.model.empty()) o.model = default_model(o.dataset);
+  if (o.data.empty()) o.data = dataset_info(o.dataset).default_dir;
+  if (o.model.empty()) o.model = dataset_info(o.dataset).default_model;
   const bool fine_tune = !o.init.empty();
-  if (o.epochs <= 0)
-    o.epochs = fine_tune                          ? 10
-               : o.dataset.rfind("cifar", 0) == 0 ? 100
-               : o.dataset == "fashion-mnist"     ? 50  // 92% needs it (RESULTS.md)
-               : o.dataset == "mnist"             ? 10
-                                                  : 30;
+  if (o.epochs <= 0) o.epochs = fine_tune ? 10 : dataset_info(o.dataset).default_epochs;
   if (o.lr <= 0) o.lr = (o.optimizer == "sgd" ? 0.05 : 1e-3) * (fine_tune ? 0.1 : 1.0);
   if (o.warmup_epochs < 0) o.warmup_epochs = std::max<double>(1.0, std::floor(o.epochs / 20.0));
 }
@@ -251,18 +247,6 @@ std::vector<int64_t> injected_steps(const char* var) {
 // The files a run writes, each replaced atomically through a temp file.
 const char* const kRunFiles[] = {"config.json",   "last.safetensors", "best.safetensors",
                                  "metrics.jsonl", "metrics.csv",      "curves.png"};
-
-/// The device --device names, refused with one line when this build or machine lacks it.
-vit::Device checked_device(const std::string& name) {
-  if (name != "cuda") return vit::Device::CPU;
-#if VIT_WITH_CUDA
-  VIT_CHECK(vit::cuda::available(), "--device cuda: ", vit::cuda::device_description());
-#else
-  VIT_CHECK(false, "--device cuda: this build of vit has no CUDA backend (it is built when CMake "
-            "finds nvcc)");
-#endif
-  return vit::Device::CUDA;
-}
 
 /// Makes the run directory of a new run, or empties the one --force replaces.
 void prepare_run_dir(const TrainOptions& o) {
