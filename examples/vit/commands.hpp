@@ -28,9 +28,6 @@ inline CLI::Validator number_check(const std::string& name, std::function<bool(d
       },
       name);
 }
-inline CLI::Validator finite_number() {
-  return number_check("FINITE", [](double) { return true; }, "a finite number");
-}
 inline CLI::Validator positive_number() {
   return number_check("POSITIVE", [](double v) { return v > 0; }, "a positive number");
 }
