@@ -30,6 +30,7 @@
 #include "metrics.hpp"
 #include "plot.hpp"
 #include "progress.hpp"
+#include "train_state.hpp"
 
 namespace fs = std::filesystem;
 
@@ -282,6 +283,7 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
   // ---- the run directory: new, replaced (--force) or resumed ----------------
   const TrainOptions given = o;
   std::optional<vit::io::Checkpoint<float>> resume_ck;
+  std::optional<TrainState> resume_state;
   nlohmann::json run_config;  // config.json of the run being resumed
   if (o.resume) {
     VIT_CHECK(!o.out.empty(), "--resume: name the run directory with --out");
@@ -309,7 +311,8 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
     const std::string last = o.out + "/last.safetensors";
     if (fs::exists(last)) {
       resume_ck = vit::io::load_checkpoint<float>(last);
-      VIT_CHECK(resume_ck->config && resume_ck->state, last,
+      resume_state = state_from_checkpoint(*resume_ck);
+      VIT_CHECK(resume_ck->config && resume_state, last,
                 ": not a training checkpoint (no train state)");
     } else {
       // Killed before its first checkpoint: the run restarts from step 0 with
@@ -382,14 +385,14 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
   const int64_t last_step = o.steps > 0 ? std::min(o.steps, sched.total_steps) : sched.total_steps;
 
   // ---- state: fresh or from the checkpoint ------------------------------------
-  vit::io::TrainState st;
+  TrainState st;
   st.optimizer = o.optimizer;
   if (resume_ck) {
     vit::io::load_model_weights(*model, *resume_ck);
-    VIT_CHECK(resume_ck->state->optimizer == o.optimizer, resume_ck->path, ": optimizer '",
-              resume_ck->state->optimizer, "' but config.json says '", o.optimizer, "'");
+    VIT_CHECK(resume_state->optimizer == o.optimizer, resume_ck->path, ": optimizer '",
+              resume_state->optimizer, "' but config.json says '", o.optimizer, "'");
     opt->load_named_state(resume_ck->optimizer);
-    st = *resume_ck->state;
+    st = *resume_state;
     opt->set_steps(st.step - st.nonfinite_steps);  // skipped steps did not advance Adam's bias correction
     model->dropout_generator().set_state(st.dropout_seed, st.dropout_offset);
     VIT_CHECK(st.batch_in_epoch < bpe, resume_ck->path, ": data cursor ", st.batch_in_epoch,
@@ -412,7 +415,9 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
   auto save_last = [&] {
     st.dropout_seed = model->dropout_generator().seed();
     st.dropout_offset = model->dropout_generator().offset();
-    vit::io::save_checkpoint(o.out + "/last.safetensors", *model, data.train.class_names, opt.get(), &st, extra);
+    std::map<std::string, std::string> metadata = state_metadata(st);
+    metadata.insert(extra.begin(), extra.end());
+    vit::io::save_checkpoint(o.out + "/last.safetensors", *model, data.train.class_names, opt.get(), metadata);
   };
 
   std::printf("train: %s on %s (%lld train / %lld test images, %lld classes), %lld parameters, "
@@ -470,8 +475,8 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
         const float* row = host_logits.data() + i * K;
         correct += std::max_element(row, row + K) - row == b.labels[i];
       }
-      window_loss += loss_v * n, st.epoch_loss_sum += loss_v * n;
-      window_n += n, st.epoch_images += n, window_correct += correct, st.epoch_correct += correct;
+      window_loss += loss_v * n, st.epoch_sums.loss_sum += loss_v * n;
+      window_n += n, st.epoch_sums.images += n, window_correct += correct, st.epoch_sums.correct += correct;
     }
     ++st.step, ++window_steps;
     if (std::find(kill_steps.begin(), kill_steps.end(), st.step) != kill_steps.end()) ::raise(SIGKILL);
@@ -502,18 +507,19 @@ int run_train(const CLI::App& cmd, TrainOptions o) {
       MetricsRow r;
       r.kind = "epoch", r.step = st.step, r.epoch = b.epoch;
       r.time_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
-      r.lr = opt->lr(), r.loss = st.epoch_images ? st.epoch_loss_sum / st.epoch_images : NAN;
-      r.train_top1 = st.epoch_images ? double(st.epoch_correct) / st.epoch_images : NAN;
+      const StepSums& e = st.epoch_sums;
+      r.lr = opt->lr(), r.loss = e.images ? e.loss_sum / e.images : NAN;
+      r.train_top1 = e.images ? double(e.correct) / e.images : NAN;
       r.test_loss = ev.loss, r.test_top1 = ev.top1, r.test_top5 = ev.top5;
       r.data_wait = r.time_s > 0 ? loader.wait_seconds() / r.time_s : 0;
       r.nonfinite = st.nonfinite_steps;
       metrics.append(r);
       progress.epoch_line(r, o.epochs);
-      st.epoch_loss_sum = 0, st.epoch_images = st.epoch_correct = 0;
+      st.epoch_sums = StepSums{};
       if (ev.top1 > st.best_top1) {
         st.best_top1 = ev.top1;
-        vit::io::save_checkpoint(o.out + "/best.safetensors", *model, data.train.class_names,
-                                 static_cast<const vit::optim::Optimizer<float>*>(nullptr), nullptr, extra);
+        vit::io::save_checkpoint<float>(o.out + "/best.safetensors", *model, data.train.class_names,
+                                        nullptr, extra);
       }
       write_curves_png(o.out + "/curves.png", metrics.rows());
     }

@@ -1,9 +1,14 @@
-// Checkpoints: model, optimizer moments and train state survive a round trip
-// exactly, and training continued from a checkpoint is bitwise the training
-// that never stopped (with dropout and drop-path on, so RNG state matters).
+// Checkpoints: model, optimizer moments and the caller's metadata survive a
+// round trip exactly, and training continued from a checkpoint is bitwise the
+// training that never stopped (with dropout and drop-path on, so RNG state
+// matters). The trainer's own state (examples/vit/train_state.hpp) rides in
+// that metadata; its round trip and refusals are checked here too.
 #include "support/check.hpp"
 
 #include "support/temp_dir.hpp"
+
+// The trainer's state is the one user of the metadata a resume depends on.
+#include "../../examples/vit/train_state.hpp"
 
 using namespace vit;
 
@@ -30,33 +35,34 @@ TEST_CASE("checkpoint round trip and bitwise resume", "[io][checkpoint]") {
   optim::AdamW<float> opt_a(optim::default_param_groups(a.named_parameters(), 0.05), {1e-2});
   train_steps(a, opt_a, 0, 3);
 
-  io::TrainState st;
-  st.step = 3, st.epoch = 1, st.batch_in_epoch = 2, st.best_top1 = 0.5, st.optimizer = "adamw";
-  st.dropout_seed = a.dropout_generator().seed();
-  st.dropout_offset = a.dropout_generator().offset();
+  // What a trainer keeps besides tensors, as the caller's own metadata entry.
+  const nlohmann::json mine = {{"step", 3},
+                               {"dropout_seed", std::to_string(a.dropout_generator().seed())},
+                               {"dropout_offset", std::to_string(a.dropout_generator().offset())}};
   const test::TempDir dir("ckpt");
   const std::string path = dir / "last.safetensors";
-  io::save_checkpoint(path, a, {"x", "y", "z"}, &opt_a, &st, {{"vit.normalization", "n"}});
+  io::save_checkpoint(path, a, {"x", "y", "z"}, &opt_a,
+                      {{"vit.normalization", "n"}, {"trainer.state", mine.dump()}});
 
   const auto ck = io::load_checkpoint<float>(path);
   REQUIRE(ck.config.has_value());
   CHECK(ck.config->dim == 8);
   CHECK(ck.config->drop_path_rate == 0.2);
   CHECK(ck.class_names == std::vector<std::string>{"x", "y", "z"});
-  REQUIRE(ck.state.has_value());
-  CHECK(ck.state->epoch == 1);
-  CHECK(ck.state->batch_in_epoch == 2);
-  CHECK(ck.state->dropout_offset == st.dropout_offset);
   CHECK(ck.metadata.at("vit.normalization") == "n");
   CHECK(ck.metadata.at("format") == "pt");
+  REQUIRE(ck.metadata.count("trainer.state") == 1);
+  const auto back = nlohmann::json::parse(ck.metadata.at("trainer.state"));
+  CHECK(back == mine);
   CHECK(ck.optimizer.size() == 2 * a.named_parameters().size());
 
   nn::VisionTransformer<float> b(*ck.config);
   io::load_model_weights(b, ck);
   optim::AdamW<float> opt_b(optim::default_param_groups(b.named_parameters(), 0.05), {1e-2});
   opt_b.load_named_state(ck.optimizer);
-  opt_b.set_steps(ck.state->step);
-  b.dropout_generator().set_state(ck.state->dropout_seed, ck.state->dropout_offset);
+  opt_b.set_steps(back.at("step").get<int64_t>());
+  b.dropout_generator().set_state(std::stoull(back.at("dropout_seed").get<std::string>()),
+                                  std::stoull(back.at("dropout_offset").get<std::string>()));
   for (auto& [n, p] : b.named_parameters()) test::require_close(p, a.state_dict().at(n), 0, 0);
 
   train_steps(a, opt_a, 3, 6);
@@ -84,32 +90,65 @@ TEST_CASE("checkpoint errors name the file and the field", "[io][checkpoint]") {
   plain.write(path);
   const auto ck = io::load_checkpoint<float>(path);
   CHECK_FALSE(ck.config.has_value());
-  CHECK_FALSE(ck.state.has_value());
+  CHECK_FALSE(vitcli::state_from_checkpoint(ck).has_value());
   nn::VisionTransformer<float> b(tiny());
   REQUIRE_THROWS_WITH(io::load_model_weights(b, ck),
                       Catch::Contains("bad.safetensors: load_state_dict: tensor 'head.weight' has shape (4,8)"));
 }
 
-TEST_CASE("checkpoint train state keeps the running epoch figures, and old files still load",
+TEST_CASE("checkpoint metadata may not replace the checkpoint's own entries", "[io][checkpoint]") {
+  nn::VisionTransformer<float> a(tiny());
+  const test::TempDir dir("ckpt");
+  for (const char* key : {"format", "vit.config", "vit.classes"})
+    REQUIRE_THROWS_WITH(io::save_checkpoint<float>(dir / "x.safetensors", a, {}, nullptr, {{key, "{}"}}),
+                        Catch::Contains(std::string("metadata key '") + key + "' is the checkpoint's own"));
+}
+
+TEST_CASE("the trainer's state rides in checkpoint metadata, bit for bit as before",
           "[io][checkpoint]") {
-  io::TrainState st;
-  st.step = 7, st.optimizer = "sgd";
-  st.epoch_loss_sum = 12.345678901234567, st.epoch_images = 40, st.epoch_correct = 17;
-  const auto back = io::state_from_json(io::state_to_json(st), "s");
-  CHECK(back.epoch_loss_sum == st.epoch_loss_sum);  // bitwise: JSON keeps 17 digits
-  CHECK(back.epoch_images == 40);
-  CHECK(back.epoch_correct == 17);
+  vitcli::TrainState st;
+  st.step = 7, st.epoch = 1, st.batch_in_epoch = 2, st.optimizer = "sgd";
+  st.dropout_seed = 18446744073709551615ull, st.dropout_offset = 12;
+  st.epoch_sums = {12.345678901234567, 40, 17};
 
-  nlohmann::json old = io::state_to_json(st);
+  // The entry last.safetensors has always had: key "vit.train_state", these
+  // fields, JSON as nlohmann dumps it (sorted keys), so old runs resume.
+  const auto meta = vitcli::state_metadata(st);
+  REQUIRE(meta.size() == 1);
+  CHECK(meta.at("vit.train_state") ==
+        R"({"batch_in_epoch":2,"best_top1":-1.0,"dropout_offset":"12",)"
+        R"("dropout_seed":"18446744073709551615","epoch":1,"epoch_correct":17,"epoch_images":40,)"
+        R"("epoch_loss_sum":12.345678901234567,"nonfinite_run":0,"nonfinite_steps":0,)"
+        R"("optimizer":"sgd","step":7})");
+
+  nn::VisionTransformer<float> a(tiny());
+  const test::TempDir dir("ckpt");
+  io::save_checkpoint<float>(dir / "last.safetensors", a, {"x", "y", "z"}, nullptr, meta);
+  const auto back = vitcli::state_from_checkpoint(io::load_checkpoint<float>(dir / "last.safetensors"));
+  REQUIRE(back.has_value());
+  CHECK(back->epoch_sums.loss_sum == st.epoch_sums.loss_sum);  // bitwise: JSON keeps 17 digits
+  CHECK(back->epoch_sums.images == 40);
+  CHECK(back->epoch_sums.correct == 17);
+  CHECK(back->dropout_seed == st.dropout_seed);
+  CHECK(back->batch_in_epoch == 2);
+
+  // Checkpoints written before the epoch sums existed still load.
+  nlohmann::json old = vitcli::state_to_json(st);
   for (const char* k : {"epoch_loss_sum", "epoch_images", "epoch_correct"}) old.erase(k);
-  CHECK(io::state_from_json(old, "s").epoch_images == 0);
+  CHECK(vitcli::state_from_json(old, "s").epoch_sums.images == 0);
 
-  nlohmann::json bad = io::state_to_json(st);
+  nlohmann::json bad = vitcli::state_to_json(st);
   bad["epoch_correct"] = 41;
-  REQUIRE_THROWS_WITH(io::state_from_json(bad, "s"), Catch::Contains("s: train state has inconsistent epoch counts"));
-  bad = io::state_to_json(st);
+  REQUIRE_THROWS_WITH(vitcli::state_from_json(bad, "s"), Catch::Contains("s: train state has inconsistent epoch counts"));
+  bad = vitcli::state_to_json(st);
   bad["dropout_seed"] = "-1";  // std::stoull would wrap it to 2^64 - 1
-  REQUIRE_THROWS_WITH(io::state_from_json(bad, "s"), Catch::Contains("'dropout_seed' is not an unsigned integer"));
+  REQUIRE_THROWS_WITH(vitcli::state_from_json(bad, "s"), Catch::Contains("'dropout_seed' is not an unsigned integer"));
+
+  // A bad entry in a file is named by file and key.
+  io::save_checkpoint<float>(dir / "bad.safetensors", a, {"x", "y", "z"}, nullptr,
+                             {{"vit.train_state", bad.dump()}});
+  REQUIRE_THROWS_WITH(vitcli::state_from_checkpoint(io::load_checkpoint<float>(dir / "bad.safetensors")),
+                      Catch::Contains("bad.safetensors (vit.train_state): field 'dropout_seed'"));
 }
 
 TEST_CASE("checkpoints refuse NaN weights, and configs far larger than the file",

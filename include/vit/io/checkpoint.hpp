@@ -1,12 +1,12 @@
 // Checkpoints: one safetensors file holding a ViT under timm's tensor names,
 // optionally the optimizer's moments ("optimizer.<param>.<state>"), and in
-// __metadata__ the model config, the class names and the training state
-// (step, epoch, data cursor, RNG state) that a bit-exact resume needs.
-// A weights-only file (no optimizer, no train state) loads straight into timm
-// with strict=True; the extra metadata keys are ignored there.
+// __metadata__ the model config, the class names and whatever string entries
+// the caller adds. A trainer keeps its own bookkeeping (step, data cursor,
+// RNG state) in such an entry: the library carries it and does not read it.
+// A weights-only file (no optimizer, no extra entries) loads straight into
+// timm with strict=True; the extra metadata keys are ignored there.
 #pragma once
 
-#include <cctype>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -24,27 +24,8 @@
 
 namespace vit::io {
 
-/// Where a training run stands; everything a resume needs besides tensors.
-struct TrainState {
-  int64_t step = 0;             // optimizer steps taken
-  int64_t epoch = 0;            // data cursor: the epoch the next batch comes from
-  int64_t batch_in_epoch = 0;   // data cursor: index of the next batch in that epoch
-  uint64_t dropout_seed = 0;    // the model's dropout/drop-path generator
-  uint64_t dropout_offset = 0;
-  double best_top1 = -1;        // best test top-1 so far (-1: none yet)
-  int64_t nonfinite_steps = 0;  // updates skipped for a NaN/Inf loss or gradient
-  int64_t nonfinite_run = 0;    // of which consecutive at the end
-  std::string optimizer;        // "adamw", "adam", "sgd": must match on resume
-  // The current epoch's running train loss and accuracy, so that a run resumed
-  // mid-epoch reports the same epoch figures as one never interrupted.
-  double epoch_loss_sum = 0;    // sum of per-image losses
-  int64_t epoch_images = 0;
-  int64_t epoch_correct = 0;
-};
-
 inline const char* kConfigKey = "vit.config";
 inline const char* kClassesKey = "vit.classes";
-inline const char* kStateKey = "vit.train_state";
 inline const char* kOptimizerPrefix = "optimizer.";
 
 inline nlohmann::json config_to_json(const nn::VitConfig& c) {
@@ -124,76 +105,23 @@ inline nn::VitConfig config_from_json(const nlohmann::json& j, const std::string
   return c;
 }
 
-inline nlohmann::json state_to_json(const TrainState& s) {
-  return {{"step", s.step},
-          {"epoch", s.epoch},
-          {"batch_in_epoch", s.batch_in_epoch},
-          // Generator state as strings: JSON readers (and Python's) lose u64 precision.
-          {"dropout_seed", std::to_string(s.dropout_seed)},
-          {"dropout_offset", std::to_string(s.dropout_offset)},
-          {"best_top1", s.best_top1},
-          {"nonfinite_steps", s.nonfinite_steps},
-          {"nonfinite_run", s.nonfinite_run},
-          {"optimizer", s.optimizer},
-          {"epoch_loss_sum", s.epoch_loss_sum},
-          {"epoch_images", s.epoch_images},
-          {"epoch_correct", s.epoch_correct}};
-}
-
-inline TrainState state_from_json(const nlohmann::json& j, const std::string& source) {
-  using detail::json_field;
-  TrainState s;
-  s.step = json_field<int64_t>(j, "step", source);
-  s.epoch = json_field<int64_t>(j, "epoch", source);
-  s.batch_in_epoch = json_field<int64_t>(j, "batch_in_epoch", source);
-  auto u64 = [&](const char* key) {
-    const std::string v = json_field<std::string>(j, key, source);
-    size_t used = 0;
-    uint64_t out = 0;
-    try {
-      out = std::stoull(v, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    // stoull would also take a sign or leading blanks.
-    VIT_CHECK(!v.empty() && std::isdigit(static_cast<unsigned char>(v[0])) && used == v.size(),
-              source, ": field '", key,
-              "' is not an unsigned integer: \"", v, "\"");
-    return out;
-  };
-  s.dropout_seed = u64("dropout_seed");
-  s.dropout_offset = u64("dropout_offset");
-  s.best_top1 = json_field<double>(j, "best_top1", source);
-  s.nonfinite_steps = json_field<int64_t>(j, "nonfinite_steps", source);
-  s.nonfinite_run = json_field<int64_t>(j, "nonfinite_run", source);
-  s.optimizer = json_field<std::string>(j, "optimizer", source);
-  // Absent in checkpoints written before they existed: the epoch figures then
-  // cover only the steps after the resume.
-  if (j.contains("epoch_loss_sum")) {
-    s.epoch_loss_sum = json_field<double>(j, "epoch_loss_sum", source);
-    s.epoch_images = json_field<int64_t>(j, "epoch_images", source);
-    s.epoch_correct = json_field<int64_t>(j, "epoch_correct", source);
-  }
-  VIT_CHECK(s.step >= 0 && s.epoch >= 0 && s.batch_in_epoch >= 0, source,
-            ": train state has a negative step, epoch or cursor");
-  VIT_CHECK(s.epoch_images >= 0 && s.epoch_correct >= 0 && s.epoch_correct <= s.epoch_images, source,
-            ": train state has inconsistent epoch counts");
-  return s;
-}
-
-/// Writes model (+ optimizer state and train state when given) atomically.
+/// Writes model (+ optimizer state when given) atomically, with `metadata`
+/// added to __metadata__ as is (a trainer's state, the normalisation); its
+/// keys may not be the checkpoint's own (format, vit.config, vit.classes).
 template <class T>
 void save_checkpoint(const std::string& path, const nn::VisionTransformer<T>& model,
                      const std::vector<std::string>& class_names,
                      const optim::Optimizer<T>* optimizer = nullptr,
-                     const TrainState* state = nullptr,
-                     const std::map<std::string, std::string>& extra_metadata = {}) {
+                     const std::map<std::string, std::string>& metadata = {}) {
   SafetensorsWriter w;
-  for (const auto& [k, v] : extra_metadata) w.set_metadata(k, v);
+  for (const auto& [k, v] : metadata) {
+    VIT_CHECK(k != "format" && k != kConfigKey && k != kClassesKey, "save_checkpoint: metadata key '",
+              k, "' is the checkpoint's own");
+    w.set_metadata(k, v);
+  }
   w.set_metadata("format", "pt");  // what timm/safetensors.torch write and expect
   w.set_metadata(kConfigKey, config_to_json(model.config).dump());
   w.set_metadata(kClassesKey, nlohmann::json(class_names).dump());
-  if (state) w.set_metadata(kStateKey, state_to_json(*state).dump());
   // .to(CPU) is the tensor itself on the CPU, a host copy of a model on the GPU.
   for (const auto& [name, p] : model.named_parameters()) w.add(name, p.to(Device::CPU));
   if (optimizer)
@@ -208,10 +136,9 @@ struct Checkpoint {
   std::string path;
   std::optional<nn::VitConfig> config;       // absent in weights from timm
   std::vector<std::string> class_names;      // empty when absent
-  std::optional<TrainState> state;           // absent in weights-only files
   std::map<std::string, Tensor<T>> model;    // timm names
   std::vector<std::pair<std::string, Tensor<T>>> optimizer;  // "<param>.<state>"
-  std::map<std::string, std::string> metadata;                // all of __metadata__
+  std::map<std::string, std::string> metadata;  // all of __metadata__, the caller's entries too
 };
 
 /// Class names, when a file has them, must be one per output of the head:
@@ -224,7 +151,8 @@ void check_class_count(const Checkpoint<T>& ck, int64_t num_classes) {
 }
 
 /// The checkpoint held in an already validated safetensors file; errors name
-/// f.source(). Metadata is parsed and checked; tensors convert to T.
+/// f.source(). The config and class names are parsed and checked (other
+/// metadata entries are the caller's to read); tensors convert to T.
 template <class T>
 Checkpoint<T> checkpoint_from(const SafetensorsFile& f) {
   const std::string& path = f.source();
@@ -243,10 +171,6 @@ Checkpoint<T> checkpoint_from(const SafetensorsFile& f) {
       VIT_CHECK(n.is_string(), src, ": class names must be a JSON array of strings");
       ck.class_names.push_back(n.get<std::string>());
     }
-  }
-  if (auto it = meta.find(kStateKey); it != meta.end()) {
-    const std::string src = path + " (" + kStateKey + ")";
-    ck.state = state_from_json(detail::parse_json(it->second, src), src);
   }
   const std::string prefix = kOptimizerPrefix;
   for (const auto& info : f.tensors()) {
