@@ -559,19 +559,22 @@ void bench_adam(const Ctx& ctx) {
     auto slots = std::make_shared<std::vector<vit::cuda::ParamSlot>>();
     int64_t off = 0;
     for (const auto& [n, wd] : params) {
-      slots->push_back({param + off, grad + off, m + off, v + off, n, wd ? 0.05f : 0.f});
+      slots->push_back({param + off, grad + off, m + off, v + off, n, wd ? 0.05 : 0.0});
       off += padded(n);
     }
-    // AdamW at step 10, lr 1e-3: the hyper-parameters of the training step.
-    const int t = 10;
-    const float lr = 1e-3f, b1 = 0.9f, b2 = 0.999f;
-    // Field by field, as optim::AdamW fills it (the struct has grown fields before).
+    // AdamW at step 10, lr 1e-3, as the training step: lr and step count live
+    // on the device (the step count advances each launch: bias corrections
+    // change, the work does not).
     vit::cuda::AdamHyper h{};
-    h.lr = lr, h.beta1 = b1, h.beta2 = b2, h.eps = 1e-8f, h.decoupled = true;
-    h.step_size = static_cast<float>(lr / (1.0 - std::pow(0.9, t)));
-    h.bias_correction2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(0.999, t)));
-    h.one_minus_beta1 = static_cast<float>(1.0 - 0.9), h.one_minus_beta2 = static_cast<float>(1.0 - 0.999);
-    return SetLaunch{[=] { vit::cuda::adam_step(slots->data(), static_cast<int>(slots->size()), h, nullptr); },
+    h.beta1 = 0.9, h.beta2 = 0.999, h.eps = 1e-8, h.decoupled = true;
+    const double lr = 1e-3;
+    const int64_t t = 10;
+    auto* lr_dev = static_cast<double*>(vit::cuda::allocate(sizeof(double)));
+    auto* step_dev = static_cast<int64_t*>(vit::cuda::allocate(sizeof(int64_t)));
+    vit::cuda::copy_to_device(lr_dev, &lr, sizeof(double));
+    vit::cuda::copy_to_device(step_dev, &t, sizeof(int64_t));
+    const vit::cuda::StepInputs in{lr_dev, nullptr, nullptr, step_dev};
+    return SetLaunch{[=] { vit::cuda::adam_step(slots->data(), static_cast<int>(slots->size()), h, in); },
                      param, arena};
   });
 }

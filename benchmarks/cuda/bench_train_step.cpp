@@ -25,7 +25,7 @@
 // memory error cannot leave state behind for the next one.
 //
 // Usage: bench_cuda_train_step [--csv PATH] [--steps S] [--warmup W]
-//          [--configs cifar-tiny:512,...] [--precisions fp32,tf32]
+//          [--configs cifar-tiny:512,...] [--precisions fp32,tf32,fp32-graph,tf32-graph]
 // The last lines are a markdown table; --csv also writes the rows as CSV.
 #include <sys/wait.h>
 #include <unistd.h>
@@ -107,7 +107,8 @@ Options parse(int argc, char** argv) {
     else usage_error("unknown argument '" + a + "'");
   }
   for (const auto& p : split(o.precisions, ','))
-    if (p != "fp32" && p != "tf32") usage_error("--precisions takes fp32 and/or tf32, got '" + p + "'");
+    if (p != "fp32" && p != "tf32" && p != "fp32-graph" && p != "tf32-graph")
+      usage_error("--precisions takes fp32, tf32, fp32-graph, tf32-graph, got '" + p + "'");
   return o;
 }
 
@@ -167,17 +168,21 @@ int run_child(const Options& o) {
     std::fflush(stdout);
 
     for (const std::string& prec : split(o.precisions, ',')) {
-      vit::cuda::set_allow_tf32(prec == "tf32");
+      vit::cuda::set_allow_tf32(prec.rfind("tf32", 0) == 0);
+      // "-graph": the same step captured once as a CUDA graph (optim::CapturedStep)
+      // and replayed; its loss tensor is the graph's, rewritten by every replay.
+      vit::TensorF last;
+      vit::optim::CapturedStep captured(model->dropout_generator(), [&] { last = step(); },
+                                        prec.find("-graph") != std::string::npos);
       double loss_first = NAN;
       for (int64_t i = 0; i < o.warmup; ++i) {
-        vit::TensorF l = step();
-        if (i == 0) loss_first = l.item();
+        captured.run();
+        if (i == 0) loss_first = last.item();
       }
       vit::cuda::synchronize();
       const vit::AllocatorStats before = vit::cuda::allocator_stats();
       const auto t0 = std::chrono::steady_clock::now();
-      vit::TensorF last;
-      for (int64_t i = 0; i < o.steps; ++i) last = step();
+      for (int64_t i = 0; i < o.steps; ++i) captured.run();
       vit::cuda::synchronize();
       const double secs = seconds_since(t0);
       const vit::AllocatorStats after = vit::cuda::allocator_stats();
