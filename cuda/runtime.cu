@@ -3,11 +3,17 @@
 // The allocator mirrors the CPU one: exact-size buckets after rounding to 512
 // bytes, one mutex. A freed block is only reused by work queued later on the
 // same single stream, so stream order makes reuse safe without events.
+// CUDA graphs: blocks allocated while a graph is captured belong to that graph
+// (its pool) until the graph is destroyed. Freed, they go back to the pool, so
+// they are reused only by later allocations of the same capture (stream order
+// inside the graph keeps that safe) and never by work outside it, which could
+// otherwise overwrite a buffer between two replays.
 #include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <sstream>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common.cuh"
@@ -16,10 +22,18 @@
 namespace vit::cuda {
 namespace {
 
+struct GraphPool {
+  std::unordered_set<void*> owned;                          // every block, live or free
+  std::unordered_map<size_t, std::vector<void*>> free_blocks;  // the free ones, by size
+};
+
 struct DeviceAllocator {
   std::mutex mutex;
   std::unordered_map<size_t, std::vector<void*>> free_blocks;
   AllocatorStats stats;
+  GraphPool* capturing = nullptr;                 // the pool of the graph being captured
+  std::unordered_map<void*, GraphPool*> pool_of;  // block -> its graph's pool
+  std::unordered_map<void*, GraphPool*> graphs;   // graph exec -> its pool
 
   static size_t round_up(size_t b) { return b == 0 ? 512 : (b + 511) / 512 * 512; }
 
@@ -78,15 +92,31 @@ void* allocate(size_t bytes) {
   DeviceAllocator& a = allocator();
   const size_t size = DeviceAllocator::round_up(bytes);
   std::lock_guard<std::mutex> lock(a.mutex);
-  auto it = a.free_blocks.find(size);
-  if (it != a.free_blocks.end() && !it->second.empty()) {
+  auto take = [&](std::unordered_map<size_t, std::vector<void*>>& lists) -> void* {
+    auto it = lists.find(size);
+    if (it == lists.end() || it->second.empty()) return nullptr;
     void* p = it->second.back();
     it->second.pop_back();
     a.stats.bytes_cached -= size;
     a.stats.bytes_in_use += size;
     if (a.stats.bytes_in_use > a.stats.peak_bytes_in_use) a.stats.peak_bytes_in_use = a.stats.bytes_in_use;
     return p;
+  };
+  if (a.capturing) {
+    if (void* p = take(a.capturing->free_blocks)) return p;
+    // From the general cache or the driver, then the graph's for good.
+    void* p = take(a.free_blocks);
+    if (!p) {
+      VIT_CUDA_CHECK(cudaMalloc(&p, size));  // relaxed capture mode allows it
+      ++a.stats.system_allocs;
+      a.stats.bytes_in_use += size;
+      if (a.stats.bytes_in_use > a.stats.peak_bytes_in_use) a.stats.peak_bytes_in_use = a.stats.bytes_in_use;
+    }
+    a.capturing->owned.insert(p);
+    a.pool_of[p] = a.capturing;
+    return p;
   }
+  if (void* p = take(a.free_blocks)) return p;
   void* p = nullptr;
   cudaError_t e = cudaMalloc(&p, size);
   if (e == cudaErrorMemoryAllocation) {
@@ -118,7 +148,9 @@ void deallocate(void* p, size_t bytes) {
   std::lock_guard<std::mutex> lock(a.mutex);
   a.stats.bytes_in_use -= size;
   a.stats.bytes_cached += size;
-  a.free_blocks[size].push_back(p);
+  const auto owner = a.pool_of.find(p);
+  if (owner != a.pool_of.end()) owner->second->free_blocks[size].push_back(p);
+  else a.free_blocks[size].push_back(p);
 }
 
 AllocatorStats allocator_stats() {
@@ -166,8 +198,17 @@ StagingRing& staging() {
 constexpr size_t kMaxStagedBytes = size_t(256) << 20;  // larger copies go synchronously
 }  // namespace
 
+namespace {
+[[noreturn]] void refuse_in_capture(const char* what) {
+  VIT_CHECK(false, what, " while a CUDA graph is captured: a replay would not see the host's "
+            "data (copy inputs into fixed device tensors before replaying, read results after)");
+  std::abort();
+}
+}  // namespace
+
 void copy_to_device(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
+  if (capturing()) refuse_in_capture("copy_to_device");
   if (bytes > kMaxStagedBytes) {
     VIT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, detail::stream()));
     VIT_CUDA_CHECK(cudaStreamSynchronize(detail::stream()));  // pageable src must stay valid
@@ -193,6 +234,7 @@ void copy_to_device(void* dst, const void* src, size_t bytes) {
 
 void copy_to_host(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
+  if (capturing()) refuse_in_capture("copy_to_host");
   VIT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, detail::stream()));
   VIT_CUDA_CHECK(cudaStreamSynchronize(detail::stream()));
 }
@@ -220,7 +262,83 @@ void fill32(void* dst, uint32_t pattern, size_t words) {
   fill(static_cast<float*>(dst), value, static_cast<int64_t>(words));  // cuda/elementwise.cu
 }
 
-void synchronize() { VIT_CUDA_CHECK(cudaStreamSynchronize(detail::stream())); }
+void synchronize() {
+  if (capturing()) refuse_in_capture("synchronize");
+  VIT_CUDA_CHECK(cudaStreamSynchronize(detail::stream()));
+}
+
+bool graphs_supported() { return true; }
+
+bool capturing() {
+  DeviceAllocator& a = allocator();
+  std::lock_guard<std::mutex> lock(a.mutex);
+  return a.capturing != nullptr;
+}
+
+void begin_capture() {
+  DeviceAllocator& a = allocator();
+  {
+    std::lock_guard<std::mutex> lock(a.mutex);
+    VIT_CHECK(!a.capturing, "begin_capture: a CUDA graph is already being captured");
+    a.capturing = new GraphPool();
+  }
+  // Relaxed: the allocator may still call cudaMalloc for a block the capture needs.
+  const cudaError_t e = cudaStreamBeginCapture(detail::stream(), cudaStreamCaptureModeRelaxed);
+  if (e != cudaSuccess) {
+    std::lock_guard<std::mutex> lock(a.mutex);
+    delete a.capturing;
+    a.capturing = nullptr;
+    VIT_CUDA_CHECK(e);
+  }
+}
+
+void* end_capture() {
+  DeviceAllocator& a = allocator();
+  cudaGraph_t graph = nullptr;
+  const cudaError_t e = cudaStreamEndCapture(detail::stream(), &graph);
+  GraphPool* pool = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(a.mutex);
+    pool = a.capturing;
+    a.capturing = nullptr;
+  }
+  VIT_CHECK(pool, "end_capture: no CUDA graph is being captured");
+  cudaGraphExec_t exec = nullptr;
+  cudaError_t ie = e;
+  if (e == cudaSuccess) ie = cudaGraphInstantiate(&exec, graph, 0);
+  if (graph) cudaGraphDestroy(graph);
+  std::lock_guard<std::mutex> lock(a.mutex);
+  if (ie != cudaSuccess) {
+    for (void* p : pool->owned) a.pool_of.erase(p);  // its blocks return to the general cache when freed
+    for (auto& [size, list] : pool->free_blocks)
+      for (void* p : list) a.free_blocks[size].push_back(p);
+    delete pool;
+    VIT_CHECK(false, "end_capture: ", cudaGetErrorString(ie));
+  }
+  a.graphs[exec] = pool;
+  return exec;
+}
+
+void replay_graph(void* graph) {
+  VIT_CHECK(graph, "replay_graph: no graph");
+  VIT_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph), detail::stream()));
+}
+
+void destroy_graph(void* graph) {
+  if (!graph) return;
+  VIT_CUDA_CHECK(cudaStreamSynchronize(detail::stream()));
+  DeviceAllocator& a = allocator();
+  std::lock_guard<std::mutex> lock(a.mutex);
+  const auto it = a.graphs.find(graph);
+  if (it == a.graphs.end()) return;
+  cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph));
+  GraphPool* pool = it->second;
+  a.graphs.erase(it);
+  for (void* p : pool->owned) a.pool_of.erase(p);  // live blocks return to the general cache when freed
+  for (auto& [size, list] : pool->free_blocks)
+    for (void* p : list) a.free_blocks[size].push_back(p);
+  delete pool;
+}
 
 void set_allow_tf32(bool on) { g_allow_tf32 = on; }
 bool allow_tf32() { return g_allow_tf32; }

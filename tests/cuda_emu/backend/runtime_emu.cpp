@@ -160,6 +160,20 @@ void fill32(void* dst, uint32_t pattern, size_t words) {
 
 void synchronize() {}
 
+// The emulator runs every kernel as it is queued: there is nothing to capture.
+bool graphs_supported() { return false; }
+bool capturing() { return false; }
+void begin_capture() {
+  VIT_CHECK(false, "begin_capture: CUDA graphs need a real device (the emulated backend runs "
+            "work as it is queued)");
+}
+void* end_capture() {
+  VIT_CHECK(false, "end_capture: no CUDA graph is being captured (emulated backend)");
+  return nullptr;
+}
+void replay_graph(void*) { VIT_CHECK(false, "replay_graph: no graphs on the emulated backend"); }
+void destroy_graph(void*) {}
+
 void set_allow_tf32(bool on) { g_allow_tf32 = on; }
 bool allow_tf32() { return g_allow_tf32; }
 
