@@ -18,8 +18,11 @@
 
 #include <atomic>
 #include <barrier>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -113,7 +116,18 @@ class ThreadPool {
     call_ = [](void* job, unsigned t) { (*static_cast<F*>(job))(t); };
     remaining_.store(n, std::memory_order_relaxed);
     for (unsigned t = 0; t < n; ++t) workers_[t]->go.release();
-    done_.acquire();
+    // A kernel whose threads do not all reach the same barriers (a
+    // __syncthreads or shuffle behind a divergent branch, or after an early
+    // return) leaves the others waiting forever: undefined on a GPU, a hang
+    // here. Fail with a message instead of hanging the test run.
+    if (!done_.try_acquire_for(std::chrono::seconds(timeout_seconds()))) {
+      std::fprintf(stderr,
+                   "vit_emu: an emulated launch did not finish in %d s (VIT_EMU_TIMEOUT_S): some "
+                   "threads of a block wait at a __syncthreads or shuffle that others never "
+                   "reach\n",
+                   timeout_seconds());
+      std::abort();
+    }
   }
 
  private:
@@ -129,6 +143,15 @@ class ThreadPool {
       call_(job_, w.index);
       if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) done_.release();
     }
+  }
+
+  static int timeout_seconds() {
+    static const int t = [] {
+      const char* env = std::getenv("VIT_EMU_TIMEOUT_S");
+      const int v = env ? std::atoi(env) : 0;
+      return v > 0 ? v : 600;
+    }();
+    return t;
   }
 
   std::vector<std::unique_ptr<Worker>> workers_;
