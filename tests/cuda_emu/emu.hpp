@@ -107,9 +107,9 @@ class ThreadPool {
   void run(unsigned n, F& f) {
     while (workers_.size() < n) {
       auto w = std::make_unique<Worker>();
+      w->index = static_cast<unsigned>(workers_.size());
       Worker* raw = w.get();
       w->thread = std::thread([this, raw] { loop(*raw); });
-      w->index = static_cast<unsigned>(workers_.size());
       workers_.push_back(std::move(w));
     }
     job_ = &f;
