@@ -133,11 +133,15 @@ TEST_CASE("tensors move to the GPU and back unchanged", "[cuda]") {
   REQUIRE(TensorF::ones({1}, Device::CUDA).item() == 1.f);
 }
 
-TEST_CASE("mixed devices and double tensors on the GPU are clear errors", "[cuda]") {
+TEST_CASE("mixed devices and ops on double tensors on the GPU are clear errors", "[cuda]") {
   const TensorF a = TensorF::ones({2, 3}).to(Device::CUDA);
   const TensorF b = TensorF::ones({2, 3});
   REQUIRE_THROWS_WITH(add(a, b), Catch::Contains("different devices"));
-  REQUIRE_THROWS_WITH(TensorD::empty({2}, Device::CUDA), Catch::Contains("float32 only"));
+  // A double tensor may live on the GPU (metric sums do) and moves intact, but
+  // no kernel takes it: an op says so.
+  const TensorD d = TensorD::full({2}, 0.25).to(Device::CUDA);
+  REQUIRE(d.to(Device::CPU).to_vector() == std::vector<double>(2, 0.25));
+  REQUIRE_THROWS_WITH(gelu(d), Catch::Contains("no CUDA kernel for this element type"));
   REQUIRE_THROWS_WITH(a.at({0, 0}), Catch::Contains("is on cuda"));
 }
 

@@ -20,6 +20,7 @@ using namespace vit;
 namespace {
 
 struct Recipe {
+  explicit Recipe(const char* n) : name(n) {}
   const char* name;
   data::AugmentConfig augment;
   bool mixup = false;
@@ -164,6 +165,7 @@ TEST_CASE("recipe: a non-finite loss is skipped on the device and counted", "[cu
   const data::Dataset ds = synthetic_data();
   data::LoaderConfig lc;
   lc.batch_size = 16, lc.augment = false;
+  lc.normalization = data::Normalization{{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
   data::Loader loader(ds, lc);
   loader.start(0, 0);
   gpu.step(loader.next(), r);
