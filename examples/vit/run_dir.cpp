@@ -1,0 +1,158 @@
+// The run directory of `vit train`: settling a new, replaced or resumed run,
+// and the files written in it besides the metrics (see run_dir.hpp).
+#include "run_dir.hpp"
+
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace vitcli {
+
+namespace {
+
+// The files a run writes, each replaced atomically through a temp file.
+const char* const kRunFiles[] = {"config.json",   "last.safetensors", "best.safetensors",
+                                 "metrics.jsonl", "metrics.csv",      "curves.png"};
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  VIT_CHECK(in.good(), "cannot read '", path, "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string default_run_dir(const TrainOptions& o) {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+  return "runs/" + std::string(stamp) + "-" + o.dataset + "-" + o.model;
+}
+
+/// config.json and last.safetensors of the run in given.out.
+void open_resumed(const CLI::App& cmd, const TrainOptions& given, RunStart& run) {
+  TrainOptions& o = run.options;
+  VIT_CHECK(!o.out.empty(), "--resume: name the run directory with --out");
+  refuse_run_defining_flags(cmd, o.out);
+  const std::string cfg_path = o.out + "/config.json";
+  VIT_CHECK(fs::exists(cfg_path), "--resume: ", cfg_path, " does not exist (nothing to resume)");
+  vit::io::remove_stale_temp_files(o.out, kRunFiles);
+  run.config = vit::io::detail::parse_json(read_text(cfg_path), cfg_path);
+  o = options_from_json(run.config, cfg_path);
+  // Reductions split across threads add in another order: still correct,
+  // no longer bitwise the uninterrupted run.
+  if (cmd.count("--threads") && given.threads != o.threads && o.threads > 0)
+    std::fprintf(stderr,
+                 "resume: %d threads where the run had %d; the weights will not be "
+                 "bitwise those of an uninterrupted run\n",
+                 given.threads, o.threads);
+  apply_resume_flags(cmd, given, o);  // --out and --resume among them
+  const std::string last = last_checkpoint_path(o);
+  if (fs::exists(last)) {
+    run.checkpoint = vit::io::load_checkpoint<float>(last);
+    const std::optional<TrainState> state = state_from_checkpoint(*run.checkpoint);
+    VIT_CHECK(run.checkpoint->config && state, last,
+              ": not a training checkpoint (no train state)");
+    run.state = *state;
+  } else {
+    // Killed before its first checkpoint: the run restarts from step 0 with
+    // its own config, which (being deterministic) is the same run.
+    std::fprintf(stderr, "resume: %s has no checkpoint yet; starting the run from step 0\n",
+                 o.out.c_str());
+    o.resume = false;
+  }
+}
+
+}  // namespace
+
+std::string last_checkpoint_path(const TrainOptions& o) { return o.out + "/last.safetensors"; }
+
+RunStart open_run(const CLI::App& cmd, const TrainOptions& given) {
+  RunStart run;
+  TrainOptions& o = run.options;
+  o = given;
+  if (given.resume) {
+    open_resumed(cmd, given, run);
+  } else {
+    fill_defaults(o);
+    if (o.out.empty()) o.out = default_run_dir(o);
+    const bool has_run = fs::exists(o.out + "/config.json") ||
+                         fs::exists(last_checkpoint_path(o)) ||
+                         fs::exists(o.out + "/metrics.jsonl");
+    VIT_CHECK(!has_run || o.force, "--out: ", o.out,
+              " already holds a run; --resume continues it, --force replaces it");
+  }
+  if (!run.checkpoint) run.state.optimizer = o.optimizer;
+  return run;
+}
+
+void check_same_data(const RunStart& run, const vit::data::Dataset& train,
+                     int64_t batches_per_epoch) {
+  if (run.config.is_null()) return;  // a new run
+  const std::string cfg_path = run.options.out + "/config.json";
+  const nlohmann::json& c = run.config;
+  const auto names = c.find("class_names");
+  VIT_CHECK(names == c.end() || *names == nlohmann::json(train.class_names),
+            "--resume: the data has classes ", nlohmann::json(train.class_names).dump(), " but ",
+            cfg_path, " was trained on ", names->dump());
+  const auto bpe = c.find("steps_per_epoch");
+  VIT_CHECK(bpe == c.end() || *bpe == batches_per_epoch, "--resume: the data gives ",
+            batches_per_epoch, " batches per epoch but ", cfg_path, " has ", bpe->dump(),
+            " (another data set, or other files in --data)");
+}
+
+void restore_run(RunStart& run, vit::nn::VisionTransformer<float>& model,
+                 vit::optim::Optimizer<float>& opt, int64_t batches_per_epoch) {
+  const vit::io::Checkpoint<float>& ck = *run.checkpoint;
+  const TrainState& st = run.state;
+  vit::io::load_model_weights(model, ck);
+  VIT_CHECK(st.optimizer == run.options.optimizer, ck.path, ": optimizer '", st.optimizer,
+            "' but config.json says '", run.options.optimizer, "'");
+  opt.load_named_state(ck.optimizer);
+  opt.set_steps(st.step -
+                st.nonfinite_steps);  // skipped steps did not advance Adam's bias correction
+  model.dropout_generator().set_state(st.dropout_seed, st.dropout_offset);
+  VIT_CHECK(st.batch_in_epoch < batches_per_epoch, ck.path, ": data cursor ", st.batch_in_epoch,
+            " is beyond the ", batches_per_epoch, " batches of an epoch");
+  std::fprintf(stderr, "resume: %s at step %lld (epoch %lld, batch %lld)\n", ck.path.c_str(),
+               static_cast<long long>(st.step), static_cast<long long>(st.epoch),
+               static_cast<long long>(st.batch_in_epoch));
+  run.checkpoint.reset();  // the tensors are in the model and optimizer now
+}
+
+void create_run_dir(const TrainOptions& o, const nlohmann::json& config) {
+  std::error_code ec;
+  fs::create_directories(o.out, ec);
+  VIT_CHECK(!ec && fs::is_directory(o.out), "--out: cannot create directory '", o.out,
+            "': ", ec.message());
+  if (o.force)
+    for (const char* f : kRunFiles) fs::remove(o.out + "/" + f, ec);
+  // A process killed while writing leaves its temp file behind; nobody else
+  // writes in a run directory, so the ones found at start are garbage.
+  vit::io::remove_stale_temp_files(o.out, kRunFiles);
+  vit::io::write_file_atomic(o.out + "/config.json", config.dump(2) + "\n");
+}
+
+void save_last(const TrainOptions& o, vit::nn::VisionTransformer<float>& model,
+               const std::vector<std::string>& class_names, const vit::optim::Optimizer<float>& opt,
+               TrainState& st, const std::map<std::string, std::string>& extra) {
+  st.dropout_seed = model.dropout_generator().seed();
+  st.dropout_offset = model.dropout_generator().offset();
+  std::map<std::string, std::string> metadata = state_metadata(st);
+  metadata.insert(extra.begin(), extra.end());
+  vit::io::save_checkpoint(last_checkpoint_path(o), model, class_names, &opt, metadata);
+}
+
+void save_best(const TrainOptions& o, const vit::nn::VisionTransformer<float>& model,
+               const std::vector<std::string>& class_names,
+               const std::map<std::string, std::string>& extra) {
+  vit::io::save_checkpoint<float>(o.out + "/best.safetensors", model, class_names, nullptr, extra);
+}
+
+}  // namespace vitcli

@@ -1,0 +1,231 @@
+// The table of `vit train`'s options, and what follows from it: CLI flags,
+// config.json, the flags --resume refuses or takes, and the defaults that
+// depend on the data set.
+#include "train_options.hpp"
+
+#include <cmath>
+#include <optional>
+#include <type_traits>
+#include <variant>
+#include <vector>
+#include <vit/vit.hpp>
+
+#include "commands.hpp"  // the number checks
+#include "datasets.hpp"
+
+namespace vitcli {
+
+namespace {
+
+/// What --resume does with an option given on its command line.
+enum class OnResume {
+  kConfig,   // config.json's value is used; one given now is ignored
+  kRefused,  // it defines the run: giving it is an error
+  kGiven,    // where and how fast the run goes: a value given now wins
+};
+
+/// One option, written once.
+struct TrainOption {
+  using Member =
+      std::variant<std::string TrainOptions::*, int64_t TrainOptions::*, uint64_t TrainOptions::*,
+                   int TrainOptions::*, double TrainOptions::*, bool TrainOptions::*>;
+  std::string flag;  // as CLI11 takes it: "!--no-x" is a flag that sets x to false
+  Member member;
+  std::string help;
+  std::optional<CLI::Validator> check;
+  bool show_default = false;
+  bool saved = true;  // kept in config.json
+  OnResume on_resume = OnResume::kConfig;
+
+  TrainOption& checked(CLI::Validator v) { return check = std::move(v), *this; }
+  TrainOption& with_default() { return show_default = true, *this; }
+  TrainOption& run_defining() { return on_resume = OnResume::kRefused, *this; }
+  TrainOption& given_on_resume() { return on_resume = OnResume::kGiven, *this; }
+  TrainOption& not_saved() { return saved = false, *this; }
+
+  bool negated() const { return flag[0] == '!'; }
+  /// The name users type and errors show: "--no-hflip".
+  std::string name() const { return negated() ? flag.substr(1) : flag; }
+  /// The config.json key, which is the member's name: the flag without its
+  /// dashes, and without "no_" for a negated flag ("!--no-hflip": "hflip").
+  std::string key() const {
+    std::string k = name().substr(2);
+    for (char& c : k)
+      if (c == '-') c = '_';
+    return negated() ? k.substr(3) : k;
+  }
+};
+
+TrainOption option(std::string flag, TrainOption::Member member, std::string help) {
+  TrainOption t;
+  t.flag = std::move(flag), t.member = member, t.help = std::move(help);
+  return t;
+}
+
+/// Every option of `vit train`, in the order of --help.
+const std::vector<TrainOption>& train_options() {
+  using O = TrainOptions;
+  // One option per row, its properties on one line.
+  // clang-format off
+  static const std::vector<TrainOption> table = {
+      option("--dataset", &O::dataset, "Data set")
+          .checked(CLI::IsMember(dataset_names())).with_default().run_defining(),
+      option("--data", &O::data,
+             "Data directory (default for fashion-mnist: /usr/share/datasets/fashion-mnist)")
+          .given_on_resume(),
+      option("--model", &O::model,
+             "Model preset (default: cifar-tiny for CIFAR, fmnist-tiny for (Fashion-)MNIST, "
+             "vit-ti16 for folders)")
+          .run_defining(),
+      option("--out", &O::out, "Run directory (default: runs/<date>-<time>-<dataset>-<model>)")
+          .not_saved().given_on_resume(),
+      option("--epochs", &O::epochs,
+             "Epochs; the schedule spans them (default: 100 CIFAR, 50 Fashion-MNIST, 30 "
+             "folders, 10 MNIST, 10 when fine-tuning with --init)")
+          .checked(positive_number()).run_defining(),
+      option("--steps", &O::steps,
+             "Stop after this many optimizer steps (schedule still spans --epochs)")
+          .checked(positive_number()).run_defining(),
+      option("--batch", &O::batch, "Batch size")
+          .checked(positive_number()).with_default().run_defining(),
+      option("--optimizer", &O::optimizer, "Optimizer")
+          .checked(CLI::IsMember({"adamw", "adam", "sgd"})).with_default().run_defining(),
+      option("--lr", &O::lr,
+             "Peak learning rate (default: 1e-3 for adam/adamw, 0.05 for sgd; a tenth of "
+             "that when fine-tuning with --init)")
+          .checked(positive_number()).run_defining(),
+      option("--weight-decay", &O::weight_decay,
+             "Weight decay (not on biases, norms, pos_embed, cls_token)")
+          .checked(non_negative_number()).with_default().run_defining(),
+      option("--momentum", &O::momentum, "SGD momentum")
+          .checked(number_in(0.0, 1.0)).with_default().run_defining(),
+      option("--schedule", &O::schedule, "Learning-rate schedule after warmup")
+          .checked(CLI::IsMember({"cosine", "step", "constant"})).with_default().run_defining(),
+      option("--warmup-epochs", &O::warmup_epochs,
+             "Linear warmup epochs (default: epochs/20, at least 1)")
+          .checked(non_negative_number()).run_defining(),
+      option("--min-lr", &O::min_lr, "Cosine floor")
+          .checked(non_negative_number()).with_default().run_defining(),
+      option("--clip-grad", &O::clip_grad, "Clip the global gradient norm to this (0: off)")
+          .checked(non_negative_number()).run_defining(),
+      option("--label-smoothing", &O::label_smoothing, "Label smoothing")
+          .checked(number_in(0.0, 0.999)).with_default().run_defining(),
+      option("--dropout", &O::dropout, "Dropout rate").checked(number_in(0.0, 0.999)).run_defining(),
+      option("--drop-path", &O::drop_path, "Stochastic depth rate")
+          .checked(number_in(0.0, 0.999)).run_defining(),
+      option("--seed", &O::seed, "Seed of init, shuffling, augmentation and dropout")
+          .with_default().run_defining(),
+      // Part of the run (config.json): resuming with the same count gives the
+      // same bits; another count is allowed, with a warning.
+      option("--threads", &O::threads, "CPU threads (default: all cores)")
+          .checked(positive_number()).given_on_resume(),
+      option("--device", &O::device, "Device")
+          .checked(CLI::IsMember({"cpu", "cuda"})).with_default().given_on_resume(),
+      option("--no-augment", &O::no_augment, "No random crop, flip or other augmentation")
+          .run_defining(),
+      option("--no-shuffle", &O::no_shuffle, "Batches in file order").run_defining(),
+      option("--crop-padding", &O::crop_padding,
+             "Random-crop padding (default: 4 at 32px, 2 at 28px, 0 otherwise)")
+          .checked(non_negative_number()).run_defining(),
+      option("!--no-hflip", &O::hflip, "No random horizontal flip").run_defining(),
+      option("--randaugment-n", &O::randaugment_n, "RandAugment ops per image (0: off)")
+          .checked(CLI::Range(0, 10)).run_defining(),
+      option("--randaugment-m", &O::randaugment_m, "RandAugment magnitude (0..10)")
+          .checked(CLI::Range(0, 10)).with_default().run_defining(),
+      option("--erasing", &O::erasing, "Random erasing probability")
+          .checked(number_in(0.0, 1.0)).run_defining(),
+      option("--mixup", &O::mixup, "Mixup alpha (0: off)")
+          .checked(non_negative_number()).run_defining(),
+      option("--cutmix", &O::cutmix, "CutMix alpha (0: off)")
+          .checked(non_negative_number()).run_defining(),
+      option("--val-ratio", &O::val_ratio, "Folder data sets: share of each class held out")
+          .checked(number_in(0.0, 0.9)).with_default().run_defining(),
+      option("--init", &O::init,
+             "Fine-tune from these weights (timm names; head re-initialised "
+             "if the class count differs, pos_embed resampled)")
+          .checked(CLI::ExistingFile).run_defining(),
+      option("--freeze-backbone", &O::freeze_backbone, "Train only the classifier head")
+          .run_defining(),
+      option("--resume", &O::resume, "Continue the run in --out from its last.safetensors")
+          .not_saved().given_on_resume(),
+      option("--force", &O::force, "Replace a run already in --out").not_saved().run_defining(),
+      option("--checkpoint-every", &O::checkpoint_every, "Also write last.safetensors every N steps")
+          .checked(non_negative_number()).given_on_resume(),
+      option("--log-every", &O::log_every, "Metrics row every N steps")
+          .checked(positive_number()).with_default(),
+      option("--max-nonfinite", &O::max_nonfinite, "Stop after this many consecutive NaN/Inf steps")
+          .checked(positive_number()).with_default(),
+      option("--workers", &O::workers, "Data loader threads")
+          .checked(positive_number()).with_default().not_saved().given_on_resume(),
+  };
+  // clang-format on
+  return table;
+}
+
+}  // namespace
+
+void add_train_options(CLI::App& cmd, TrainOptions& o) {
+  for (const TrainOption& t : train_options()) {
+    CLI::Option* opt = std::visit(
+        [&](auto m) -> CLI::Option* {
+          auto& value = o.*m;
+          if constexpr (std::is_same_v<std::decay_t<decltype(value)>, bool>)
+            return cmd.add_flag(t.flag, value, t.help);
+          else
+            return cmd.add_option(t.flag, value, t.help);
+        },
+        t.member);
+    if (t.check) opt->check(*t.check);
+    if (t.show_default) opt->capture_default_str();
+  }
+}
+
+nlohmann::json options_to_json(const TrainOptions& o) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const TrainOption& t : train_options())
+    if (t.saved) std::visit([&](auto m) { j[t.key()] = o.*m; }, t.member);
+  return j;
+}
+
+TrainOptions options_from_json(const nlohmann::json& j, const std::string& src) {
+  TrainOptions o;
+  for (const TrainOption& t : train_options()) {
+    if (!t.saved) continue;
+    const std::string key = t.key();
+    std::visit(
+        [&](auto m) {
+          using V = std::decay_t<decltype(o.*m)>;
+          o.*m = vit::io::detail::json_field<V>(j, key.c_str(), src);
+        },
+        t.member);
+  }
+  VIT_CHECK(o.epochs > 0 && o.batch > 0 && o.log_every > 0 && o.max_nonfinite > 0, src,
+            ": epochs, batch, log_every and max_nonfinite must be positive");
+  return o;
+}
+
+void refuse_run_defining_flags(const CLI::App& cmd, const std::string& run_dir) {
+  for (const TrainOption& t : train_options())
+    VIT_CHECK(t.on_resume != OnResume::kRefused || cmd.count(t.name()) == 0,
+              "--resume takes the run's settings from ", run_dir, "/config.json; drop ", t.name());
+}
+
+void apply_resume_flags(const CLI::App& cmd, const TrainOptions& given, TrainOptions& o) {
+  for (const TrainOption& t : train_options())
+    if (t.on_resume == OnResume::kGiven && cmd.count(t.name()))
+      std::visit([&](auto m) { o.*m = given.*m; }, t.member);
+}
+
+/// Fine-tuning (--init) moves pretrained weights, not random ones: a tenth of
+/// the from-scratch learning rate over 10 epochs, as the seed's fine-tuning does.
+void fill_defaults(TrainOptions& o) {
+  const DatasetInfo& d = dataset_info(o.dataset);
+  if (o.data.empty()) o.data = d.default_dir;
+  if (o.model.empty()) o.model = d.default_model;
+  const bool fine_tune = !o.init.empty();
+  if (o.epochs <= 0) o.epochs = fine_tune ? 10 : d.default_epochs;
+  if (o.lr <= 0) o.lr = (o.optimizer == "sgd" ? 0.05 : 1e-3) * (fine_tune ? 0.1 : 1.0);
+  if (o.warmup_epochs < 0) o.warmup_epochs = std::max<double>(1.0, std::floor(o.epochs / 20.0));
+}
+
+}  // namespace vitcli
