@@ -30,6 +30,7 @@ VIT_KERNEL void check_step_finite_kernel(const float* loss, const float* norm, f
   counters[kNonfiniteSteps] += bad ? 1 : 0;
   counters[kNonfiniteRun] = bad ? counters[kNonfiniteRun] + 1 : 0;
   counters[kUpdatesApplied] += bad ? 0 : 1;
+  if (counters[kNonfiniteRun] > counters[kLongestRun]) counters[kLongestRun] = counters[kNonfiniteRun];
 }
 inline StepGuardLaunch check_step_finite_launch() { return {dim3(1), dim3(1), 0}; }
 

@@ -171,22 +171,52 @@ void end_epoch(Run& r, MetricsLog& metrics, Progress& progress, int64_t epoch) {
   write_curves_png(r.o.out + "/curves.png", metrics.rows());
 }
 
+/// Brings the step guard's counters and sums to the host (a wait on the GPU):
+/// the sums since the last read join the window's and the epoch's, the
+/// counters replace the state's. Stops the run on a streak of non-finite steps.
+void read_guard(TrainStep& step, TrainState& st, StepSums& window, const TrainOptions& o) {
+  const auto c = step.guard().read();
+  step.guard().reset_sums();
+  for (StepSums* s : {&window, &st.epoch_sums})
+    s->loss_sum += c.loss_sum, s->images += c.images, s->correct += c.correct;
+  st.nonfinite_steps = c.nonfinite_steps, st.nonfinite_run = c.nonfinite_run;
+  if (c.longest_run < o.max_nonfinite) return;
+  // Read every step (the CPU), the streak ends at this very step and the loss tells which
+  // was not finite; read now and then (the GPU), the message says when it was seen.
+  const bool every_step = step.guard().device() == vit::Device::CPU;
+  const std::string what = !every_step ? "loss or gradient norm"
+                           : std::isfinite(step.last_loss().item()) ? "gradient norm"
+                                                                    : "loss";
+  const std::string last = last_checkpoint_path(o);
+  VIT_CHECK(false, "stopping: ", c.longest_run, " consecutive steps with a non-finite ", what,
+            every_step ? " (the last was step " : " (seen by step ", st.step, "); ",
+            std::filesystem::exists(last) ? "the last good checkpoint is " + last + ", untouched"
+                                          : std::string("no checkpoint had been written yet"));
+}
+
 /// Steps from the state's cursor to `last_step`, logging every --log-every
-/// steps, evaluating at each epoch end and checkpointing as --checkpoint-every says.
+/// steps, evaluating at each epoch end and checkpointing as --checkpoint-every
+/// says. The steps are queued without waiting; the guard is read where the
+/// loop needs its figures: every step on the CPU, where it costs nothing, and
+/// on logging steps, epoch ends and checkpoints on the GPU.
 void train_loop(Run& r, MetricsLog& metrics, int64_t last_step) {
   const TrainOptions& o = r.o;
   TrainState& st = r.st;
   const int64_t bpe = r.loader.batches_per_epoch();
-  StepContext step{.model = r.model,
-                   .optimizer = r.opt,
-                   .params = {},
-                   .device = r.model.device(),
-                   .soft_targets = r.loader.config().mixup,
-                   .label_smoothing = o.label_smoothing,
-                   .clip = o.clip_grad > 0 ? o.clip_grad : INFINITY};
-  for (auto& [n, p] : vit::nn::trainable_parameters(r.model)) step.params.push_back(p);
   const std::vector<int64_t> nan_steps = injected_steps("VIT_INJECT_NAN_STEPS");
   const std::vector<int64_t> kill_steps = injected_steps("VIT_INJECT_KILL_AT_STEP");
+  StepContext ctx{.model = r.model,
+                  .optimizer = r.opt,
+                  .params = {},
+                  .device = r.model.device(),
+                  .soft_targets = r.loader.config().mixup,
+                  .label_smoothing = o.label_smoothing,
+                  .clip = o.clip_grad > 0 ? o.clip_grad : INFINITY,
+                  .cuda_graph = o.cuda_graph};
+  for (auto& [n, p] : vit::nn::trainable_parameters(r.model)) ctx.params.push_back(p);
+  TrainStep step(ctx, o.batch, r.model.config.num_classes);
+  step.guard().set_counters(st.nonfinite_steps, st.nonfinite_run, st.step - st.nonfinite_steps);
+  const bool read_every_step = ctx.device == vit::Device::CPU;
   Progress progress(last_step, st.step);
   r.model.train();
   r.loader.start(st.epoch, st.batch_in_epoch);
@@ -194,36 +224,24 @@ void train_loop(Run& r, MetricsLog& metrics, int64_t last_step) {
   while (st.step < last_step) {
     const vit::data::Batch& b = r.loader.next();
     r.opt.set_lr(r.sched.at(st.step));
-    const StepResult res =
-        train_step(step, b, contains(nan_steps, st.step + 1), w.sums, st.epoch_sums);
-    if (res.updated()) {
-      st.nonfinite_run = 0;
-    } else {
-      ++st.nonfinite_steps, ++st.nonfinite_run;
-      if (st.nonfinite_run >= o.max_nonfinite) {
-        const std::string last = last_checkpoint_path(o);
-        VIT_CHECK(false, "stopping: ", st.nonfinite_run, " consecutive steps with a non-finite ",
-                  std::isfinite(res.loss) ? "gradient norm" : "loss", " (the last was step ",
-                  st.step + 1, "); ",
-                  std::filesystem::exists(last)
-                      ? "the last good checkpoint is " + last + ", untouched"
-                      : std::string("no checkpoint had been written yet"));
-      }
-    }
+    step.run(b, contains(nan_steps, st.step + 1));
     ++st.step, ++w.steps;
     if (contains(kill_steps, st.step)) ::raise(SIGKILL);
     st.epoch = b.epoch, st.batch_in_epoch = b.index + 1;
     const bool epoch_end = st.batch_in_epoch == bpe;
     if (epoch_end) ++st.epoch, st.batch_in_epoch = 0;
+    const bool log_row = st.step % o.log_every == 0 || st.step == last_step;
+    const bool checkpoint = epoch_end || st.step == last_step ||
+                            (o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0);
+    if (read_every_step || log_row || checkpoint) read_guard(step, st, w.sums, o);
 
     const auto now = Clock::now();
     const double window_s = std::chrono::duration<double>(now - w.t0).count();
     const double img_s = window_s > 0 ? w.steps * o.batch / window_s : 0;
     const double train_acc = w.sums.images ? double(w.sums.correct) / w.sums.images : NAN;
     const double window_loss = w.sums.images ? w.sums.loss_sum / w.sums.images : NAN;
-    progress.update(st.step, b.epoch, o.epochs, w.sums.images ? window_loss : res.loss, train_acc,
-                    img_s);
-    if (st.step % o.log_every == 0 || st.step == last_step) {
+    progress.update(st.step, b.epoch, o.epochs, window_loss, train_acc, img_s);
+    if (log_row) {
       MetricsRow row;
       row.kind = "step", row.step = st.step, row.epoch = b.epoch;
       row.time_s = r.seconds_since_start(now);
@@ -236,9 +254,7 @@ void train_loop(Run& r, MetricsLog& metrics, int64_t last_step) {
       w = Window{{}, 0, now, r.loader.wait_seconds()};
     }
     if (epoch_end || st.step == last_step) end_epoch(r, metrics, progress, b.epoch);
-    if (epoch_end || st.step == last_step ||
-        (o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0))
-      save_last(o, r.model, r.data.train.class_names, r.opt, st, r.extra);
+    if (checkpoint) save_last(o, r.model, r.data.train.class_names, r.opt, st, r.extra);
   }
 }
 

@@ -157,6 +157,10 @@ const std::vector<TrainOption>& train_options() {
           .checked(positive_number()).with_default(),
       option("--workers", &O::workers, "Data loader threads")
           .checked(positive_number()).with_default().not_saved().given_on_resume(),
+      // The graph replays the very kernels of the eager step: the same bits either way.
+      option("!--no-cuda-graph", &O::cuda_graph,
+             "On the GPU, run each step op by op instead of replaying it as one CUDA graph")
+          .not_saved().given_on_resume(),
   };
   // clang-format on
   return table;

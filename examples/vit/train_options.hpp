@@ -52,12 +52,13 @@ struct TrainOptions {
   int64_t log_every = 50;
   int64_t max_nonfinite = 5;  // consecutive non-finite steps that stop the run
   int workers = 1;            // data loader threads
+  bool cuda_graph = true;     // on the GPU: capture the step once, replay it every step
 };
 
 /// Registers the train subcommand's flags on `cmd`, bound to `o`.
 void add_train_options(CLI::App& cmd, TrainOptions& o);
 
-/// The options config.json keeps: all but --out, --resume, --force and --workers.
+/// The options config.json keeps: all but --out, --resume, --force, --workers and --no-cuda-graph.
 nlohmann::json options_to_json(const TrainOptions& o);
 /// Options read back from config.json; a missing or mistyped field is an
 /// error naming `src`.

@@ -61,7 +61,7 @@ TEST_CASE("emu check_step_finite: skip flag and counters over a sequence", "[cud
                         {-kInf, 0.f, true},  {1.f, -kInf, true},  {2.f, 3.f, true},
                         {1.f, kNaN, true},   {0.5f, 0.f, false},  {kNaN, 1.f, false},
                         {3.4e38f, 3.4e38f, true}, {1.f, 2.f, true}};
-  int64_t counters[cuda::kStepCounters] = {0, 0, 0};
+  int64_t counters[cuda::kStepCounters] = {};
   int64_t ref_nonfinite = 0, ref_run = 0, ref_applied = 0, max_run = 0;
   for (size_t i = 0; i < std::size(steps); ++i) {
     const Step& s = steps[i];
@@ -76,6 +76,7 @@ TEST_CASE("emu check_step_finite: skip flag and counters over a sequence", "[cud
     CHECK(counters[cuda::kNonfiniteSteps] == ref_nonfinite);
     CHECK(counters[cuda::kNonfiniteRun] == ref_run);
     CHECK(counters[cuda::kUpdatesApplied] == ref_applied);
+    CHECK(counters[cuda::kLongestRun] == max_run);
   }
   CHECK(ref_nonfinite == 6);  // the sequence covers what it says
   CHECK(max_run == 4);
@@ -149,7 +150,7 @@ TEST_CASE("emu finite check feeding the metrics: a NaN step adds nothing", "[cud
   std::vector<int32_t> labels(B);
   for (int64_t b = 0; b < B; ++b) labels[b] = static_cast<int32_t>(b % K);
   const int64_t ref_correct = cpu_correct(logits, labels, B, K);
-  int64_t counters[cuda::kStepCounters] = {0, 0, 0};
+  int64_t counters[cuda::kStepCounters] = {};
   std::vector<double> acc = {0, 0, 0};
   const float losses[] = {1.f, kNaN, 0.5f}, norm = 2.f;
   for (float loss : losses) {

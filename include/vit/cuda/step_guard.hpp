@@ -16,12 +16,15 @@ enum StepCounter : int {
   kNonfiniteSteps = 0,  ///< non-finite steps so far (skipped updates)
   kNonfiniteRun = 1,    ///< consecutive non-finite steps ending with this one (0 after a good one)
   kUpdatesApplied = 2,  ///< finite steps so far (updates applied)
-  kStepCounters = 3
+  kLongestRun = 3,      ///< the longest run of consecutive non-finite steps so far
+  kStepCounters = 4
 };
 
 /// One thread: skip[0] = 1 if loss[0] or (norm non-null) norm[0] is NaN or
 /// ±inf, else 0; then counters[kNonfiniteSteps] += skip,
-/// counters[kNonfiniteRun] = skip ? run + 1 : 0, counters[kUpdatesApplied] += !skip.
+/// counters[kNonfiniteRun] = skip ? run + 1 : 0, counters[kUpdatesApplied] += !skip,
+/// counters[kLongestRun] = max(itself, the run): a reader that looks only now
+/// and then still sees a streak that has ended since.
 /// skip is the flag the optimizer launchers' StepInputs::skip reads.
 void check_step_finite(const float* loss, const float* norm, float* skip, int64_t* counters);
 

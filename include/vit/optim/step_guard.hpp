@@ -25,6 +25,7 @@ class StepGuard {
     int64_t nonfinite_steps = 0;  // skipped so far
     int64_t nonfinite_run = 0;    // consecutive skipped steps, ending with the last one
     int64_t updates = 0;          // steps whose update was applied
+    int64_t longest_run = 0;      // the longest run of skipped steps so far
     double loss_sum = 0;          // Σ loss·B over the accumulated finite steps
     int64_t correct = 0;          // top-1 hits over them
     int64_t images = 0;
@@ -32,7 +33,7 @@ class StepGuard {
 
   explicit StepGuard(Device dev = Device::CPU)
       : skip_(Tensor<float>::zeros({1}, dev)),
-        counters_(Tensor<int64_t>::zeros({3}, dev)),
+        counters_(Tensor<int64_t>::zeros({cuda::kStepCounters}, dev)),
         sums_(Tensor<double>::zeros({3}, dev)) {}
 
   Device device() const { return skip_.device(); }
@@ -61,6 +62,7 @@ class StepGuard {
     c[cuda::kNonfiniteSteps] += bad;
     c[cuda::kNonfiniteRun] = bad ? c[cuda::kNonfiniteRun] + 1 : 0;
     c[cuda::kUpdatesApplied] += !bad;
+    c[cuda::kLongestRun] = std::max(c[cuda::kLongestRun], c[cuda::kNonfiniteRun]);
   }
 
   /// Adds the step's loss·B, top-1 hits of logits (B,K) against labels (B)
@@ -96,7 +98,7 @@ class StepGuard {
     const std::vector<double> s = sums_.to_vector();
     Counts r;
     r.nonfinite_steps = c[cuda::kNonfiniteSteps], r.nonfinite_run = c[cuda::kNonfiniteRun];
-    r.updates = c[cuda::kUpdatesApplied];
+    r.updates = c[cuda::kUpdatesApplied], r.longest_run = c[cuda::kLongestRun];
     r.loss_sum = s[cuda::kLossSum];
     r.correct = static_cast<int64_t>(std::llround(s[cuda::kCorrect]));
     r.images = static_cast<int64_t>(std::llround(s[cuda::kImages]));
@@ -104,9 +106,10 @@ class StepGuard {
   }
   /// Zeroes the sums (a new logging window); the counters run on.
   void reset_sums() { sums_.fill_(0.0); }
-  /// Sets the counters (a resumed run).
+  /// Sets the counters (a resumed run; the longest run restarts at the current one).
   void set_counters(int64_t nonfinite_steps, int64_t nonfinite_run, int64_t updates) {
-    counters_.copy_from(Tensor<int64_t>::from_data({3}, {nonfinite_steps, nonfinite_run, updates}));
+    counters_.copy_from(Tensor<int64_t>::from_data(
+        {cuda::kStepCounters}, {nonfinite_steps, nonfinite_run, updates, nonfinite_run}));
   }
 
  private:
