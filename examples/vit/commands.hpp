@@ -46,6 +46,7 @@ struct EvalOptions {
   std::string weights, dataset = "fashion-mnist", data, model, dump_logits;
   int64_t batch = 256;
   int threads = 0;
+  std::string device = "cpu";
   double val_ratio = 0.2;  // folder data sets: must match the training run's
   uint64_t seed = 0;       // folder data sets: the split seed of the training run
 };
@@ -57,6 +58,7 @@ struct PredictOptions {
   std::vector<std::string> images;
   int64_t top = 5;
   int threads = 0;
+  std::string device = "cpu";
 };
 void add_predict_options(CLI::App& cmd, PredictOptions& o);
 int run_predict(const PredictOptions& o);

@@ -19,6 +19,7 @@ void add_eval_options(CLI::App& cmd, EvalOptions& o) {
   cmd.add_option("--dump-logits", o.dump_logits, "Write every logit to this CSV file");
   cmd.add_option("--batch", o.batch, "Batch size")->check(positive_number())->capture_default_str();
   cmd.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(positive_number());
+  cmd.add_option("--device", o.device, "Device")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   cmd.add_option("--val-ratio", o.val_ratio, "Folder data sets: the training run's --val-ratio")
       ->check(number_in(0.0, 0.9))
       ->capture_default_str();
@@ -27,8 +28,10 @@ void add_eval_options(CLI::App& cmd, EvalOptions& o) {
 
 int run_eval(const EvalOptions& o) {
   vit::set_num_threads(o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency()));
+  const vit::Device device = checked_device(o.device);  // before anything is read
   const auto ck = vit::io::load_checkpoint<float>(o.weights);
   auto model = vit::io::model_from_checkpoint(ck, o.model);
+  model->to(device);
   const auto& cfg = model->config;
   const std::string dir = o.data.empty() ? dataset_info(o.dataset).default_dir : o.data;
   const Splits data = load_splits(o.dataset, dir, false, cfg.image_size, cfg.in_chans, o.val_ratio, o.seed);

@@ -20,6 +20,7 @@ void add_predict_options(CLI::App& cmd, PredictOptions& o) {
                  "Write the attention-rollout heat map over the image to this PNG "
                  "(with several images: NAME-<i>.png)");
   cmd.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(positive_number());
+  cmd.add_option("--device", o.device, "Device")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
 }
 
 namespace {
@@ -65,8 +66,10 @@ vit::data::Image heat_map(const vit::data::Image& rgb, const std::vector<double>
 
 int run_predict(const PredictOptions& o) {
   vit::set_num_threads(o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency()));
+  const vit::Device device = checked_device(o.device);  // before anything is read
   const auto ck = vit::io::load_checkpoint<float>(o.weights);
   auto model = vit::io::model_from_checkpoint(ck, o.model);
+  model->to(device);
   model->eval();
   const auto& cfg = model->config;
   const auto norm = normalization_from(ck, cfg.in_chans);
@@ -79,6 +82,7 @@ int run_predict(const PredictOptions& o) {
     const vit::data::Image in = vit::data::resize(img, cfg.image_size, cfg.image_size);
     vit::TensorF x = vit::TensorF::empty({1, cfg.in_chans, cfg.image_size, cfg.image_size});
     vit::data::to_normalized_float(in, norm, x.data());
+    x = x.to(device);
     vit::TensorF logits;
     vit::nn::AttentionRollout<float> roll;
     if (!o.attention_map.empty()) {
@@ -88,6 +92,7 @@ int run_predict(const PredictOptions& o) {
       vit::NoGradGuard ng;
       logits = model->forward(x);
     }
+    logits = logits.to(vit::Device::CPU);
     const int64_t K = cfg.num_classes;
     std::vector<double> p(K);
     const double mx = *std::max_element(logits.data(), logits.data() + K);
