@@ -145,7 +145,8 @@ struct Window {
   StepSums sums;
   int64_t steps = 0;
   Clock::time_point t0;
-  double wait0;  // the loader's data wait at t0
+  double wait0;            // the loader's data wait at t0
+  double excluded_s = 0;   // evaluation and checkpoints inside the window: not training time
 };
 
 /// The epoch's end: test-set evaluation, its metrics row, best.safetensors
@@ -236,7 +237,7 @@ void train_loop(Run& r, MetricsLog& metrics, int64_t last_step) {
     if (read_every_step || log_row || checkpoint) read_guard(step, st, w.sums, o);
 
     const auto now = Clock::now();
-    const double window_s = std::chrono::duration<double>(now - w.t0).count();
+    const double window_s = std::chrono::duration<double>(now - w.t0).count() - w.excluded_s;
     const double img_s = window_s > 0 ? w.steps * o.batch / window_s : 0;
     const double train_acc = w.sums.images ? double(w.sums.correct) / w.sums.images : NAN;
     const double window_loss = w.sums.images ? w.sums.loss_sum / w.sums.images : NAN;
@@ -251,10 +252,14 @@ void train_loop(Run& r, MetricsLog& metrics, int64_t last_step) {
       row.nonfinite = st.nonfinite_steps;
       metrics.append(row);
       progress.log_line(row);
-      w = Window{{}, 0, now, r.loader.wait_seconds()};
+      w = Window{{}, 0, now, r.loader.wait_seconds(), 0};
     }
+    // The guard was read above (a wait for every queued step), so what follows
+    // is evaluation and saving alone: the window's rate leaves it out.
+    const auto pause0 = Clock::now();
     if (epoch_end || st.step == last_step) end_epoch(r, metrics, progress, b.epoch);
     if (checkpoint) save_last(o, r.model, r.data.train.class_names, r.opt, st, r.extra);
+    if (checkpoint) w.excluded_s += std::chrono::duration<double>(Clock::now() - pause0).count();
   }
 }
 
