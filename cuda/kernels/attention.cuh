@@ -16,12 +16,21 @@
 // both hold 16-wide slices (R = D/16), dKV owns 32 key rows a block at D = 64.
 // Rows staged past N are zeros, which already makes their backward terms zero;
 // the forward must mask them (a zero score is not a zero weight).
+// Attention dropout (kDrop = true; false compiles to the kernels without it):
+// each kernel redraws the keep decision of (i, j) where it uses P_ij, from
+// vit::Generator's hash of counter0 + (bh·N + i)·N + j, and
+// multiplies by m_ij = keep_scale or 0. The forward's normaliser l and lse
+// stay those of the undropped scores; only the accumulated P·v is dropped. In
+// the backward delta = Σ dO·O still equals Σ_j P_ij·dP_ij with the dropped O;
+// dV accumulates P' = P·m, and dS = P ∘ (m·(dO·Vᵀ) − delta).
 // Float32 FMA throughout: no tensor cores, no shared-memory score tile, no
 // dynamic shared memory (every kernel stays under the 48 KB static limit).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+
+#include <cmath>
 
 #include "device_api.cuh"
 
@@ -96,6 +105,45 @@ VIT_DEVICE float row_sum(float v) {
 
 }  // namespace attention_detail
 
+/// Attention dropout's arguments (host-computed, passed by value): P_ij is kept
+/// when (mask_bits(seed, counter0 + (bh·N + i)·N + j) >> 11) >= threshold
+/// (= Generator::uniform >= p) and then scaled by keep_scale. Unused by the
+/// kDrop = false kernels.
+struct AttentionDrop {
+  uint64_t seed = 0, counter0 = 0, threshold = 0;
+  float keep_scale = 1.f;
+};
+
+namespace attention_detail {
+/// vit::Generator(seed).bits(c), the splitmix64 finaliser of include/vit/core/rng.hpp.
+/// The same as dropout.cuh's generator_bits; that header is not included
+/// because its non-template kernels would then be defined in two translation
+/// units. tests/cuda_emu/test_attention_emu.cpp checks the mask drawn here
+/// against vit::Generator.
+VIT_DEVICE uint64_t mask_bits(uint64_t seed, uint64_t c) {
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull + (c + 1) * 0xD1B54A32D192ED03ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+/// Host: the smallest 53-bit u with u·2⁻⁵³ >= p (p·2⁵³ is exact in double), so
+/// that uniform(c) >= p is (bits(c) >> 11) >= threshold; 0 < p < 1.
+inline uint64_t keep_threshold(double p) {
+  return static_cast<uint64_t>(std::ceil(p * 0x1.0p53));
+}
+
+/// m_ij for counter c: keep_scale if kept, else 0.
+VIT_DEVICE float drop_factor(const AttentionDrop& d, uint64_t c) {
+  return (mask_bits(d.seed, c) >> 11) >= d.threshold ? d.keep_scale : 0.f;
+}
+/// The counter of (bh, i, j = 0).
+VIT_DEVICE uint64_t drop_row_counter(const AttentionDrop& d, int bh, int i, int N) {
+  return d.counter0 + (static_cast<uint64_t>(bh) * static_cast<uint64_t>(N) + static_cast<uint64_t>(i)) *
+                          static_cast<uint64_t>(N);
+}
+}  // namespace attention_detail
+
 /// Launch shape shared by the launchers (cuda/attention.cu) and the emulated tests.
 struct AttentionLaunch {
   dim3 grid, block;
@@ -152,10 +200,10 @@ VIT_DEVICE TileRow tile_row(int N, int H) {
 }
 
 // qkv: (B,N,3C) -> out: (B,N,C), lse: (B,H,N). Block: attention_forward_launch<D>.
-template <int D>
+template <int D, bool kDrop = false>
 VIT_KERNEL void VIT_ATTENTION_BOUNDS(attention_detail::ForwardSplit<D>)
     attention_forward_kernel(const float* __restrict__ qkv, float* __restrict__ out, float* __restrict__ lse,
-                             int N, int C, int H, float scale) {
+                             int N, int C, int H, float scale, [[maybe_unused]] AttentionDrop drop) {
   using namespace attention_detail;
   using S = ForwardSplit<D>;
   constexpr int R = S::R, DS = S::DS;
@@ -175,6 +223,8 @@ VIT_KERNEL void VIT_ATTENTION_BOUNDS(attention_detail::ForwardSplit<D>)
     acc[t] = 0.f;
   }
   float m = -INFINITY, l = 0.f;  // running max and sum of exp(s - m)
+  [[maybe_unused]] uint64_t drop_row = 0;  // counter of (row, key 0)
+  if constexpr (kDrop) drop_row = drop_row_counter(drop, r.bh, r.row, N);
 
   for (int k0 = 0; k0 < N; k0 += kTile) {
     __syncthreads();  // every thread is done with the previous tile
@@ -208,8 +258,10 @@ VIT_KERNEL void VIT_ATTENTION_BOUNDS(attention_detail::ForwardSplit<D>)
       for (int t = 0; t < DS; ++t) acc[t] *= corr;
 #pragma unroll
       for (int j = 0; j < kChunk; ++j) {
-        const float p = expf(s[j] - m);
-        l += p;
+        float p = expf(s[j] - m);
+        l += p;  // the normaliser of the undropped row
+        // Keys past N have p = 0 already; their (out-of-range) draw is harmless.
+        if constexpr (kDrop) p *= drop_factor(drop, drop_row + static_cast<uint64_t>(k0 + c0 + j));
         const float* vr = vs + (c0 + j) * D + off;
 #pragma unroll
         for (int t = 0; t < DS; ++t) acc[t] += p * vr[slice_col<R>(t)];
@@ -259,11 +311,12 @@ VIT_KERNEL void attention_delta_kernel(const float* __restrict__ dout, const flo
 
 // dout: (B,N,C), qkv: (B,N,3C), lse, delta: (B,H,N) -> dqkv[:, :, 0:C) (the dQ
 // third) written. Block: attention_dq_launch<D>; a thread owns a query row slice.
-template <int D>
+template <int D, bool kDrop = false>
 VIT_KERNEL void VIT_ATTENTION_BOUNDS(attention_detail::DqSplit<D>)
     attention_backward_dq_kernel(const float* __restrict__ dout, const float* __restrict__ qkv,
                                  const float* __restrict__ lse, const float* __restrict__ delta,
-                                 float* __restrict__ dqkv, int N, int C, int H, float scale) {
+                                 float* __restrict__ dqkv, int N, int C, int H, float scale,
+                                 [[maybe_unused]] AttentionDrop drop) {
   using namespace attention_detail;
   using S = DqSplit<D>;
   constexpr int R = S::R, DS = S::DS;
@@ -285,6 +338,8 @@ VIT_KERNEL void VIT_ATTENTION_BOUNDS(attention_detail::DqSplit<D>)
   }
   const float row_lse = r.valid ? lse[static_cast<int64_t>(r.bh) * N + r.row] : 0.f;
   const float row_delta = r.valid ? delta[static_cast<int64_t>(r.bh) * N + r.row] : 0.f;
+  [[maybe_unused]] uint64_t drop_row = 0;  // counter of (row, key 0)
+  if constexpr (kDrop) drop_row = drop_row_counter(drop, r.bh, r.row, N);
 
   for (int k0 = 0; k0 < N; k0 += kTile) {
     __syncthreads();
@@ -307,7 +362,9 @@ VIT_KERNEL void VIT_ATTENTION_BOUNDS(attention_detail::DqSplit<D>)
         pd += g[t] * vr[slice_col<R>(t)];
       }
       const float p = expf(row_sum<R>(sd) - row_lse);
-      const float ds = p * (row_sum<R>(pd) - row_delta);
+      float dp = row_sum<R>(pd);  // (dO·Vᵀ)_ij
+      if constexpr (kDrop) dp *= drop_factor(drop, drop_row + static_cast<uint64_t>(k0 + j));
+      const float ds = p * (dp - row_delta);
 #pragma unroll
       for (int t = 0; t < DS; ++t) dq[t] += ds * kj[t];
     }
@@ -320,11 +377,12 @@ VIT_KERNEL void VIT_ATTENTION_BOUNDS(attention_detail::DqSplit<D>)
 
 // dout: (B,N,C), qkv: (B,N,3C), lse, delta: (B,H,N) -> dqkv[:, :, C:3C) (the dK
 // and dV thirds) written. Block: attention_dkv_launch<D>; a thread owns a key row slice.
-template <int D>
+template <int D, bool kDrop = false>
 VIT_KERNEL void VIT_ATTENTION_BOUNDS(attention_detail::DkvSplit<D>)
     attention_backward_dkv_kernel(const float* __restrict__ dout, const float* __restrict__ qkv,
                                   const float* __restrict__ lse, const float* __restrict__ delta,
-                                  float* __restrict__ dqkv, int N, int C, int H, float scale) {
+                                  float* __restrict__ dqkv, int N, int C, int H, float scale,
+                                  [[maybe_unused]] AttentionDrop drop) {
   using namespace attention_detail;
   using S = DkvSplit<D>;
   constexpr int R = S::R, DS = S::DS;
@@ -345,6 +403,9 @@ VIT_KERNEL void VIT_ATTENTION_BOUNDS(attention_detail::DkvSplit<D>)
     v[t] = r.valid ? head[r.row * ld + 2 * C + off + slice_col<R>(t)] : 0.f;
     dk[t] = dv[t] = 0.f;
   }
+  // Counter of (query 0, this key); query i adds i·N.
+  [[maybe_unused]] uint64_t drop_col = 0;
+  if constexpr (kDrop) drop_col = drop_row_counter(drop, r.bh, 0, N) + static_cast<uint64_t>(r.row);
 
   for (int q0 = 0; q0 < N; q0 += kTile) {
     __syncthreads();
@@ -371,10 +432,16 @@ VIT_KERNEL void VIT_ATTENTION_BOUNDS(attention_detail::DkvSplit<D>)
         pd += v[t] * gi[t];
       }
       const float p = expf(row_sum<R>(sd) - lse_s[i]);
-      const float ds = p * (row_sum<R>(pd) - delta_s[i]);
+      float dp = row_sum<R>(pd), pv = p;  // (dO·Vᵀ)_ij and the weight of dO_i in dV_j
+      if constexpr (kDrop) {
+        const float f = drop_factor(drop, drop_col + static_cast<uint64_t>(q0 + i) * static_cast<uint64_t>(N));
+        dp *= f;
+        pv *= f;
+      }
+      const float ds = p * (dp - delta_s[i]);
 #pragma unroll
       for (int t = 0; t < DS; ++t) {
-        dv[t] += p * gi[t];
+        dv[t] += pv * gi[t];
         dk[t] += ds * qi[t];
       }
     }

@@ -4,6 +4,10 @@
 // ViT-S batch; lse against log Σ exp of the double scores. Outputs are poisoned
 // (NaN) first, so an element never written fails. The backward must be bitwise
 // repeatable (no atomics): two runs are compared byte for byte.
+// Attention dropout (attn_drop > 0): the same comparisons against the CPU op
+// with the same (p, seed, counter0); the mask read back exactly (q = 0 and
+// one-hot v, dout) against vit::Generator; the op through Device::CUDA tensors
+// against the CPU op; p = 0 through the dropout overload equals the plain call.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -25,12 +29,12 @@ struct Reference {
 };
 
 Reference reference(const std::vector<float>& qkv_f, const std::vector<float>& dout_f, int64_t B, int64_t N,
-                    int64_t C, int64_t H) {
+                    int64_t C, int64_t H, const vit::ops::AttentionDropout& drop = {}) {
   const int64_t D = C / H;
   const std::vector<double> qkv(qkv_f.begin(), qkv_f.end()), dout(dout_f.begin(), dout_f.end());
   std::vector<double> out(B * N * C), probs(B * H * N * N), dqkv(B * N * 3 * C);
-  vit::ops::attention_forward<double>(qkv.data(), out.data(), probs.data(), B, N, C, H);
-  vit::ops::attention_backward<double>(dout.data(), qkv.data(), probs.data(), dqkv.data(), B, N, C, H);
+  vit::ops::attention_forward<double>(qkv.data(), out.data(), probs.data(), B, N, C, H, drop);
+  vit::ops::attention_backward<double>(dout.data(), qkv.data(), probs.data(), dqkv.data(), B, N, C, H, drop);
   std::vector<float> lse(B * H * N);
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   std::vector<double> s(N);
@@ -56,16 +60,23 @@ Reference reference(const std::vector<float>& qkv_f, const std::vector<float>& d
 // to FMA and orders sums its own way, over up to 1024 keys.
 constexpr double kAtol = 2e-5, kRtol = 2e-4;
 
-void check_case(int64_t B, int64_t N, int64_t H, int64_t D, uint64_t seed) {
-  CAPTURE(B, N, H, D);
+void check_case(int64_t B, int64_t N, int64_t H, int64_t D, uint64_t seed,
+                const vit::ops::AttentionDropout& drop = {}) {
+  CAPTURE(B, N, H, D, drop.p);
   const int64_t C = D * H;
   const std::vector<float> qkv_h = random_vector(B * N * 3 * C, seed);
   const std::vector<float> dout_h = random_vector(B * N * C, seed + 1);
-  const Reference ref = reference(qkv_h, dout_h, B, N, C, H);
+  const Reference ref = reference(qkv_h, dout_h, B, N, C, H, drop);
 
   DeviceBuffer qkv(qkv_h), dout(dout_h), out(B * N * C), lse(B * H * N), dqkv(B * N * 3 * C);
-  vit::cuda::attention_forward(qkv.get(), out.get(), lse.get(), B, N, C, H);
-  vit::cuda::attention_backward(dout.get(), qkv.get(), out.get(), lse.get(), dqkv.get(), B, N, C, H);
+  if (drop.active()) {
+    vit::cuda::attention_forward(qkv.get(), out.get(), lse.get(), B, N, C, H, drop.p, drop.seed, drop.counter0);
+    vit::cuda::attention_backward(dout.get(), qkv.get(), out.get(), lse.get(), dqkv.get(), B, N, C, H, drop.p,
+                                  drop.seed, drop.counter0);
+  } else {
+    vit::cuda::attention_forward(qkv.get(), out.get(), lse.get(), B, N, C, H);
+    vit::cuda::attention_backward(dout.get(), qkv.get(), out.get(), lse.get(), dqkv.get(), B, N, C, H);
+  }
   require_close(out.download(), ref.out, kAtol, kRtol, "out");
   require_close(lse.download(), ref.lse, kAtol, kRtol, "lse");
   require_close(dqkv.download(), ref.dqkv, kAtol, kRtol, "dqkv");
@@ -109,4 +120,99 @@ TEST_CASE("cuda attention backward is bitwise deterministic", "[cuda][attention]
   REQUIRE(a.size() == b.size());
   CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
   for (float x : a) REQUIRE(std::isfinite(x));
+}
+
+// ---- attention dropout --------------------------------------------------------------
+
+TEST_CASE("cuda attention with dropout matches the CPU op", "[cuda][attention][attn_drop]") {
+  check_case(8, 65, 6, 32, 51, {0.2, 7, 0});
+  check_case(8, 65, 6, 64, 52, {0.1, 8, 1ull << 36});
+  check_case(8, 197, 6, 64, 53, {0.2, 9, 12345});
+  check_case(4, 197, 4, 16, 54, {0.5, 10, 3});
+  check_case(3, 1, 2, 16, 55, {0.2, 11, 0});
+  check_case(2, 100, 2, 32, 56, {0.2, 12, 0});
+  check_case(2, 1024, 3, 64, 57, {0.2, 13, 99});
+}
+
+TEST_CASE("cuda attention draws vit::Generator's dropout mask bit for bit", "[cuda][attention][attn_drop]") {
+  // q = 0: P_ij = 1/N; v_j = e_j and dout_i = e_i: out_i[j] and dV_j[i] are m_ij/N.
+  auto run = [](int64_t B, int64_t N, int64_t H, int64_t D, double p, uint64_t seed, uint64_t c0) {
+    CAPTURE(B, N, H, D, p, seed, c0);
+    const int64_t C = D * H;
+    std::vector<float> qkv_h(B * N * 3 * C, 0.f), dout_h(B * N * C, 0.f);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t h = 0; h < H; ++h) {
+          qkv_h[(b * N + n) * 3 * C + 2 * C + h * D + n] = 1.f;
+          dout_h[(b * N + n) * C + h * D + n] = 1.f;
+        }
+    DeviceBuffer qkv(qkv_h), dout(dout_h), out(B * N * C), lse(B * H * N), dqkv(B * N * 3 * C);
+    vit::cuda::attention_forward(qkv.get(), out.get(), lse.get(), B, N, C, H, p, seed, c0);
+    vit::cuda::attention_backward(dout.get(), qkv.get(), out.get(), lse.get(), dqkv.get(), B, N, C, H, p, seed, c0);
+    const std::vector<float> o = out.download(), g = dqkv.download();
+    const vit::Generator gen(seed);
+    const float ks = static_cast<float>(1.0 / (1.0 - p));
+    int64_t kept = 0, mismatches = 0;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t i = 0; i < N; ++i)
+          for (int64_t j = 0; j < N; ++j) {
+            const bool keep = gen.uniform(c0 + static_cast<uint64_t>(((b * H + h) * N + i) * N + j)) >= p;
+            kept += keep;
+            const float fwd = o[(b * N + i) * C + h * D + j] * static_cast<float>(N) / ks;
+            const float dv = g[(b * N + j) * 3 * C + 2 * C + h * D + i] * static_cast<float>(N) / ks;
+            mismatches += std::abs(fwd - (keep ? 1.f : 0.f)) > 1e-5f || std::abs(dv - (keep ? 1.f : 0.f)) > 1e-5f;
+          }
+    CHECK(mismatches == 0);
+    CHECK(kept > 0);
+    CHECK(kept < B * H * N * N);
+  };
+  run(4, 16, 3, 16, 0.2, 1, 0);
+  run(8, 32, 6, 32, 0.3, 2, 1ull << 40);
+  run(8, 64, 6, 64, 0.1, 0xfeedull, 77);
+}
+
+TEST_CASE("cuda attention with dropout is bitwise deterministic and p = 0 is the plain kernel",
+          "[cuda][attention][attn_drop]") {
+  const int64_t B = 8, N = 197, H = 6, D = 64, C = D * H;
+  DeviceBuffer qkv(random_vector(B * N * 3 * C, 61)), dout(random_vector(B * N * C, 62));
+  DeviceBuffer out1(B * N * C), out2(B * N * C), lse(B * H * N), dqkv1(B * N * 3 * C), dqkv2(B * N * 3 * C);
+  vit::cuda::attention_forward(qkv.get(), out1.get(), lse.get(), B, N, C, H, 0.2, 5, 0);
+  vit::cuda::attention_backward(dout.get(), qkv.get(), out1.get(), lse.get(), dqkv1.get(), B, N, C, H, 0.2, 5, 0);
+  vit::cuda::attention_forward(qkv.get(), out2.get(), lse.get(), B, N, C, H, 0.2, 5, 0);
+  vit::cuda::attention_backward(dout.get(), qkv.get(), out2.get(), lse.get(), dqkv2.get(), B, N, C, H, 0.2, 5, 0);
+  auto same = [](const DeviceBuffer& a, const DeviceBuffer& b) {
+    const std::vector<float> x = a.download(), y = b.download();
+    return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+  };
+  CHECK(same(out1, out2));
+  CHECK(same(dqkv1, dqkv2));
+  // p = 0 with a seed and counter: the kernels without dropout, bit for bit.
+  vit::cuda::attention_forward(qkv.get(), out1.get(), lse.get(), B, N, C, H);
+  vit::cuda::attention_backward(dout.get(), qkv.get(), out1.get(), lse.get(), dqkv1.get(), B, N, C, H);
+  vit::cuda::attention_forward(qkv.get(), out2.get(), lse.get(), B, N, C, H, 0.0, 5, 123);
+  vit::cuda::attention_backward(dout.get(), qkv.get(), out2.get(), lse.get(), dqkv2.get(), B, N, C, H, 0.0, 5, 123);
+  CHECK(same(out1, out2));
+  CHECK(same(dqkv1, dqkv2));
+  CHECK_THROWS_AS(vit::cuda::attention_forward(qkv.get(), out1.get(), lse.get(), B, N, C, H, 1.0, 5, 0), vit::Error);
+  CHECK_THROWS_AS(vit::cuda::attention_forward(qkv.get(), out1.get(), lse.get(), B, N, C, H, -0.1, 5, 0), vit::Error);
+}
+
+TEST_CASE("attention op with attn_drop on Device::CUDA matches the CPU op", "[cuda][attention][attn_drop]") {
+  // The public op: the same generator state on both devices draws the same mask.
+  const int64_t B = 4, N = 65, C = 192, H = 3;
+  vit::Generator init(71);
+  const vit::TensorF x = vit::TensorF::normal({B, N, 3 * C}, 0.0, 1.0, init);
+  vit::TensorF xc = x.clone(), xg = x.to(vit::Device::CUDA);
+  xc.set_requires_grad(true);
+  xg.set_requires_grad(true);
+  vit::Generator gc(9), gg(9);
+  gc.reserve(1000), gg.reserve(1000);
+  const vit::TensorF yc = vit::attention(xc, H, 0.2, true, gc), yg = vit::attention(xg, H, 0.2, true, gg);
+  REQUIRE(gc.offset() == gg.offset());
+  const vit::TensorF w = vit::TensorF::normal({B, N, C}, 0.0, 1.0, init);
+  vit::sum(vit::mul(yc, w)).backward();
+  vit::sum(vit::mul(yg, w.to(vit::Device::CUDA))).backward();
+  require_close(yg.to(vit::Device::CPU).to_vector(), yc.to_vector(), kAtol, kRtol, "out");
+  require_close(xg.grad().to(vit::Device::CPU).to_vector(), xc.grad().to_vector(), kAtol, kRtol, "dqkv");
 }

@@ -77,6 +77,13 @@ inline std::vector<OpRow> op_table() {
       VIT_OP_ROW("attention_d16", (std::vector<Input>{{S{2, 5, 96}}}), attention(x[0], 2)),
       VIT_OP_ROW("attention_d32", (std::vector<Input>{{S{1, 17, 96}}}), attention(x[0], 1)),
       VIT_OP_ROW("attention_d64", (std::vector<Input>{{S{2, 9, 384}}}), attention(x[0], 2)),
+      // timm's attn_drop (p = 0.2, training) with a fixed mask: D = 16, 32, 64.
+      VIT_OP_ROW("attention_drop_d16", (std::vector<Input>{{S{2, 6, 96}}}),
+                 attention(x[0], 2, 0.2, true, fixed_generator(13))),
+      VIT_OP_ROW("attention_drop_d32", (std::vector<Input>{{S{1, 17, 96}}}),
+                 attention(x[0], 1, 0.2, true, fixed_generator(17))),
+      VIT_OP_ROW("attention_drop_d64", (std::vector<Input>{{S{2, 9, 384}}}),
+                 attention(x[0], 2, 0.2, true, fixed_generator(19))),
       VIT_OP_ROW("cross_entropy", (std::vector<Input>{{S{5, 7}}}), cross_entropy(x[0], labels_for(5, 7))),
       VIT_OP_ROW("cross_entropy_smoothing", (std::vector<Input>{{S{6, 10}}}),
                  cross_entropy(x[0], labels_for(6, 10), 0.1)),

@@ -1,6 +1,6 @@
 // The ViT's building blocks, each timm's module of the same name:
 // PatchEmbedding (proj conv as one op), Attention (qkv Linear -> fused
-// attention -> proj), Mlp (fc1 -> GELU -> fc2, dropout after each), and the
+// attention with attn_drop on its probabilities -> proj -> proj_drop), Mlp (fc1 -> GELU -> fc2, dropout after each), and the
 // pre-norm Block: x + drop_path(attn(norm1(x))), then x + drop_path(mlp(norm2(x))).
 #pragma once
 
@@ -45,22 +45,32 @@ class PatchEmbedding : public Module<T> {
 template <class T>
 class Attention : public Module<T> {
  public:
-  Attention(int64_t dim, int64_t heads, Generator& init, bool qkv_bias = true, double proj_drop = 0)
-      : qkv(dim, 3 * dim, init, qkv_bias), proj(dim, dim, init), heads(heads), proj_drop(proj_drop) {
+  Attention(int64_t dim, int64_t heads, Generator& init, bool qkv_bias = true, double proj_drop = 0,
+            double attn_drop = 0)
+      : qkv(dim, 3 * dim, init, qkv_bias),
+        proj(dim, dim, init),
+        heads(heads),
+        proj_drop(proj_drop),
+        attn_drop(attn_drop) {
     VIT_CHECK(heads > 0 && dim % heads == 0, "Attention: dim ", dim, " is not divisible by ",
               heads, " heads");
+    VIT_CHECK(attn_drop >= 0 && attn_drop < 1, "Attention: attn_drop must be in [0, 1), got ",
+              attn_drop);
     this->register_module("qkv", qkv);
     this->register_module("proj", proj);
   }
   // x: (B,N,C) -> (B,N,C)
   Tensor<T> forward(const Tensor<T>& x) const {
-    Tensor<T> ctx = attention(qkv.forward(x), heads);
-    return dropout(proj.forward(ctx), proj_drop, this->is_training(), this->generator());
+    const bool tr = this->is_training();
+    // attn_drop draws before proj_drop (timm's order); at 0 it draws nothing.
+    Tensor<T> ctx = attention(qkv.forward(x), heads, attn_drop, tr, this->generator());
+    return dropout(proj.forward(ctx), proj_drop, tr, this->generator());
   }
 
   Linear<T> qkv, proj;
   int64_t heads;
   double proj_drop;
+  double attn_drop;  // timm's attn_drop: dropout on the attention probabilities
 };
 
 template <class T>
@@ -88,9 +98,9 @@ class Block : public Module<T> {
  public:
   Block(int64_t dim, int64_t heads, int64_t mlp_hidden, Generator& init, double drop = 0,
         double drop_path = 0, double eps = 1e-6, GeluApprox approx = GeluApprox::None,
-        bool qkv_bias = true)
+        bool qkv_bias = true, double attn_drop = 0)
       : norm1(dim, eps),
-        attn(dim, heads, init, qkv_bias, drop),
+        attn(dim, heads, init, qkv_bias, drop, attn_drop),
         norm2(dim, eps),
         mlp(dim, mlp_hidden, init, drop, approx),
         drop_path_rate(drop_path) {

@@ -19,6 +19,7 @@ struct VitConfig {
   bool qkv_bias = true;
   double drop_rate = 0.0;       // after pos_embed, attention proj and MLP layers
   double drop_path_rate = 0.0;  // stochastic depth at the last block (linear from 0)
+  double attn_drop_rate = 0.0;  // on the attention probabilities (timm's attn_drop_rate)
   int64_t representation_size = 0;  // > 0: pre-logits Linear+Tanh of this width
   double layer_norm_eps = 1e-6;
   GeluApprox gelu = GeluApprox::None;
@@ -36,6 +37,8 @@ inline void validate(const VitConfig& c) {
             " is not divisible by heads ", c.heads);
   VIT_CHECK(c.drop_rate >= 0 && c.drop_rate < 1 && c.drop_path_rate >= 0 && c.drop_path_rate < 1,
             "VitConfig '", c.name, "': drop_rate and drop_path_rate must be in [0, 1)");
+  VIT_CHECK(c.attn_drop_rate >= 0 && c.attn_drop_rate < 1, "VitConfig '", c.name,
+            "': attn_drop_rate must be in [0, 1), got ", c.attn_drop_rate);
   VIT_CHECK(c.layer_norm_eps > 0, "VitConfig '", c.name, "': layer_norm_eps must be positive");
 }
 

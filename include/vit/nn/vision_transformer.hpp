@@ -1,5 +1,7 @@
 // VisionTransformer: timm's vision_transformer with the seed tutorials' options.
 //   patch_embed -> [cls; patches] + pos_embed -> dropout -> blocks -> norm
+//   (drop_rate after pos_embed, attention proj and MLP layers; attn_drop_rate
+//   on the attention probabilities; drop_path_rate stochastic depth)
 //   -> token 0 -> (optional pre_logits: Linear + Tanh) -> head
 // Parameter names, shapes and init are timm's, so state dicts interchange.
 #pragma once
@@ -32,7 +34,8 @@ class VisionTransformer : public Module<T> {
       // Stochastic depth grows linearly with depth, as timm's dpr.
       const double dpr = cfg.depth > 1 ? cfg.drop_path_rate * i / (cfg.depth - 1) : cfg.drop_path_rate;
       blocks.push_back(std::make_unique<Block<T>>(C, cfg.heads, cfg.mlp_dim, init_gen_, cfg.drop_rate,
-                                                  dpr, cfg.layer_norm_eps, cfg.gelu, cfg.qkv_bias));
+                                                  dpr, cfg.layer_norm_eps, cfg.gelu, cfg.qkv_bias,
+                                                  cfg.attn_drop_rate));
       this->register_module("blocks." + std::to_string(i), *blocks.back());
     }
     this->register_module("norm", norm);

@@ -10,11 +10,19 @@
 // thread: for float on AVX2 hosts at ViT sizes, register-blocked loops over the
 // operands in place (detail/attention_avx2.hpp); otherwise ops::gemm, which is
 // single-threaded inside a parallel region.
+// Attention dropout (timm's attn_drop, training only) is fused in: the context
+// is P'·v with P' = P ∘ mask/(1-p), the mask a pure function of (seed, counter,
+// b, h, i, j) that the CUDA kernels redraw tile by tile, so neither device
+// stores it. The CPU saves the undropped P and redraws the mask in backward.
+// p == 0 runs exactly the code (and numerics) of attention without dropout.
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <type_traits>
+#include <vector>
 
+#include "vit/core/rng.hpp"
 #include "vit/cuda/attention.hpp"
 #include "vit/ops/detail/attention_avx2.hpp"
 #include "vit/ops/softmax.hpp"
@@ -22,7 +30,46 @@
 namespace vit {
 namespace ops {
 
+/// Attention dropout on the probabilities: element (b,h,i,j) of P is kept, and
+/// scaled by 1/(1-p), when Generator(seed).uniform(counter0 + ((b·H + h)·N + i)·N + j)
+/// >= p (the same rule as dropout, so the CUDA kernels draw the same mask);
+/// otherwise it is zeroed. p == 0: no dropout.
+struct AttentionDropout {
+  double p = 0;
+  uint64_t seed = 0, counter0 = 0;
+  bool active() const { return p > 0; }
+};
+
 namespace detail {
+/// The mask rows of one head: (*this)(i, src, dst) writes dst[j] = src[j]·m_ij for
+/// j < N, m_ij = 1/(1-p) kept or 0 dropped (src may be dst). As dropout, a
+/// multiply: a NaN stays NaN when dropped. uniform(c) >= p is tested as
+/// (bits(c) >> 11) >= ceil(p·2⁵³), the same decision exactly (p·2⁵³ is exact
+/// and bits >> 11 an integer), in integers only, so the loop vectorises.
+template <class T>
+struct AttentionHeadMask {
+  static constexpr bool active = true;
+  Generator gen;
+  uint64_t threshold;
+  T keep_scale;
+  uint64_t base;  // counter of (i, j) = (0, 0): counter0 + bh·N·N
+  int64_t N;
+  AttentionHeadMask(const AttentionDropout& d, int64_t bh, int64_t n)
+      : gen(d.seed),
+        threshold(static_cast<uint64_t>(std::ceil(d.p * 0x1.0p53))),
+        keep_scale(static_cast<T>(1.0 / (1.0 - d.p))),
+        base(d.counter0 + static_cast<uint64_t>(bh) * static_cast<uint64_t>(n * n)),
+        N(n) {}
+  void operator()(int64_t i, const T* src, T* dst) const {
+    const Generator g = gen;  // a local copy: its seed stays in a register
+    const uint64_t c = base + static_cast<uint64_t>(i * N), thr = threshold;
+    const T ks = keep_scale;
+#pragma omp simd
+    for (int64_t j = 0; j < N; ++j)
+      dst[j] = src[j] * ((g.bits(c + static_cast<uint64_t>(j)) >> 11) >= thr ? ks : T(0));
+  }
+};
+
 // Whether a head of N tokens and dim D takes the AVX2 small-product path.
 template <class T>
 bool attention_avx2_path(int64_t N, int64_t D, bool backward) {
@@ -35,10 +82,12 @@ bool attention_avx2_path(int64_t N, int64_t D, bool backward) {
 }
 }  // namespace detail
 
-// qkv: (B,N,3C) -> out: (B,N,C), probs: (B,H,N,N)
+// qkv: (B,N,3C) -> out: (B,N,C), probs: (B,H,N,N) (undropped P, what backward takes)
 template <class T>
-void attention_forward(const T* qkv, T* out, T* probs, int64_t B, int64_t N, int64_t C, int64_t H) {
+void attention_forward(const T* qkv, T* out, T* probs, int64_t B, int64_t N, int64_t C, int64_t H,
+                       const AttentionDropout& drop = {}) {
   const int64_t D = C / H, ld = 3 * C;
+  const bool dropping = drop.active();
   const T scale = T(1) / std::sqrt(static_cast<T>(D));
   [[maybe_unused]] const bool fast = detail::attention_avx2_path<T>(N, D, false);
 #pragma omp parallel for schedule(static) if (B * H > 1 && B * H * N * N * D > 32768)
@@ -51,22 +100,38 @@ void attention_forward(const T* qkv, T* out, T* probs, int64_t B, int64_t N, int
 #if VIT_HAVE_SGEMM_AVX2
     if constexpr (std::is_same_v<T, float>) {
       if (fast) {
-        detail::attention_avx2::forward_head(qkv, out, probs, bh, B, N, C, H, scale);
+        if (dropping) {
+          detail::attention_avx2::forward_head(qkv, out, probs, bh, B, N, C, H, scale,
+                                               detail::AttentionHeadMask<float>(drop, bh, N));
+        } else {
+          detail::attention_avx2::forward_head(qkv, out, probs, bh, B, N, C, H, scale);
+        }
         continue;
       }
     }
 #endif
     gemm<T>(false, true, N, N, D, scale, q, ld, k, ld, T(0), p, N);
     for (int64_t i = 0; i < N; ++i) softmax_row(p + i * N, N);
+    if (dropping) {  // context = P'·v, P' = P ∘ mask/(1-p) in a scratch; P stays saved
+      thread_local std::vector<T> pd;  // grows once
+      pd.resize(static_cast<size_t>(N * N));
+      const detail::AttentionHeadMask<T> mask(drop, bh, N);
+      for (int64_t i = 0; i < N; ++i) mask(i, p + i * N, pd.data() + i * N);
+      gemm<T>(false, false, N, D, N, T(1), pd.data(), N, v, ld, T(0), out + b * N * C + h * D, C);
+      continue;
+    }
     gemm<T>(false, false, N, D, N, T(1), p, N, v, ld, T(0), out + b * N * C + h * D, C);
   }
 }
 
-// dout: (B,N,C) -> dqkv: (B,N,3C) written
+// dout: (B,N,C) -> dqkv: (B,N,3C) written; probs and drop as given to the forward.
+// With dropout: dV = P'ᵀ·dO, dP = (dO·Vᵀ) ∘ mask/(1-p), then the softmax
+// backward with the undropped P.
 template <class T>
 void attention_backward(const T* dout, const T* qkv, const T* probs, T* dqkv, int64_t B, int64_t N,
-                        int64_t C, int64_t H) {
+                        int64_t C, int64_t H, const AttentionDropout& drop = {}) {
   const int64_t D = C / H, ld = 3 * C;
+  const bool dropping = drop.active();
   const T scale = T(1) / std::sqrt(static_cast<T>(D));
   [[maybe_unused]] const bool fast = detail::attention_avx2_path<T>(N, D, true);
 #pragma omp parallel if (B * H > 1 && B * H * N * N * D > 32768)
@@ -87,13 +152,26 @@ void attention_backward(const T* dout, const T* qkv, const T* probs, T* dqkv, in
 #if VIT_HAVE_SGEMM_AVX2
       if constexpr (std::is_same_v<T, float>) {
         if (fast) {
-          detail::attention_avx2::backward_head(dout, qkv, probs, dqkv, bh, B, N, C, H, scale);
+          if (dropping) {
+            detail::attention_avx2::backward_head(dout, qkv, probs, dqkv, bh, B, N, C, H, scale,
+                                                  detail::AttentionHeadMask<float>(drop, bh, N));
+          } else {
+            detail::attention_avx2::backward_head(dout, qkv, probs, dqkv, bh, B, N, C, H, scale);
+          }
           continue;
         }
       }
 #endif
-      gemm<T>(true, false, N, D, N, T(1), p, N, g, C, T(0), dv, ld);          // dV = Pᵀ·dO
-      gemm<T>(false, true, N, N, D, T(1), g, C, v, ld, T(0), ds.data(), N);  // dP = dO·Vᵀ
+      if (dropping) {
+        const detail::AttentionHeadMask<T> mask(drop, bh, N);
+        for (int64_t i = 0; i < N; ++i) mask(i, p + i * N, ds.data() + i * N);        // P'
+        gemm<T>(true, false, N, D, N, T(1), ds.data(), N, g, C, T(0), dv, ld);        // dV = P'ᵀ·dO
+        gemm<T>(false, true, N, N, D, T(1), g, C, v, ld, T(0), ds.data(), N);         // dP' = dO·Vᵀ
+        for (int64_t i = 0; i < N; ++i) mask(i, ds.data() + i * N, ds.data() + i * N);  // dP
+      } else {
+        gemm<T>(true, false, N, D, N, T(1), p, N, g, C, T(0), dv, ld);          // dV = Pᵀ·dO
+        gemm<T>(false, true, N, N, D, T(1), g, C, v, ld, T(0), ds.data(), N);  // dP = dO·Vᵀ
+      }
       for (int64_t i = 0; i < N; ++i)
         softmax_row_backward(p + i * N, ds.data() + i * N, ds.data() + i * N, N);  // dS
       gemm<T>(false, false, N, D, N, scale, ds.data(), N, k, ld, T(0), dq, ld);  // dQ = dS·K·s
@@ -102,29 +180,33 @@ void attention_backward(const T* dout, const T* qkv, const T* probs, T* dqkv, in
   }
 }
 
-/// What attention_forward leaves for the backward: on the CPU `stats` is P
-/// (B,H,N,N); on CUDA it is the logsumexp (B,H,N) and `out` the output.
+/// What attention_forward leaves for the backward: on the CPU `stats` is the
+/// undropped P (B,H,N,N); on CUDA it is the logsumexp (B,H,N) and `out` the
+/// (dropped) output. `drop` redraws the dropout mask on either device.
 template <class T>
 struct AttentionSaved {
   Tensor<T> stats, out;
+  AttentionDropout drop;
 };
 
 // qkv: (B,N,3C) -> out: (B,N,C) written, on qkv's device.
 template <class T>
-AttentionSaved<T> attention_forward(const Tensor<T>& qkv, const Tensor<T>& out, int64_t H) {
+AttentionSaved<T> attention_forward(const Tensor<T>& qkv, const Tensor<T>& out, int64_t H,
+                                    const AttentionDropout& drop = {}) {
   const int64_t B = qkv.shape()[0], N = qkv.shape()[1], C = qkv.shape()[2] / 3;
   if (qkv.device() == Device::CUDA) {
     if constexpr (detail::kCudaFloat<T>) {
       Tensor<T> lse = Tensor<T>::empty({B, H, N}, Device::CUDA);
-      cuda::attention_forward(qkv.data(), out.data(), lse.data(), B, N, C, H);
-      return {lse, out.detach()};
+      cuda::attention_forward(qkv.data(), out.data(), lse.data(), B, N, C, H, drop.p, drop.seed,
+                              drop.counter0);
+      return {lse, out.detach(), drop};
     } else {
       detail::cuda_branch_missing("attention");
     }
   }
   Tensor<T> probs = Tensor<T>::empty({B, H, N, N});
-  attention_forward(qkv.data(), out.data(), probs.data(), B, N, C, H);
-  return {probs, {}};
+  attention_forward(qkv.data(), out.data(), probs.data(), B, N, C, H, drop);
+  return {probs, {}, drop};
 }
 
 // dout: (B,N,C) -> dqkv: (B,N,3C) written, from the forward's saved state.
@@ -134,11 +216,12 @@ void attention_backward(const T* dout, const Tensor<T>& qkv, const AttentionSave
   const int64_t B = qkv.shape()[0], N = qkv.shape()[1], C = qkv.shape()[2] / 3;
   if (qkv.device() == Device::CUDA) {
     if constexpr (detail::kCudaFloat<T>)
-      cuda::attention_backward(dout, qkv.data(), saved.out.data(), saved.stats.data(), dqkv, B, N, C, H);
+      cuda::attention_backward(dout, qkv.data(), saved.out.data(), saved.stats.data(), dqkv, B, N, C,
+                               H, saved.drop.p, saved.drop.seed, saved.drop.counter0);
     else detail::cuda_branch_missing("attention");
     return;
   }
-  attention_backward(dout, qkv.data(), saved.stats.data(), dqkv, B, N, C, H);
+  attention_backward(dout, qkv.data(), saved.stats.data(), dqkv, B, N, C, H, saved.drop);
 }
 
 }  // namespace ops
@@ -156,23 +239,26 @@ struct AttentionNode : Node<T> {
     this->accumulate(0, dqkv);
   }
 };
-}  // namespace detail
 
-/// Fused multi-head self-attention: qkv (B,N,3C) from the qkv Linear -> context (B,N,C).
 template <class T>
-Tensor<T> attention(const Tensor<T>& qkv, int64_t heads) {
-  const Device dev = qkv.device();
+void check_attention_args(const Tensor<T>& qkv, int64_t heads) {
   VIT_CHECK(qkv.dim() == 3 && qkv.shape()[2] % 3 == 0, "attention: qkv ", qkv.shape(),
             " (need B,N,3C)");
-  const int64_t B = qkv.shape()[0], N = qkv.shape()[1], C = qkv.shape()[2] / 3;
+  const int64_t C = qkv.shape()[2] / 3;
   VIT_CHECK(heads > 0 && C % heads == 0, "attention: dim ", C, " is not divisible by ", heads, " heads");
-  if (dev == Device::CUDA) {
+  if (qkv.device() == Device::CUDA) {
     const int64_t D = C / heads;
     VIT_CHECK(D == 16 || D == 32 || D == 64, "attention: head dim ", D,
               " on cuda (the fused kernel takes 16, 32 or 64)");
   }
-  Tensor<T> out = Tensor<T>::empty({B, N, C}, dev);
-  ops::AttentionSaved<T> saved = ops::attention_forward(qkv, out, heads);
+}
+
+// The op on checked arguments; drop.p == 0 is attention without dropout.
+template <class T>
+Tensor<T> attention_checked(const Tensor<T>& qkv, int64_t heads, const ops::AttentionDropout& drop) {
+  const int64_t B = qkv.shape()[0], N = qkv.shape()[1], C = qkv.shape()[2] / 3;
+  Tensor<T> out = Tensor<T>::empty({B, N, C}, qkv.device());
+  ops::AttentionSaved<T> saved = ops::attention_forward(qkv, out, heads, drop);
   if (autograd::needs_grad(qkv)) {
     auto node = std::make_shared<detail::AttentionNode<T>>();
     node->qkv = qkv.detach();
@@ -181,6 +267,32 @@ Tensor<T> attention(const Tensor<T>& qkv, int64_t heads) {
     autograd::attach(out, node, {&qkv});
   }
   return out;
+}
+}  // namespace detail
+
+/// Fused multi-head self-attention: qkv (B,N,3C) from the qkv Linear -> context (B,N,C).
+template <class T>
+Tensor<T> attention(const Tensor<T>& qkv, int64_t heads) {
+  detail::check_attention_args(qkv, heads);
+  return detail::attention_checked(qkv, heads, ops::AttentionDropout{});
+}
+
+/// Attention with timm's attn_drop: in training, each attention probability
+/// P[b,h,i,j] is zeroed with probability attn_drop and the rest scaled by
+/// 1/(1-attn_drop) before P·v. Reserves B·H·N·N counters of `gen` (element
+/// (b,h,i,j) draws counter c0 + ((b·H + h)·N + i)·N + j), the same on every
+/// device. Outside training or at attn_drop == 0 it is attention(qkv, heads)
+/// and draws nothing.
+template <class T>
+Tensor<T> attention(const Tensor<T>& qkv, int64_t heads, double attn_drop, bool training,
+                    Generator& gen) {
+  VIT_CHECK(attn_drop >= 0.0 && attn_drop < 1.0, "attention: attn_drop must be in [0, 1), got ",
+            attn_drop);
+  detail::check_attention_args(qkv, heads);
+  if (!training || attn_drop == 0.0) return detail::attention_checked(qkv, heads, ops::AttentionDropout{});
+  const int64_t B = qkv.shape()[0], N = qkv.shape()[1];
+  const uint64_t c0 = gen.reserve(static_cast<uint64_t>(B * heads * N * N));
+  return detail::attention_checked(qkv, heads, ops::AttentionDropout{attn_drop, gen.seed(), c0});
 }
 
 }  // namespace vit

@@ -17,6 +17,12 @@
 // Measured on one Zen 3 core, B=128, N=65, C=192, H=3 (vs ops::gemm per head):
 // forward 9.9 -> 7.5 ms, backward 14.9 -> 11.7 ms.
 //
+// Attention dropout: the head functions take a row mask (mask(i, src, dst):
+// dst[j] = src[j]·m_ij); the forward applies it to the probability scratch
+// before P·v (the saved P stays undropped), the backward forms P' for dV and
+// masks dP before the softmax backward. The default no_mask compiles to the
+// code without dropout.
+//
 // Deterministic: a head is computed by one thread in a fixed order, whatever
 // the thread count. Scratch is thread_local and only grows (no allocation in
 // steady state).
@@ -218,6 +224,12 @@ inline void softmax_rows(float* s, int64_t np, int64_t N, float* p) {
   }
 }
 
+/// The row mask of a head without dropout: the head functions skip every mask step.
+struct no_mask {
+  static constexpr bool active = false;
+  void operator()(int64_t, const float*, float*) const {}
+};
+
 inline sgemm_avx2_impl::aligned_buffer& scratch() {
   thread_local sgemm_avx2_impl::aligned_buffer buffer;
   return buffer;
@@ -285,10 +297,11 @@ inline int64_t tiles(int64_t m, int64_t mr, int64_t nvec, int64_t nv) {
 }
 
 // One head. q,k,v: (N,D) rows of stride ld -> p: (N,N) probabilities, o: (N,D)
-// rows of stride ldo.
+// rows of stride ldo (o = P'·v, P' = P ∘ mask).
+template <class Mask>
 inline void head_forward(const float* q, const float* k, const float* v, int64_t ld, float* p,
                          float* o, int64_t ldo, int64_t N, int64_t D, float scale,
-                         prefetcher& next) {
+                         prefetcher& next, const Mask& mask) {
   const int64_t np = padded(N);
   float* kt = scratch().reserve(static_cast<std::size_t>((D + N) * np));
   float* s = kt + D * np;  // (N,Np) scores, then probabilities
@@ -296,20 +309,30 @@ inline void head_forward(const float* q, const float* k, const float* v, int64_t
   transpose_into(k, ld, N, D, kt);
   gemm_panels<score_rows, score_vecs>(N, np / 8, D, q, ld, 1, kt, np, s, np, scale, next);
   softmax_rows(s, np, N, p);
+  if constexpr (Mask::active)
+    for (int64_t i = 0; i < N; ++i) mask(i, s + i * np, s + i * np);  // padding stays 0
   gemm_panels<out_rows, out_vecs>(N, D / 8, N, s, np, 1, v, ld, o, ldo, 1.0f, next);
 }
 
-// One head. g: (N,D) rows of stride ldg (dO); p: (N,N) -> dq, dk, dv: (N,D)
-// rows of stride ld.
+// One head. g: (N,D) rows of stride ldg (dO); p: (N,N) undropped -> dq, dk, dv:
+// (N,D) rows of stride ld.
+template <class Mask>
 inline void head_backward(const float* q, const float* k, const float* v, int64_t ld,
                           const float* p, const float* g, int64_t ldg, float* dq, float* dk,
-                          float* dv, int64_t N, int64_t D, float scale, prefetcher& next) {
+                          float* dv, int64_t N, int64_t D, float scale, prefetcher& next,
+                          const Mask& mask) {
   const int64_t np = padded(N);
   float* vt = scratch().reserve(static_cast<std::size_t>((D + N) * np));
-  float* ds = vt + D * np;  // (N,Np): dP, then dS·scale
+  float* ds = vt + D * np;  // (N,Np): dP, then dS·scale (with a mask: P' first)
   next.plan(3 * tiles(N, out_rows, D / 8, out_vecs) + tiles(N, score_rows, np / 8, score_vecs));
-  // dV = Pᵀ·dO
-  gemm_panels<out_rows, out_vecs>(N, D / 8, N, p, 1, N, g, ldg, dv, ld, 1.0f, next);
+  if constexpr (Mask::active) {
+    // dV = P'ᵀ·dO, P' = P ∘ mask formed in the dP scratch
+    for (int64_t i = 0; i < N; ++i) mask(i, p + i * N, ds + i * np);
+    gemm_panels<out_rows, out_vecs>(N, D / 8, N, ds, 1, np, g, ldg, dv, ld, 1.0f, next);
+  } else {
+    // dV = Pᵀ·dO
+    gemm_panels<out_rows, out_vecs>(N, D / 8, N, p, 1, N, g, ldg, dv, ld, 1.0f, next);
+  }
   // dP = dO·Vᵀ
   transpose_into(v, ld, N, D, vt);
   gemm_panels<score_rows, score_vecs>(N, np / 8, D, g, ldg, 1, vt, np, ds, np, 1.0f, next);
@@ -317,6 +340,7 @@ inline void head_backward(const float* q, const float* k, const float* v, int64_
   for (int64_t i = 0; i < N; ++i) {
     const float* pr = p + i * N;
     float* dr = ds + i * np;
+    if constexpr (Mask::active) mask(i, dr, dr);  // dP = dP' ∘ mask
     float dot = 0;
 #pragma omp simd reduction(+ : dot)
     for (int64_t j = 0; j < N; ++j) dot += dr[j] * pr[j];
@@ -330,8 +354,12 @@ inline void head_backward(const float* q, const float* k, const float* v, int64_
 }
 
 // Head bh of qkv: (B,N,3C) -> out: (B,N,C), probs: (B,H,N,N); warms head bh+1.
-inline void forward_head(const float* qkv, float* out, float* probs, int64_t bh, int64_t B,
-                         int64_t N, int64_t C, int64_t H, float scale) {
+// Both head functions stay out of line, as GCC compiled them before they took
+// a mask: inlined (with and without a mask) into the OpenMP body, they ran
+// slower at p = 0.
+template <class Mask = no_mask>
+[[gnu::noinline]] void forward_head(const float* qkv, float* out, float* probs, int64_t bh, int64_t B,
+                         int64_t N, int64_t C, int64_t H, float scale, const Mask& mask = {}) {
   const int64_t D = C / H, ld = 3 * C;
   auto q_of = [&](int64_t i) { return qkv + (i / H) * N * ld + (i % H) * D; };
   prefetcher next;
@@ -345,13 +373,15 @@ inline void forward_head(const float* qkv, float* out, float* probs, int64_t bh,
   }
   const float* q = q_of(bh);
   head_forward(q, q + C, q + 2 * C, ld, probs + bh * N * N, out + (bh / H) * N * C + (bh % H) * D,
-               C, N, D, scale, next);
+               C, N, D, scale, next, mask);
 }
 
 // Head bh: dout (B,N,C), qkv (B,N,3C), probs (B,H,N,N) -> dqkv (B,N,3C); warms
 // head bh+1.
-inline void backward_head(const float* dout, const float* qkv, const float* probs, float* dqkv,
-                          int64_t bh, int64_t B, int64_t N, int64_t C, int64_t H, float scale) {
+template <class Mask = no_mask>
+[[gnu::noinline]] void backward_head(const float* dout, const float* qkv, const float* probs, float* dqkv,
+                          int64_t bh, int64_t B, int64_t N, int64_t C, int64_t H, float scale,
+                          const Mask& mask = {}) {
   const int64_t D = C / H, ld = 3 * C;
   auto row0 = [&](int64_t i) { return (i / H) * N * ld + (i % H) * D; };
   auto g_of = [&](int64_t i) { return dout + (i / H) * N * C + (i % H) * D; };
@@ -367,7 +397,7 @@ inline void backward_head(const float* dout, const float* qkv, const float* prob
   const float* q = qkv + row0(bh);
   float* dq = dqkv + row0(bh);
   head_backward(q, q + C, q + 2 * C, ld, probs + bh * N * N, g_of(bh), C, dq, dq + C, dq + 2 * C, N,
-                D, scale, next);
+                D, scale, next, mask);
 }
 
 }  // namespace vit::ops::detail::attention_avx2
