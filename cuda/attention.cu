@@ -31,10 +31,12 @@ int64_t check_shape(const char* what, int64_t B, int64_t N, int64_t C, int64_t H
 float scale_of(int64_t D) { return 1.0f / std::sqrt(static_cast<float>(D)); }
 
 // The dropout arguments of the kernels; p == 0 gives the unused default.
-kernels::AttentionDrop drop_args(const char* what, double p, uint64_t seed, uint64_t counter0) {
+kernels::AttentionDrop drop_args(const char* what, double p, uint64_t seed, uint64_t counter0,
+                                 const uint64_t* counter_shift) {
   VIT_CHECK(p >= 0.0 && p < 1.0, what, ": attn_drop must be in [0, 1), got ", p);
   if (p == 0.0) return {};
-  return {seed, counter0, kernels::attention_detail::keep_threshold(p), static_cast<float>(1.0 / (1.0 - p))};
+  return {seed, counter0, kernels::attention_detail::keep_threshold(p),
+          static_cast<float>(1.0 / (1.0 - p)), counter_shift};
 }
 
 template <int D, bool kDrop>
@@ -84,20 +86,21 @@ void backward_d(int64_t D, const float* dout, const float* qkv, const float* out
 }  // namespace
 
 void attention_forward(const float* qkv, float* out, float* lse, int64_t B, int64_t N, int64_t C, int64_t H,
-                       double attn_drop, uint64_t seed, uint64_t counter0) {
+                       double attn_drop, uint64_t seed, uint64_t counter0,
+                       const uint64_t* counter_shift) {
   const int64_t D = check_shape("cuda::attention_forward", B, N, C, H);
   VIT_CHECK(qkv && out && lse, "cuda::attention_forward: null pointer");
-  const kernels::AttentionDrop drop = drop_args("cuda::attention_forward", attn_drop, seed, counter0);
+  const kernels::AttentionDrop drop = drop_args("cuda::attention_forward", attn_drop, seed, counter0, counter_shift);
   if (attn_drop > 0.0) forward_d<true>(D, qkv, out, lse, B, N, C, H, drop);
   else forward_d<false>(D, qkv, out, lse, B, N, C, H, drop);
 }
 
 void attention_backward(const float* dout, const float* qkv, const float* out, const float* lse, float* dqkv,
                         int64_t B, int64_t N, int64_t C, int64_t H, double attn_drop, uint64_t seed,
-                        uint64_t counter0) {
+                        uint64_t counter0, const uint64_t* counter_shift) {
   const int64_t D = check_shape("cuda::attention_backward", B, N, C, H);
   VIT_CHECK(dout && qkv && out && lse && dqkv, "cuda::attention_backward: null pointer");
-  const kernels::AttentionDrop drop = drop_args("cuda::attention_backward", attn_drop, seed, counter0);
+  const kernels::AttentionDrop drop = drop_args("cuda::attention_backward", attn_drop, seed, counter0, counter_shift);
   if (attn_drop > 0.0) backward_d<true>(D, dout, qkv, out, lse, dqkv, B, N, C, H, drop);
   else backward_d<false>(D, dout, qkv, out, lse, dqkv, B, N, C, H, drop);
 }

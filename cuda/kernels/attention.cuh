@@ -112,6 +112,8 @@ VIT_DEVICE float row_sum(float v) {
 struct AttentionDrop {
   uint64_t seed = 0, counter0 = 0, threshold = 0;
   float keep_scale = 1.f;
+  // A device value added to counter0 (a replayed CUDA graph's shift), or null.
+  const uint64_t* counter_shift = nullptr;
 };
 
 namespace attention_detail {
@@ -139,7 +141,7 @@ VIT_DEVICE float drop_factor(const AttentionDrop& d, uint64_t c) {
 }
 /// The counter of (bh, i, j = 0).
 VIT_DEVICE uint64_t drop_row_counter(const AttentionDrop& d, int bh, int i, int N) {
-  return d.counter0 + (static_cast<uint64_t>(bh) * static_cast<uint64_t>(N) + static_cast<uint64_t>(i)) *
+  return d.counter0 + (d.counter_shift ? *d.counter_shift : 0) + (static_cast<uint64_t>(bh) * static_cast<uint64_t>(N) + static_cast<uint64_t>(i)) *
                           static_cast<uint64_t>(N);
 }
 }  // namespace attention_detail

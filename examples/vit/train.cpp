@@ -281,7 +281,8 @@ int run_train(const CLI::App& cmd, TrainOptions given) {
   const Splits data =
       load_splits(o.dataset, o.data, true, cfg.image_size, cfg.in_chans, o.val_ratio, o.seed);
   cfg.num_classes = data.train.num_classes();
-  cfg.drop_rate = o.dropout, cfg.drop_path_rate = o.drop_path, cfg.seed = o.seed;
+  cfg.drop_rate = o.dropout, cfg.drop_path_rate = o.drop_path, cfg.attn_drop_rate = o.attn_drop;
+  cfg.seed = o.seed;
   if (run.checkpoint) cfg = *run.checkpoint->config;
   auto model = make_model(o, cfg, run.checkpoint.has_value());
   const vit::data::Normalization norm = normalization_for(o.dataset, cfg.in_chans);

@@ -35,6 +35,7 @@ struct TrainOption {
   std::optional<CLI::Validator> check;
   bool show_default = false;
   bool saved = true;  // kept in config.json
+  bool since_added = false;  // newer than some config.json files: absent there means the default
   OnResume on_resume = OnResume::kConfig;
 
   TrainOption& checked(CLI::Validator v) { return check = std::move(v), *this; }
@@ -42,6 +43,7 @@ struct TrainOption {
   TrainOption& run_defining() { return on_resume = OnResume::kRefused, *this; }
   TrainOption& given_on_resume() { return on_resume = OnResume::kGiven, *this; }
   TrainOption& not_saved() { return saved = false, *this; }
+  TrainOption& added_later() { return since_added = true, *this; }
 
   bool negated() const { return flag[0] == '!'; }
   /// The name users type and errors show: "--no-hflip".
@@ -111,6 +113,8 @@ const std::vector<TrainOption>& train_options() {
       option("--label-smoothing", &O::label_smoothing, "Label smoothing")
           .checked(number_in(0.0, 0.999)).with_default().run_defining(),
       option("--dropout", &O::dropout, "Dropout rate").checked(number_in(0.0, 0.999)).run_defining(),
+      option("--attn-drop", &O::attn_drop, "Attention dropout rate (on the softmax probabilities)")
+          .checked(number_in(0.0, 0.999)).run_defining().added_later(),
       option("--drop-path", &O::drop_path, "Stochastic depth rate")
           .checked(number_in(0.0, 0.999)).run_defining(),
       option("--seed", &O::seed, "Seed of init, shuffling, augmentation and dropout")
@@ -196,6 +200,7 @@ TrainOptions options_from_json(const nlohmann::json& j, const std::string& src) 
   for (const TrainOption& t : train_options()) {
     if (!t.saved) continue;
     const std::string key = t.key();
+    if (t.since_added && !j.contains(key)) continue;  // a run from before the option: its default
     std::visit(
         [&](auto m) {
           using V = std::decay_t<decltype(o.*m)>;

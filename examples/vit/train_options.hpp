@@ -31,6 +31,7 @@ struct TrainOptions {
   double label_smoothing = 0.1;
   double dropout = 0;
   double drop_path = 0;
+  double attn_drop = 0;
   uint64_t seed = 0;
   int threads = 0;  // 0: all cores
   std::string device = "cpu";

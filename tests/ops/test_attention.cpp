@@ -409,7 +409,7 @@ TEST_CASE("attention rejects attn_drop outside 0 <= p < 1", "[ops][attention][at
   REQUIRE(g.offset() == 0);
 }
 
-TEST_CASE("nn::Attention applies attn_drop in training only; VitConfig carries attn_drop_rate",
+TEST_CASE("nn::Attention applies attn_drop in training only, VitConfig carries attn_drop_rate",
           "[nn][attention][attn_drop]") {
   Generator init(3);
   nn::Attention<double> with(16, 2, init, true, 0.0, 0.25);

@@ -18,13 +18,16 @@ namespace vit::cuda {
 // scores of each query row (saved for backward; undropped). D = C/H must be 16,
 // 32 or 64; any N >= 1. 0 <= attn_drop < 1.
 void attention_forward(const float* qkv, float* out, float* lse, int64_t B, int64_t N, int64_t C, int64_t H,
-                       double attn_drop = 0, uint64_t seed = 0, uint64_t counter0 = 0);
+                       double attn_drop = 0, uint64_t seed = 0, uint64_t counter0 = 0,
+                       const uint64_t* counter_shift = nullptr);
 
 // dout: (B,N,C), with qkv, out and lse of the forward -> dqkv: (B,N,3C) written
 // (every element). Deterministic: no atomics, bitwise repeatable. attn_drop,
-// seed and counter0 must be the forward's.
+// seed, counter0 and counter_shift must be the forward's. counter_shift: a
+// device uint64 added to counter0 (how a replayed CUDA graph draws fresh
+// masks), or null.
 void attention_backward(const float* dout, const float* qkv, const float* out, const float* lse, float* dqkv,
                         int64_t B, int64_t N, int64_t C, int64_t H, double attn_drop = 0, uint64_t seed = 0,
-                        uint64_t counter0 = 0);
+                        uint64_t counter0 = 0, const uint64_t* counter_shift = nullptr);
 
 }  // namespace vit::cuda

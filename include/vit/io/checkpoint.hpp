@@ -41,6 +41,7 @@ inline nlohmann::json config_to_json(const nn::VitConfig& c) {
           {"qkv_bias", c.qkv_bias},
           {"drop_rate", c.drop_rate},
           {"drop_path_rate", c.drop_path_rate},
+          {"attn_drop_rate", c.attn_drop_rate},
           {"representation_size", c.representation_size},
           {"layer_norm_eps", c.layer_norm_eps},
           {"gelu", c.gelu == GeluApprox::Tanh ? "tanh" : "erf"},
@@ -86,6 +87,8 @@ inline nn::VitConfig config_from_json(const nlohmann::json& j, const std::string
   c.qkv_bias = json_field<bool>(j, "qkv_bias", source);
   c.drop_rate = json_field<double>(j, "drop_rate", source);
   c.drop_path_rate = json_field<double>(j, "drop_path_rate", source);
+  // Absent in checkpoints written before attention dropout existed: 0, as they trained.
+  c.attn_drop_rate = j.contains("attn_drop_rate") ? json_field<double>(j, "attn_drop_rate", source) : 0.0;
   c.representation_size = json_field<int64_t>(j, "representation_size", source);
   c.layer_norm_eps = json_field<double>(j, "layer_norm_eps", source);
   const auto gelu = json_field<std::string>(j, "gelu", source);

@@ -25,6 +25,7 @@
 #include "vit/core/rng.hpp"
 #include "vit/cuda/attention.hpp"
 #include "vit/ops/detail/attention_avx2.hpp"
+#include "vit/ops/dropout.hpp"  // dropout_counter_shift
 #include "vit/ops/softmax.hpp"
 
 namespace vit {
@@ -37,6 +38,9 @@ namespace ops {
 struct AttentionDropout {
   double p = 0;
   uint64_t seed = 0, counter0 = 0;
+  // CUDA only: the device shift a replayed graph adds to counter0
+  // (ops::dropout_counter_shift() at the forward), or null.
+  const uint64_t* counter_shift = nullptr;
   bool active() const { return p > 0; }
 };
 
@@ -198,7 +202,7 @@ AttentionSaved<T> attention_forward(const Tensor<T>& qkv, const Tensor<T>& out, 
     if constexpr (detail::kCudaFloat<T>) {
       Tensor<T> lse = Tensor<T>::empty({B, H, N}, Device::CUDA);
       cuda::attention_forward(qkv.data(), out.data(), lse.data(), B, N, C, H, drop.p, drop.seed,
-                              drop.counter0);
+                              drop.counter0, drop.counter_shift);
       return {lse, out.detach(), drop};
     } else {
       detail::cuda_branch_missing("attention");
@@ -217,7 +221,8 @@ void attention_backward(const T* dout, const Tensor<T>& qkv, const AttentionSave
   if (qkv.device() == Device::CUDA) {
     if constexpr (detail::kCudaFloat<T>)
       cuda::attention_backward(dout, qkv.data(), saved.out.data(), saved.stats.data(), dqkv, B, N, C,
-                               H, saved.drop.p, saved.drop.seed, saved.drop.counter0);
+                               H, saved.drop.p, saved.drop.seed, saved.drop.counter0,
+                               saved.drop.counter_shift);
     else detail::cuda_branch_missing("attention");
     return;
   }
@@ -292,7 +297,8 @@ Tensor<T> attention(const Tensor<T>& qkv, int64_t heads, double attn_drop, bool 
   if (!training || attn_drop == 0.0) return detail::attention_checked(qkv, heads, ops::AttentionDropout{});
   const int64_t B = qkv.shape()[0], N = qkv.shape()[1];
   const uint64_t c0 = gen.reserve(static_cast<uint64_t>(B * heads * N * N));
-  return detail::attention_checked(qkv, heads, ops::AttentionDropout{attn_drop, gen.seed(), c0});
+  return detail::attention_checked(
+      qkv, heads, ops::AttentionDropout{attn_drop, gen.seed(), c0, ops::dropout_counter_shift()});
 }
 
 }  // namespace vit
