@@ -17,6 +17,7 @@
 #include <vit/cuda/attention.hpp>
 
 #include "device_buffer.hpp"
+#include "support/attention_reference.hpp"
 
 namespace {
 
@@ -24,36 +25,11 @@ using vit::test::DeviceBuffer;
 using vit::test::random_vector;
 using vit::test::require_close;
 
-struct Reference {
-  std::vector<float> out, lse, dqkv;
-};
+using Reference = vit::test::AttentionReference;
 
-Reference reference(const std::vector<float>& qkv_f, const std::vector<float>& dout_f, int64_t B, int64_t N,
+Reference reference(const std::vector<float>& qkv, const std::vector<float>& dout, int64_t B, int64_t N,
                     int64_t C, int64_t H, const vit::ops::AttentionDropout& drop = {}) {
-  const int64_t D = C / H;
-  const std::vector<double> qkv(qkv_f.begin(), qkv_f.end()), dout(dout_f.begin(), dout_f.end());
-  std::vector<double> out(B * N * C), probs(B * H * N * N), dqkv(B * N * 3 * C);
-  vit::ops::attention_forward<double>(qkv.data(), out.data(), probs.data(), B, N, C, H, drop);
-  vit::ops::attention_backward<double>(dout.data(), qkv.data(), probs.data(), dqkv.data(), B, N, C, H, drop);
-  std::vector<float> lse(B * H * N);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  std::vector<double> s(N);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t i = 0; i < N; ++i) {
-        const double* q = &qkv[(b * N + i) * 3 * C + h * D];
-        for (int64_t j = 0; j < N; ++j) {
-          const double* k = &qkv[(b * N + j) * 3 * C + C + h * D];
-          double dot = 0;
-          for (int64_t d = 0; d < D; ++d) dot += q[d] * k[d];
-          s[j] = dot * scale;
-        }
-        const double mx = *std::max_element(s.begin(), s.end());
-        double sum = 0;
-        for (double x : s) sum += std::exp(x - mx);
-        lse[(b * H + h) * N + i] = static_cast<float>(mx + std::log(sum));
-      }
-  return {std::vector<float>(out.begin(), out.end()), lse, std::vector<float>(dqkv.begin(), dqkv.end())};
+  return vit::test::attention_reference(qkv, dout, B, N, C, H, drop);
 }
 
 // Slightly looser than the emulated tests: on the GPU the compiler contracts

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "emu_check.hpp"
+#include "support/attention_reference.hpp"
 #include "kernels/attention.cuh"
 
 namespace {
@@ -28,38 +29,11 @@ struct Result {
   std::vector<float> out, lse, delta, dqkv;
 };
 
-std::vector<float> to_float(const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); }
-
-// The CPU op in double, plus lse = log Σ_j exp(s_ij) (undropped) and delta =
-// Σ_d dout·out per (b,h,i), which the CPU op does not produce.
-Result reference(const std::vector<float>& qkv_f, const std::vector<float>& dout_f, int64_t B, int64_t N,
+// The float64 reference (tests/support/attention_reference.hpp) in the kernels' Result.
+Result reference(const std::vector<float>& qkv, const std::vector<float>& dout, int64_t B, int64_t N,
                  int64_t C, int64_t H, const vit::ops::AttentionDropout& drop = {}) {
-  const int64_t D = C / H;
-  const std::vector<double> qkv(qkv_f.begin(), qkv_f.end()), dout(dout_f.begin(), dout_f.end());
-  std::vector<double> out(B * N * C), probs(B * H * N * N), dqkv(B * N * 3 * C), lse(B * H * N), delta(B * H * N);
-  vit::ops::attention_forward<double>(qkv.data(), out.data(), probs.data(), B, N, C, H, drop);
-  vit::ops::attention_backward<double>(dout.data(), qkv.data(), probs.data(), dqkv.data(), B, N, C, H, drop);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  std::vector<double> s(N);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t i = 0; i < N; ++i) {
-        const double* q = &qkv[(b * N + i) * 3 * C + h * D];
-        for (int64_t j = 0; j < N; ++j) {
-          const double* k = &qkv[(b * N + j) * 3 * C + C + h * D];
-          double dot = 0;
-          for (int64_t d = 0; d < D; ++d) dot += q[d] * k[d];
-          s[j] = dot * scale;
-        }
-        const double mx = *std::max_element(s.begin(), s.end());
-        double sum = 0;
-        for (double x : s) sum += std::exp(x - mx);
-        lse[(b * H + h) * N + i] = mx + std::log(sum);
-        double dl = 0;
-        for (int64_t d = 0; d < D; ++d) dl += dout[(b * N + i) * C + h * D + d] * out[(b * N + i) * C + h * D + d];
-        delta[(b * H + h) * N + i] = dl;
-      }
-  return {to_float(out), to_float(lse), to_float(delta), to_float(dqkv)};
+  auto r = vit::test::attention_reference(qkv, dout, B, N, C, H, drop);
+  return {std::move(r.out), std::move(r.lse), std::move(r.delta), std::move(r.dqkv)};
 }
 
 // The kernels' dropout arguments as cuda/attention.cu computes them.
