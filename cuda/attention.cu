@@ -35,7 +35,7 @@ kernels::AttentionDrop drop_args(const char* what, double p, uint64_t seed, uint
                                  const uint64_t* counter_shift) {
   VIT_CHECK(p >= 0.0 && p < 1.0, what, ": attn_drop must be in [0, 1), got ", p);
   if (p == 0.0) return {};
-  return {seed, counter0, kernels::attention_detail::keep_threshold(p),
+  return {seed, counter0, kernels::keep_threshold(p),
           static_cast<float>(1.0 / (1.0 - p)), counter_shift};
 }
 

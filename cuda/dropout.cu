@@ -14,7 +14,7 @@ void dropout_mask(float* mask, int64_t groups, uint64_t seed, uint64_t counter0,
   VIT_CHECK(mask, "cuda::dropout_mask: null pointer");
   const auto g = kernels::dropout_launch(groups);
   detail::launch(kernels::dropout_mask_kernel, g.grid, g.block, g.smem, mask, groups, seed,
-                 counter0, counter_shift, kernels::dropout_keep_threshold(p), keep_scale);
+                 counter0, counter_shift, kernels::keep_threshold(p), keep_scale);
   VIT_CUDA_LAUNCH_CHECK();
 }
 

@@ -33,6 +33,7 @@
 #include <cmath>
 
 #include "device_api.cuh"
+#include "rng.cuh"
 
 // Register cap for ptxas (see RowSplit::kMinBlocks); the emulator has no registers.
 #ifdef __CUDACC__
@@ -106,7 +107,7 @@ VIT_DEVICE float row_sum(float v) {
 }  // namespace attention_detail
 
 /// Attention dropout's arguments (host-computed, passed by value): P_ij is kept
-/// when (mask_bits(seed, counter0 + (bh·N + i)·N + j) >> 11) >= threshold
+/// when (generator_bits(seed, counter0 + (bh·N + i)·N + j) >> 11) >= threshold
 /// (= Generator::uniform >= p) and then scaled by keep_scale. Unused by the
 /// kDrop = false kernels.
 struct AttentionDrop {
@@ -117,27 +118,10 @@ struct AttentionDrop {
 };
 
 namespace attention_detail {
-/// vit::Generator(seed).bits(c), the splitmix64 finaliser of include/vit/core/rng.hpp.
-/// The same as dropout.cuh's generator_bits; that header is not included
-/// because its non-template kernels would then be defined in two translation
-/// units. tests/cuda_emu/test_attention_emu.cpp checks the mask drawn here
-/// against vit::Generator.
-VIT_DEVICE uint64_t mask_bits(uint64_t seed, uint64_t c) {
-  uint64_t z = seed * 0x9E3779B97F4A7C15ull + (c + 1) * 0xD1B54A32D192ED03ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-/// Host: the smallest 53-bit u with u·2⁻⁵³ >= p (p·2⁵³ is exact in double), so
-/// that uniform(c) >= p is (bits(c) >> 11) >= threshold; 0 < p < 1.
-inline uint64_t keep_threshold(double p) {
-  return static_cast<uint64_t>(std::ceil(p * 0x1.0p53));
-}
 
 /// m_ij for counter c: keep_scale if kept, else 0.
 VIT_DEVICE float drop_factor(const AttentionDrop& d, uint64_t c) {
-  return (mask_bits(d.seed, c) >> 11) >= d.threshold ? d.keep_scale : 0.f;
+  return (generator_bits(d.seed, c) >> 11) >= d.threshold ? d.keep_scale : 0.f;
 }
 /// The counter of (bh, i, j = 0).
 VIT_DEVICE uint64_t drop_row_counter(const AttentionDrop& d, int bh, int i, int N) {

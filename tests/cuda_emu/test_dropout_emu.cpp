@@ -28,7 +28,7 @@ std::vector<float> gpu_mask(int64_t groups, uint64_t seed, uint64_t counter0, do
   std::vector<float> mask = poisoned(static_cast<size_t>(groups));
   const auto g = k::dropout_launch(groups, max_blocks);
   vit_emu::launch(g.grid, g.block, g.smem, k::dropout_mask_kernel, mask.data(), groups, seed,
-                  counter0, static_cast<const uint64_t*>(nullptr), k::dropout_keep_threshold(p),
+                  counter0, static_cast<const uint64_t*>(nullptr), k::keep_threshold(p),
                   keep_scale);
   return mask;
 }
@@ -57,18 +57,18 @@ TEST_CASE("emu generator_bits is vit::Generator::bits", "[cuda-emu][dropout]") {
   }
 }
 
-TEST_CASE("emu dropout_keep_threshold is the double comparison, exactly", "[cuda-emu][dropout]") {
+TEST_CASE("emu keep_threshold is the double comparison, exactly", "[cuda-emu][dropout]") {
   const uint64_t kNone = uint64_t(1) << 53;
-  CHECK(k::dropout_keep_threshold(0.0) == 0);
-  CHECK(k::dropout_keep_threshold(-0.0) == 0);
-  CHECK(k::dropout_keep_threshold(-0.5) == 0);
-  CHECK(k::dropout_keep_threshold(1.0) == kNone);
-  CHECK(k::dropout_keep_threshold(2.0) == kNone);
-  CHECK(k::dropout_keep_threshold(std::numeric_limits<double>::infinity()) == kNone);
-  CHECK(k::dropout_keep_threshold(std::numeric_limits<double>::quiet_NaN()) == kNone);
-  CHECK(k::dropout_keep_threshold(0.5) == (uint64_t(1) << 52));
-  CHECK(k::dropout_keep_threshold(std::numeric_limits<double>::denorm_min()) == 1);
-  CHECK(k::dropout_keep_threshold(std::nextafter(1.0, 0.0)) == kNone - 1);
+  CHECK(k::keep_threshold(0.0) == 0);
+  CHECK(k::keep_threshold(-0.0) == 0);
+  CHECK(k::keep_threshold(-0.5) == 0);
+  CHECK(k::keep_threshold(1.0) == kNone);
+  CHECK(k::keep_threshold(2.0) == kNone);
+  CHECK(k::keep_threshold(std::numeric_limits<double>::infinity()) == kNone);
+  CHECK(k::keep_threshold(std::numeric_limits<double>::quiet_NaN()) == kNone);
+  CHECK(k::keep_threshold(0.5) == (uint64_t(1) << 52));
+  CHECK(k::keep_threshold(std::numeric_limits<double>::denorm_min()) == 1);
+  CHECK(k::keep_threshold(std::nextafter(1.0, 0.0)) == kNone - 1);
   // For every u on the 53-bit grid and p near it: u·2⁻⁵³ >= p  <=>  u >= threshold(p).
   const vit::Generator gen(3);
   for (uint64_t c = 0; c < 2000; ++c) {
@@ -77,7 +77,7 @@ TEST_CASE("emu dropout_keep_threshold is the double comparison, exactly", "[cuda
     for (double p : {uniform, std::nextafter(uniform, 2.0), std::nextafter(uniform, -1.0),
                      uniform + 0x1.0p-53, uniform - 0x1.0p-54}) {
       INFO("u " << u << ", p " << p);
-      CHECK((uniform >= p) == (u >= k::dropout_keep_threshold(p)));
+      CHECK((uniform >= p) == (u >= k::keep_threshold(p)));
     }
   }
 }
