@@ -1,10 +1,12 @@
 // Fuzz target: a checkpoint file loaded into a model, as `vit eval`, `predict`
-// and `train --resume` do: safetensors, then the vit.config / vit.classes /
-// vit.train_state metadata, then every tensor's name and shape checked against
+// and `train --resume` do: safetensors, then the vit.config / vit.classes
+// metadata, the trainer's vit.train_state entry (examples/vit/train_state.hpp,
+// which owns its meaning), then every tensor's name and shape checked against
 // a model. Two models: the file's own config when it has one (model_from_checkpoint,
 // which must refuse configs far larger than the file), and a fixed tiny one.
 #include <vit/io/checkpoint.hpp>
 
+#include "../../examples/vit/train_state.hpp"
 #include "fuzz_target.hpp"
 
 namespace {
@@ -22,6 +24,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     const auto file = vit::io::SafetensorsFile::parse(std::vector<uint8_t>(data, data + size), "fuzz");
     const auto ck = vit::io::checkpoint_from<float>(file);
+    try {
+      (void)vitcli::state_from_checkpoint(ck);  // as `vit train --resume` reads it
+    } catch (const vit::Error&) {
+    }
     bool loaded = false;
     if (ck.config) {
       try {
