@@ -22,6 +22,17 @@ struct BroadcastPlan {
   std::vector<int64_t> in_strides;   // General: stride of `in` per output dim (0 = broadcast)
 };
 
+/// The strides of `in` (broadcast to `out`) per output dim, 0 where broadcast.
+inline std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out) {
+  const size_t lead = out.size() - in.size();
+  Shape padded(lead, 1);
+  padded.insert(padded.end(), in.begin(), in.end());
+  const auto st = contiguous_strides(padded);
+  std::vector<int64_t> r(out.size());
+  for (size_t d = 0; d < out.size(); ++d) r[d] = padded[d] == 1 ? 0 : st[d];
+  return r;
+}
+
 inline BroadcastPlan plan_broadcast(const Shape& in, const Shape& out) {
   BroadcastPlan p;
   if (in == out) {
@@ -46,9 +57,7 @@ inline BroadcastPlan plan_broadcast(const Shape& in, const Shape& out) {
     p.inner = numel(out, j, out.size());
     return p;
   }
-  const auto st = contiguous_strides(padded);
-  p.in_strides.resize(out.size());
-  for (size_t d = 0; d < out.size(); ++d) p.in_strides[d] = padded[d] == 1 ? 0 : st[d];
+  p.in_strides = broadcast_strides(in, out);
   return p;
 }
 
@@ -81,17 +90,6 @@ void for_each_broadcast(const BroadcastPlan& p, const Shape& out, F&& f) {
       return;
     }
   }
-}
-
-/// The strides of `in` (broadcast to `out`) per output dim, 0 where broadcast.
-inline std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out) {
-  const size_t lead = out.size() - in.size();
-  Shape padded(lead, 1);
-  padded.insert(padded.end(), in.begin(), in.end());
-  const auto st = contiguous_strides(padded);
-  std::vector<int64_t> r(out.size());
-  for (size_t d = 0; d < out.size(); ++d) r[d] = padded[d] == 1 ? 0 : st[d];
-  return r;
 }
 
 /// The kernels' view of a broadcast: the output's sizes, each input's strides.

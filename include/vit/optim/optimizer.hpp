@@ -92,6 +92,10 @@ class Optimizer {
   void stage_lr() {
     const Device dev = params_device();
     if (!lr_buffer_.defined() || lr_buffer_.device() != dev) lr_buffer_ = Tensor<double>::empty({1}, dev);
+    if (dev == Device::CPU) {
+      lr_buffer_.data()[0] = lr_;
+      return;
+    }
     lr_host_.data()[0] = lr_;
     lr_buffer_.copy_from(lr_host_);
   }
@@ -161,12 +165,9 @@ class Optimizer {
   StepState<T> step_state(Device dev) {
     if (!step_count_.defined() || step_count_.device() != dev)
       step_count_ = Tensor<int64_t>::zeros({1}, dev);
-    if (!lr_buffer_.defined() || lr_buffer_.device() != dev) lr_buffer_ = Tensor<double>::empty({1}, dev);
-    if (dev == Device::CPU) lr_buffer_.data()[0] = lr_;
-    else if (!capturing()) stage_lr();  // a captured step's owner stages it before each replay
-    for (const Tensor<T>* t : {&grad_scale_})
-      VIT_CHECK(!t->defined() || t->device() == dev, "optimizer: grad scale on ",
-                device_name(t->device()), ", parameters on ", device_name(dev));
+    if (!capturing()) stage_lr();  // a captured step's owner stages it before each replay
+    VIT_CHECK(!grad_scale_.defined() || grad_scale_.device() == dev, "optimizer: grad scale on ",
+              device_name(grad_scale_.device()), ", parameters on ", device_name(dev));
     VIT_CHECK(!skip_.defined() || skip_.device() == dev, "optimizer: skip flag on ",
               device_name(skip_.device()), ", parameters on ", device_name(dev));
     return {lr_buffer_.data(), grad_scale_.defined() ? grad_scale_.data() : nullptr,
