@@ -1,8 +1,12 @@
 // The backward pass: order the graph behind a tensor topologically, feed each
 // node its output's gradient in reverse order, then free the graph (PyTorch's
-// default retain_graph=False). Leaves keep and accumulate their gradients.
+// default retain_graph=False). Leaves keep and accumulate their gradients;
+// a leaf with post-accumulate hooks has them run as soon as the last node
+// feeding it has run, not at the end, so that work on finished gradients
+// (a data-parallel allreduce) overlaps the rest of the backward pass.
 #pragma once
 
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -51,6 +55,23 @@ void run_backward(const Tensor<T>& root, const Tensor<T>* grad_output) {
     stack.pop_back();
   }
 
+  // Leaves with hooks: how many graph edges still have to deliver their part.
+  std::unordered_map<TensorImpl<T>*, int64_t> pending;
+  for (const auto& impl : order)
+    if (impl->grad_fn)
+      for (const auto& in : impl->grad_fn->inputs)
+        if (in && !in->grad_fn && !in->grad_hooks.empty()) ++pending[in.get()];
+  auto delivered = [&](const std::vector<std::shared_ptr<TensorImpl<T>>>& inputs) {
+    for (const auto& in : inputs) {
+      if (!in) continue;
+      auto it = pending.find(in.get());
+      if (it == pending.end() || --it->second > 0) continue;
+      const Tensor<T> leaf(in);  // copies: a hook may remove hooks
+      const auto hooks = in->grad_hooks;
+      for (const auto& [id, hook] : hooks) hook(leaf);
+    }
+  };
+
   {  // the root's gradient: a leaf accumulates, an op output starts fresh
     TensorImpl<T>& r = *root.impl();
     if (r.grad && !r.grad_fn) {
@@ -64,6 +85,7 @@ void run_backward(const Tensor<T>& root, const Tensor<T>* grad_output) {
     TensorImpl<T>& impl = **it;
     if (!impl.grad_fn) continue;  // a leaf: its gradient stays
     if (impl.grad) impl.grad_fn->backward(Tensor<T>(impl.grad));
+    delivered(impl.grad_fn->inputs);
     impl.grad.reset();
     impl.grad_fn.reset();  // frees saved state as soon as it is used
     impl.graph_freed = true;

@@ -5,14 +5,17 @@
 // autograd/node.hpp and autograd/engine.hpp.
 #pragma once
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <initializer_list>
 #include <iomanip>
 #include <memory>
 #include <ostream>
 #include <sstream>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "vit/core/device.hpp"
@@ -38,6 +41,9 @@ struct TensorImpl {
   bool graph_freed = false;          // set when backward released this tensor's graph
   std::shared_ptr<TensorImpl> grad;  // accumulated gradient (same shape)
   std::shared_ptr<Node<T>> grad_fn;  // the op that produced this tensor, if recorded
+  // Leaves only: run by backward() once this leaf's gradient is complete (see
+  // Tensor::register_post_accumulate_grad_hook), with the id that removes each.
+  std::vector<std::pair<uint64_t, std::function<void(const Tensor<T>&)>>> grad_hooks;
 };
 
 template <class T>
@@ -260,6 +266,23 @@ class Tensor {
   /// The accumulated gradient (undefined tensor before any backward).
   Tensor grad() const { return checked().grad ? Tensor(checked().grad) : Tensor(); }
   void set_grad(const Tensor& g) const { checked().grad = g.impl_; }
+  /// PyTorch's register_post_accumulate_grad_hook, for a leaf that requires
+  /// grad: `hook(leaf)` runs inside backward() as soon as the leaf's gradient
+  /// is complete (every node that feeds it has run), while the rest of the
+  /// graph is still being differentiated; data-parallel training starts
+  /// reducing gradients there. Returns the id remove_post_accumulate_grad_hook takes.
+  uint64_t register_post_accumulate_grad_hook(std::function<void(const Tensor&)> hook) const {
+    VIT_CHECK(is_leaf() && requires_grad(),
+              "register_post_accumulate_grad_hook: only a leaf that requires grad has one");
+    static std::atomic<uint64_t> next_id{0};
+    const uint64_t id = ++next_id;
+    impl_->grad_hooks.emplace_back(id, std::move(hook));
+    return id;
+  }
+  void remove_post_accumulate_grad_hook(uint64_t id) const {
+    auto& hooks = checked().grad_hooks;
+    std::erase_if(hooks, [id](const auto& h) { return h.first == id; });
+  }
   /// Zeroes the gradient in place (keeps the buffer, so steady state allocates nothing).
   void zero_grad() const {
     if (checked().grad) Tensor(impl_->grad).fill_(T(0));
