@@ -1,12 +1,18 @@
 // Loader: turns a Dataset into an endless, reproducible stream of float
 // batches, prepared on background threads so the training step does not wait.
 //
-// Reproducibility is by construction, not by ordering threads: batch b of epoch
-// e holds the samples at positions [b·B, b·B+B) of epoch e's permutation (a pure
-// function of the run seed and e), and sample s of that batch is augmented with
-// a generator seeded from (seed, e, global position). So a batch depends only on
-// its cursor (epoch, batch index), which is all a checkpoint has to store for a
-// bit-exact resume, whatever the number of worker threads.
+// Reproducibility is by construction, not by ordering threads: on rank r of a
+// data-parallel job of N ranks (N = 1 for one process), sample j of batch k of
+// epoch e is the one at position p = N·(k·B + j) + r of epoch e's order (the
+// permutation of distributed_sampler.hpp, a pure function of the run seed and e,
+// padded to a multiple of N by repeating its start), and it is augmented with a
+// generator seeded from (seed, e, p). Mixup draws from (seed, e, k, r). So a
+// batch depends only on its cursor (epoch, batch index) and the rank, which is
+// all a checkpoint has to store for a bit-exact resume, whatever the number of
+// worker threads. Because augmentation is keyed on p, not on the rank, the N
+// ranks' batch k hold, image for image, the single-process batch k of size N·B
+// (only mixup, which mixes within a rank's own batch, differs). With N = 1, p is
+// k·B + j: the single-process stream.
 //
 // Steady state allocates nothing: batches live in a ring of slots allocated once.
 #pragma once
@@ -25,6 +31,7 @@
 #include "vit/core/rng.hpp"
 #include "vit/core/tensor.hpp"
 #include "vit/data/dataset.hpp"
+#include "vit/data/distributed_sampler.hpp"
 #include "vit/data/image.hpp"
 #include "vit/data/mixup.hpp"
 #include "vit/data/transforms.hpp"
@@ -45,6 +52,13 @@ struct LoaderConfig {
   int64_t channels = 0;      // > 0: output channels; 1 -> 3 replicates a grey image
   int workers = 1;           // background threads preparing batches
   int prefetch = 2;          // batches prepared ahead of the consumer
+  /// Data parallelism (distributed_sampler.hpp): this process is rank `rank` of
+  /// `world_size`, batch_size is per rank (global batch world_size·batch_size).
+  /// With drop_last an epoch is floor(n / (world_size·batch_size)) full batches
+  /// per rank, so the padding of the sampler never enters training; without,
+  /// ceil(ceil(n / world_size) / batch_size), the rank's padded shard, last batch short.
+  int rank = 0;
+  int world_size = 1;
 };
 
 /// One prepared batch. Valid until the next call to Loader::next().
@@ -56,27 +70,18 @@ struct Batch {
   int64_t size() const { return static_cast<int64_t>(labels.size()); }
 };
 
-namespace detail {
-/// A 64-bit mix of several integers (splitmix64 steps), for derived seeds.
-inline uint64_t mix_seed(uint64_t a, uint64_t b, uint64_t c = 0, uint64_t d = 0) {
-  uint64_t h = 0x243F6A8885A308D3ull;
-  for (uint64_t v : {a, b, c, d}) {
-    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
-    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
-    h ^= h >> 31;
-  }
-  return h;
-}
-}  // namespace detail
-
 class Loader {
  public:
   Loader(const Dataset& data, LoaderConfig cfg) : data_(data), cfg_(std::move(cfg)) {
     VIT_CHECK(cfg_.batch_size > 0, "loader: batch size must be positive, got ", cfg_.batch_size);
     VIT_CHECK(data_.size() > 0, "loader: the data set is empty");
+    check_rank(cfg_.rank, cfg_.world_size, "loader");
     VIT_CHECK(!cfg_.drop_last || data_.size() >= cfg_.batch_size, "loader: batch size ",
               cfg_.batch_size, " is larger than the data set (", data_.size(), " images)");
+    VIT_CHECK(!cfg_.drop_last || data_.size() >= cfg_.batch_size * cfg_.world_size,
+              "loader: the global batch ", cfg_.world_size, " ranks x ", cfg_.batch_size, " = ",
+              cfg_.batch_size * cfg_.world_size, " is larger than the data set (", data_.size(),
+              " images)");
     VIT_CHECK(cfg_.workers >= 1 && cfg_.prefetch >= 1, "loader: workers and prefetch must be >= 1");
     out_c_ = cfg_.channels > 0 ? cfg_.channels : data_.channels;
     out_h_ = cfg_.image_size > 0 ? cfg_.image_size : data_.height;
@@ -100,9 +105,10 @@ class Loader {
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
 
+  /// Batches this rank reads per epoch (the same on every rank).
   int64_t batches_per_epoch() const {
-    const int64_t n = data_.size(), B = cfg_.batch_size;
-    return cfg_.drop_last ? n / B : (n + B - 1) / B;
+    const int64_t n = data_.size(), B = cfg_.batch_size, N = cfg_.world_size;
+    return cfg_.drop_last ? n / (N * B) : (shard_size(n, cfg_.world_size) + B - 1) / B;
   }
   const LoaderConfig& config() const { return cfg_; }
 
@@ -204,37 +210,28 @@ class Loader {
     }
   }
 
-  // Sample indices of epoch e: identity, or a Fisher-Yates shuffle seeded by (seed, e).
-  static void permutation(int64_t n, bool shuffle, uint64_t seed, int64_t epoch,
-                          std::vector<int64_t>& out) {
-    out.resize(static_cast<size_t>(n));
-    std::iota(out.begin(), out.end(), int64_t{0});
-    if (!shuffle) return;
-    Generator g(detail::mix_seed(seed, 0x5EED, static_cast<uint64_t>(epoch)));
-    for (int64_t i = n - 1; i > 0; --i) {
-      const int64_t j = static_cast<int64_t>(g.next_u64() % static_cast<uint64_t>(i + 1));
-      std::swap(out[i], out[j]);
-    }
-  }
-
   void fill(int64_t epoch, int64_t index, Slot& slot) {
     // Each worker keeps its own copy of the current epoch's permutation.
     thread_local std::vector<int64_t> perm;
     thread_local int64_t perm_epoch = -1;
     thread_local uint64_t perm_owner = 0;
     if (perm_epoch != epoch || perm_owner != id_) {
-      permutation(data_.size(), cfg_.shuffle, cfg_.seed, epoch, perm);
+      epoch_permutation(data_.size(), cfg_.shuffle, cfg_.seed, epoch, perm);
       perm_epoch = epoch, perm_owner = id_;
     }
     Batch& out = slot.batch;
-    const int64_t B = cfg_.batch_size, begin = index * B;
-    const int64_t n = std::min(B, data_.size() - begin);
+    const int64_t B = cfg_.batch_size, total = data_.size();
+    const int world = cfg_.world_size, rank = cfg_.rank;
+    // This rank's shard has shard_size samples; batch `index` starts at its index·B-th.
+    const int64_t n = std::min(B, shard_size(total, world) - index * B);
     const int64_t C = out_c_, H = out_h_, W = out_w_, img = C * H * W;
     const bool reshape = C != data_.channels || H != data_.height || W != data_.width;
     thread_local Image source;  // the sample at the output size, when it needs converting
     out.labels.resize(static_cast<size_t>(n));
     for (int64_t s = 0; s < n; ++s) {
-      const int64_t i = perm[static_cast<size_t>(begin + s)];
+      // Position in the padded epoch order; past n it wraps to the order's start.
+      const int64_t pos = sample_position(B, world, rank, index, s);
+      const int64_t i = perm[static_cast<size_t>(pos % total)];
       out.labels[static_cast<size_t>(s)] = data_.labels[static_cast<size_t>(i)];
       const uint8_t* pixels = data_.image_data(i);
       if (reshape) {
@@ -243,8 +240,10 @@ class Loader {
       }
       float* dst = slot.images.data() + s * img;
       if (cfg_.augment) {
+        // Keyed on the global position, not the rank: the same sample gets the same
+        // augmentation whichever rank draws it.
         Generator g(detail::mix_seed(cfg_.seed, static_cast<uint64_t>(epoch),
-                                     static_cast<uint64_t>(begin + s), 0xA06));
+                                     static_cast<uint64_t>(pos), 0xA06));
         augment_and_normalize(pixels, C, H, W, cfg_.augment_config, cfg_.normalization, g, dst);
       } else {
         normalize_only(pixels, C, H, W, cfg_.normalization, dst);
@@ -253,8 +252,10 @@ class Loader {
     // A short last batch (eval) is a view of the first n rows; full ones reuse the buffer.
     out.images = n == B ? slot.images : slot.images.narrow0(0, n);
     if (cfg_.mixup) {
+      // Per batch and per rank; rank 0 keeps the single-process seed.
       Generator g(detail::mix_seed(cfg_.seed, static_cast<uint64_t>(epoch),
-                                   static_cast<uint64_t>(index), 0x3122));
+                                   static_cast<uint64_t>(index),
+                                   0x3122 | (static_cast<uint64_t>(rank) << 32)));
       slot.labels32.assign(out.labels.begin(), out.labels.end());
       mixup_batch(slot.images.data(), n, C, H, W, slot.labels32.data(), cfg_.mixup_config, g,
                   slot.soft_targets.data());
