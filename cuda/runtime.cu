@@ -8,6 +8,7 @@
 // they are reused only by later allocations of the same capture (stream order
 // inside the graph keeps that safe) and never by work outside it, which could
 // otherwise overwrite a buffer between two replays.
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -52,7 +53,39 @@ DeviceAllocator& allocator() {
 
 bool g_allow_tf32 = false;
 
+// The device of this process (set_device). CUDA's current device is a
+// per-thread setting, so each thread that reaches the runtime (the main one,
+// a data loader's workers) binds itself once, on its first call; from then
+// on the device is fixed for the process.
+std::atomic<int> g_device{0};
+std::atomic<bool> g_device_bound{false};
+thread_local int t_bound_device = -1;
+
+void bind_thread() {
+  const int d = g_device.load(std::memory_order_relaxed);
+  if (t_bound_device == d) return;
+  VIT_CUDA_CHECK(cudaSetDevice(d));
+  t_bound_device = d;
+  g_device_bound.store(true, std::memory_order_relaxed);
+}
+
 }  // namespace
+
+void set_device(int ordinal) {
+  const int n = device_count();
+  VIT_CHECK(ordinal >= 0 && ordinal < n, "set_device: no CUDA device ", ordinal,
+            " (this machine has ", n, ")");
+  if (ordinal != g_device.load()) {
+    VIT_CHECK(!g_device_bound.load(), "set_device(", ordinal,
+              "): the process already works on device ", g_device.load(),
+              " (memory or the stream was made there); choose the device before the first CUDA "
+              "tensor");
+    g_device.store(ordinal);
+  }
+  bind_thread();
+}
+
+int current_device() { return g_device.load(); }
 
 int device_count() {
   // Asked on every CUDA allocation, so asked of the driver once.
@@ -78,8 +111,7 @@ std::string device_description() {
     return std::string("no CUDA device (") + cudaGetErrorString(e) + ")";
   }
   if (n == 0) return "no CUDA device";
-  int dev = 0;
-  VIT_CUDA_CHECK(cudaGetDevice(&dev));
+  const int dev = current_device();
   cudaDeviceProp p{};
   VIT_CUDA_CHECK(cudaGetDeviceProperties(&p, dev));
   std::ostringstream os;
@@ -89,6 +121,7 @@ std::string device_description() {
 }
 
 void* allocate(size_t bytes) {
+  bind_thread();
   DeviceAllocator& a = allocator();
   const size_t size = DeviceAllocator::round_up(bytes);
   std::lock_guard<std::mutex> lock(a.mutex);
@@ -167,6 +200,7 @@ void release_cached() {
 }
 
 void* stream() {
+  bind_thread();  // every launcher comes here first
   static cudaStream_t s = [] {
     cudaStream_t made = nullptr;
     VIT_CUDA_CHECK(cudaStreamCreateWithFlags(&made, cudaStreamNonBlocking));
@@ -208,6 +242,7 @@ namespace {
 
 void copy_to_device(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
+  bind_thread();  // the staging ring's events belong to the device
   if (capturing()) refuse_in_capture("copy_to_device");
   if (bytes > kMaxStagedBytes) {
     VIT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, detail::stream()));
@@ -230,6 +265,22 @@ void copy_to_device(void* dst, const void* src, size_t bytes) {
   std::memcpy(slot.host, src, bytes);  // src is free to change as soon as this returns
   VIT_CUDA_CHECK(cudaMemcpyAsync(dst, slot.host, bytes, cudaMemcpyHostToDevice, detail::stream()));
   VIT_CUDA_CHECK(cudaEventRecord(slot.done, detail::stream()));
+}
+
+void* allocate_pinned(size_t bytes) {
+  bind_thread();
+  void* p = nullptr;
+  const cudaError_t e = cudaMallocHost(&p, bytes == 0 ? 1 : bytes);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    VIT_CHECK(false, "allocate_pinned: ", bytes, " bytes (", static_cast<double>(bytes) / (1 << 20),
+              " MiB) of page-locked host memory: ", cudaGetErrorString(e));
+  }
+  return p;
+}
+
+void deallocate_pinned(void* p, size_t) {
+  if (p) VIT_CUDA_CHECK(cudaFreeHost(p));
 }
 
 void copy_to_host(void* dst, const void* src, size_t bytes) {

@@ -12,6 +12,7 @@ packages=(
   zlib1g-dev                  # gzipped IDX files
   libstb-dev                  # JPEG/PNG/BMP decoding, PNG writing
   libcli11-dev                # the vit command line
+  libopenmpi-dev openmpi-bin  # multi-process jobs (vit::mpi) and their tests (mpirun)
   dataset-fashion-mnist       # the README's main job trains on it
 )
 # Extra packages for the PyTorch side-by-side benchmark (not for building or testing).

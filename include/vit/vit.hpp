@@ -22,6 +22,12 @@
 #include "vit/data/randaugment.hpp"
 #include "vit/data/random_erasing.hpp"
 #include "vit/data/transforms.hpp"
+#include "vit/dist/communicator.hpp"
+#include "vit/dist/gradient_reducer.hpp"
+#include "vit/dist/process_group.hpp"
+#if VIT_WITH_MPI
+#include "vit/dist/mpi_communicator.hpp"
+#endif
 #include "vit/io/atomic_file.hpp"
 #include "vit/io/checkpoint.hpp"
 #include "vit/io/safetensors.hpp"

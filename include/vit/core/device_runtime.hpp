@@ -32,6 +32,12 @@ void* allocate(size_t bytes);
 /// Returns a block; work already queued that uses it still runs first.
 void deallocate(void* p, size_t bytes);
 
+/// Page-locked ("pinned") host memory, which the device copies to and from
+/// directly: the staging buffers of communication that must pass through the
+/// host (MPI on GPU tensors). Not cached: callers keep and reuse what they get.
+void* allocate_pinned(size_t bytes);
+void deallocate_pinned(void* p, size_t bytes);
+
 /// Host -> device, queued: `src` may be reused as soon as this returns.
 void copy_to_device(void* dst, const void* src, size_t bytes);
 /// Device -> host; waits for the work queued before it.

@@ -19,6 +19,15 @@ AllocatorStats allocator_stats();
 /// Returns every cached block to the driver (cudaFree).
 void release_cached();
 
+/// Chooses the GPU this process computes on (a rank of a multi-GPU job picks
+/// its own): every thread's CUDA work then goes there. It must come before the
+/// first allocation or stream use, which bind the process to a device; after
+/// that, or for an ordinal outside [0, device_count()), it throws. Asking again
+/// for the device already chosen is allowed. Device 0 when never called.
+void set_device(int ordinal);
+/// The device chosen by set_device (0 by default).
+int current_device();
+
 /// All library work is queued on one stream (made on first use), so a step can
 /// be captured as a CUDA graph. Returned as void* to keep CUDA headers out.
 void* stream();

@@ -106,6 +106,8 @@ class Communicator {
 /// The job of one process: every call is an identity.
 class SingleProcess final : public Communicator {
  public:
+  using Communicator::allreduce_sum;  // the typed Tensor helpers, hidden by the overrides otherwise
+  using Communicator::broadcast;
   int rank() const override { return 0; }
   int size() const override { return 1; }
   std::string name() const override { return "single process"; }

@@ -131,6 +131,22 @@ void release_cached() {
 
 void* stream() { return nullptr; }
 
+// One emulated device, ordinal 0.
+void set_device(int ordinal) {
+  VIT_CHECK(ordinal == 0, "set_device: no CUDA device ", ordinal,
+            " (the emulated backend has one, device 0)");
+}
+int current_device() { return 0; }
+
+// Page-aligned host memory stands in for page-locked memory.
+void* allocate_pinned(size_t bytes) {
+  const size_t size = (bytes + 4095) / 4096 * 4096;
+  void* p = std::aligned_alloc(4096, size == 0 ? 4096 : size);
+  VIT_CHECK(p != nullptr, "allocate_pinned: ", bytes, " bytes of host memory failed");
+  return p;
+}
+void deallocate_pinned(void* p, size_t) { std::free(p); }
+
 void copy_to_device(void* dst, const void* src, size_t bytes) {
   if (bytes) std::memcpy(dst, src, bytes);
 }
