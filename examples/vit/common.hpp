@@ -4,6 +4,7 @@
 // data sets by name are in datasets.hpp.
 #pragma once
 
+#include <vit/dist/communicator.hpp>
 #include <vit/vit.hpp>
 
 #include <cmath>
@@ -51,9 +52,14 @@ struct EvalResult {
 
 /// Accuracy and mean cross-entropy (no smoothing) of `model` over `data`;
 /// when `logits` is given it receives all logits in file order (n × K).
+/// In a job of several ranks (`comm`), rank r evaluates the r-th of N
+/// contiguous runs of batches, and the per-image results are put together
+/// before they are summed in file order: every rank gets exactly the
+/// one-process figures (the batches are the same ones, so are their logits).
 inline EvalResult evaluate(vit::nn::VisionTransformer<float>& model, const vit::data::Dataset& data,
                            const vit::data::Normalization& norm, int64_t batch,
-                           std::vector<float>* logits = nullptr) {
+                           std::vector<float>* logits = nullptr,
+                           vit::dist::Communicator* comm = nullptr) {
   const bool was_training = model.is_training();
   model.eval();
   vit::NoGradGuard no_grad;
@@ -61,35 +67,52 @@ inline EvalResult evaluate(vit::nn::VisionTransformer<float>& model, const vit::
   const int64_t K = model.config.num_classes;
   VIT_CHECK(data.num_classes() <= K, "evaluation: the data set has ", data.num_classes(),
             " classes, the model ", K);
-  EvalResult r;
-  double loss_sum = 0;
-  int64_t correct1 = 0, correct5 = 0;
-  if (logits) logits->clear();
-  loader.start();
+  const int64_t n = data.size(), batches = loader.batches_per_epoch();
+  const int ranks = comm ? comm->size() : 1, rank = comm ? comm->rank() : 0;
+  const int64_t first = batches * rank / ranks, last = batches * (rank + 1) / ranks;
+  // Per image: loss, top-1 and top-5 hits (zero where another rank fills in).
+  std::vector<double> loss(static_cast<size_t>(n), 0.0);
+  std::vector<int64_t> hits(static_cast<size_t>(2 * n), 0);
+  std::vector<float> all_logits;
+  if (logits) all_logits.assign(static_cast<size_t>(n * K), 0.f);
   const vit::Device device = model.device();
-  for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) {
+  if (first < last) loader.start(0, first);
+  for (int64_t b = first; b < last; ++b) {
     const vit::data::Batch& batch_data = loader.next();
     const vit::TensorF out = model.forward(batch_data.images.to(device)).to(vit::Device::CPU);
-    const int64_t n = batch_data.size();
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = 0; i < batch_data.size(); ++i) {
+      const int64_t at = b * batch + i;  // the image's place in file order
       const float* row = out.data() + i * K;
       const int64_t y = batch_data.labels[i];
       double mx = row[0];
       for (int64_t k = 1; k < K; ++k) mx = std::max<double>(mx, row[k]);
       double z = 0;
       for (int64_t k = 0; k < K; ++k) z += std::exp(double(row[k]) - mx);
-      loss_sum += std::log(z) + mx - row[y];
+      loss[at] = std::log(z) + mx - row[y];
       int64_t higher = 0;  // classes ranked strictly above the true one (ties favour the label)
       for (int64_t k = 0; k < K; ++k) higher += row[k] > row[y];
-      correct1 += higher == 0;
-      correct5 += higher < 5;
-      if (logits) logits->insert(logits->end(), row, row + K);
+      hits[2 * at] = higher == 0;
+      hits[2 * at + 1] = higher < 5;
+      if (logits) std::copy(row, row + K, all_logits.begin() + at * K);
     }
-    r.count += n;
   }
-  r.loss = loss_sum / static_cast<double>(r.count);
-  r.top1 = static_cast<double>(correct1) / r.count;
-  r.top5 = static_cast<double>(correct5) / r.count;
+  // x + 0 = x: summing over ranks puts every image's own values together, bit for bit.
+  if (ranks > 1) {
+    comm->allreduce_sum(loss.data(), n, vit::dist::DType::Float64, vit::Device::CPU);
+    comm->allreduce_sum(hits.data(), 2 * n, vit::dist::DType::Int64, vit::Device::CPU);
+    if (logits)
+      comm->allreduce_sum(all_logits.data(), n * K, vit::dist::DType::Float32, vit::Device::CPU);
+  }
+  EvalResult r;
+  double loss_sum = 0;
+  int64_t correct1 = 0, correct5 = 0;
+  for (int64_t i = 0; i < n; ++i)
+    loss_sum += loss[i], correct1 += hits[2 * i], correct5 += hits[2 * i + 1];
+  r.count = n;
+  r.loss = loss_sum / static_cast<double>(n);
+  r.top1 = static_cast<double>(correct1) / n;
+  r.top5 = static_cast<double>(correct5) / n;
+  if (logits) *logits = std::move(all_logits);
   model.train(was_training);
   return r;
 }

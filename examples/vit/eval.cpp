@@ -8,6 +8,7 @@
 #include "commands.hpp"
 #include "common.hpp"
 #include "datasets.hpp"
+#include "job.hpp"
 
 namespace vitcli {
 
@@ -46,7 +47,10 @@ int run_eval(const EvalOptions& o) {
   const auto norm = ck.metadata.count("vit.normalization") ? normalization_from(ck, cfg.in_chans)
                                                            : normalization_for(o.dataset, cfg.in_chans);
   std::vector<float> logits;
-  const EvalResult r = evaluate(*model, data.test, norm, o.batch, o.dump_logits.empty() ? nullptr : &logits);
+  // Under mpirun every rank evaluates its share; rank 0 reports.
+  const EvalResult r = evaluate(*model, data.test, norm, o.batch,
+                                o.dump_logits.empty() ? nullptr : &logits, &job());
+  if (!main_rank()) return 0;
   if (!o.dump_logits.empty()) {
     std::ostringstream csv;
     char buf[32];

@@ -4,14 +4,44 @@
 //   vit predict --weights W IMAGE... [--attention-map OUT.png]
 //   vit info    --model PRESET | --weights W [--batch B]
 // Every failure is one line on stderr naming the file or argument, exit code 1.
+// Started by mpirun or srun as N processes, each is one rank of a
+// data-parallel job (docs/distributed.md): rank 0 prints; a rank that fails
+// says so, naming itself, and ends the whole job.
 #include <cstdio>
+#include <memory>
 #include <new>
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "job.hpp"
 #include "train.hpp"
 
 int main(int argc, char** argv) {
+  try {
+    vitcli::job_owner() = vit::dist::init_process_group(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vit: %s\n", vitcli::user_message(e).c_str());
+    return 1;
+  }
+  vit::dist::Communicator& job = vitcli::job();
+  const bool many = job.size() > 1;
+  if (!vitcli::main_rank() && !std::freopen("/dev/null", "w", stdout)) return 1;
+  // One line naming the rank, then every rank stops: none waits for a dead peer.
+  auto fail = [&](const std::string& what) {
+    vit::dist::Communicator& comm = vitcli::job();
+    if (many)
+      std::fprintf(stderr, "vit: rank %d of %d: %s\n", comm.rank(), comm.size(), what.c_str());
+    else
+      std::fprintf(stderr, "vit: %s\n", what.c_str());
+    std::fflush(stderr);
+    if (many) comm.abort(1);
+    return 1;
+  };
+  // MPI_Finalize (in the communicator's destructor) before static destruction.
+  struct EndJob {
+    ~EndJob() { vitcli::job_owner().reset(); }
+  } end_job;
+
   CLI::App app{"vit: Vision Transformers trained from scratch in C++ (train, eval, predict, info)", "vit"};
   app.set_version_flag("--version", "vit " VIT_VERSION_STRING);
   app.require_subcommand(1, 1);
@@ -36,7 +66,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return vitcli::main_rank() ? app.exit(e) : e.get_exit_code();  // the same on every rank: say it once
   }
   try {
     if (*train_cmd) return vitcli::run_train(*train_cmd, train);
@@ -44,11 +74,9 @@ int main(int argc, char** argv) {
     if (*predict_cmd) return vitcli::run_predict(predict);
     if (*info_cmd) return vitcli::run_info(info);
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "vit: out of memory\n");
-    return 1;
+    return fail("out of memory");
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "vit: %s\n", vitcli::user_message(e).c_str());
-    return 1;
+    return fail(vitcli::user_message(e));
   }
   return 1;
 }

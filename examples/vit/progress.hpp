@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <string>
 
+#include "job.hpp"
 #include "metrics.hpp"
 
 namespace vitcli {
@@ -18,7 +19,7 @@ namespace vitcli {
 class Progress {
  public:
   Progress(int64_t total_steps, int64_t first_step)
-      : total_(total_steps), first_(first_step), tty_(::isatty(2) == 1),
+      : total_(total_steps), first_(first_step), tty_(::isatty(2) == 1 && main_rank()),
         t0_(std::chrono::steady_clock::now()) {}
 
   void update(int64_t step, int64_t epoch, int64_t epochs, double loss, double acc, double img_s) {

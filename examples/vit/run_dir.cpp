@@ -2,11 +2,14 @@
 // and the files written in it besides the metrics (see run_dir.hpp).
 #include "run_dir.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "job.hpp"
 
 namespace fs = std::filesystem;
 
@@ -47,7 +50,7 @@ void open_resumed(const CLI::App& cmd, const TrainOptions& given, RunStart& run)
   o = options_from_json(run.config, cfg_path);
   // Reductions split across threads add in another order: still correct,
   // no longer bitwise the uninterrupted run.
-  if (cmd.count("--threads") && given.threads != o.threads && o.threads > 0)
+  if (cmd.count("--threads") && given.threads != o.threads && o.threads > 0 && main_rank())
     std::fprintf(stderr,
                  "resume: %d threads where the run had %d; the weights will not be "
                  "bitwise those of an uninterrupted run\n",
@@ -63,8 +66,9 @@ void open_resumed(const CLI::App& cmd, const TrainOptions& given, RunStart& run)
   } else {
     // Killed before its first checkpoint: the run restarts from step 0 with
     // its own config, which (being deterministic) is the same run.
-    std::fprintf(stderr, "resume: %s has no checkpoint yet; starting the run from step 0\n",
-                 o.out.c_str());
+    if (main_rank())
+      std::fprintf(stderr, "resume: %s has no checkpoint yet; starting the run from step 0\n",
+                   o.out.c_str());
     o.resume = false;
   }
 }
@@ -101,6 +105,9 @@ void check_same_data(const RunStart& run, const vit::data::Dataset& train,
   VIT_CHECK(names == c.end() || *names == nlohmann::json(train.class_names),
             "--resume: the data has classes ", nlohmann::json(train.class_names).dump(), " but ",
             cfg_path, " was trained on ", names->dump());
+  // Another number of ranks changes the steps of an epoch (restore_run says so).
+  const auto ranks = c.find("world_size");
+  if ((ranks == c.end() ? 1 : ranks->get<int64_t>()) != job().size()) return;
   const auto bpe = c.find("steps_per_epoch");
   VIT_CHECK(bpe == c.end() || *bpe == batches_per_epoch, "--resume: the data gives ",
             batches_per_epoch, " batches per epoch but ", cfg_path, " has ", bpe->dump(),
@@ -108,9 +115,9 @@ void check_same_data(const RunStart& run, const vit::data::Dataset& train,
 }
 
 void restore_run(RunStart& run, vit::nn::VisionTransformer<float>& model,
-                 vit::optim::Optimizer<float>& opt, int64_t batches_per_epoch) {
+                 vit::optim::Optimizer<float>& opt, int64_t batches_per_epoch, int world_size) {
   const vit::io::Checkpoint<float>& ck = *run.checkpoint;
-  const TrainState& st = run.state;
+  TrainState& st = run.state;
   vit::io::load_model_weights(model, ck);
   VIT_CHECK(st.optimizer == run.options.optimizer, ck.path, ": optimizer '", st.optimizer,
             "' but config.json says '", run.options.optimizer, "'");
@@ -118,11 +125,31 @@ void restore_run(RunStart& run, vit::nn::VisionTransformer<float>& model,
   opt.set_steps(st.step -
                 st.nonfinite_steps);  // skipped steps did not advance Adam's bias correction
   model.dropout_generator().set_state(st.dropout_seed, st.dropout_offset);
+  if (st.world_size != world_size) {
+    // Another number of ranks: the same share of the epoch in the new
+    // global batches, rounded down to a whole step; the step count follows.
+    const int64_t K = run.options.accum_steps, B = run.options.batch;
+    const int64_t steps_per_epoch = batches_per_epoch / K;
+    const int64_t images_done = st.batch_in_epoch * B * st.world_size;
+    const int64_t steps_done = std::min(steps_per_epoch, images_done / (B * K * world_size));
+    const int64_t old_step = st.step;
+    st.batch_in_epoch = steps_done * K;
+    st.step = st.epoch * steps_per_epoch + steps_done;
+    if (st.batch_in_epoch == steps_per_epoch * K) ++st.epoch, st.batch_in_epoch = 0;
+    if (main_rank())
+      std::fprintf(stderr,
+                   "resume: %s was written by %lld ranks, this job has %d: the model and "
+                   "optimizer resume, the data order changes (step %lld there is step %lld here)\n",
+                   ck.path.c_str(), static_cast<long long>(st.world_size), world_size,
+                   static_cast<long long>(old_step), static_cast<long long>(st.step));
+    st.world_size = world_size;
+  }
   VIT_CHECK(st.batch_in_epoch < batches_per_epoch, ck.path, ": data cursor ", st.batch_in_epoch,
             " is beyond the ", batches_per_epoch, " batches of an epoch");
-  std::fprintf(stderr, "resume: %s at step %lld (epoch %lld, batch %lld)\n", ck.path.c_str(),
-               static_cast<long long>(st.step), static_cast<long long>(st.epoch),
-               static_cast<long long>(st.batch_in_epoch));
+  if (main_rank())
+    std::fprintf(stderr, "resume: %s at step %lld (epoch %lld, batch %lld)\n", ck.path.c_str(),
+                 static_cast<long long>(st.step), static_cast<long long>(st.epoch),
+                 static_cast<long long>(st.batch_in_epoch));
   run.checkpoint.reset();  // the tensors are in the model and optimizer now
 }
 

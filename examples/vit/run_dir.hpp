@@ -38,14 +38,18 @@ struct RunStart {
 RunStart open_run(const CLI::App& cmd, const TrainOptions& given);
 
 /// A resumed run must see the data it started with: other classes or another
-/// number of batches per epoch would silently change what the cursor means.
+/// number of steps per epoch would silently change what the cursor means
+/// (unless the number of ranks changed, which changes the steps anyway).
 void check_same_data(const RunStart& run, const vit::data::Dataset& train,
                      int64_t batches_per_epoch);
 
 /// Puts a resumed run's model, optimizer and dropout generator where its
-/// checkpoint left them; the checkpoint is released.
+/// checkpoint left them; the checkpoint is released. A checkpoint of a job
+/// with another number of ranks moves the data cursor to the same share of
+/// its epoch (saying so): the data order is not the original run's.
+/// batches_per_epoch: the loader's (micro-batches of this rank).
 void restore_run(RunStart& run, vit::nn::VisionTransformer<float>& model,
-                 vit::optim::Optimizer<float>& opt, int64_t batches_per_epoch);
+                 vit::optim::Optimizer<float>& opt, int64_t batches_per_epoch, int world_size);
 
 /// Makes the directory of a new run (or empties the one --force replaces)
 /// and writes its config.json.

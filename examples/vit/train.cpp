@@ -14,11 +14,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <thread>
 
 #include "common.hpp"
 #include "datasets.hpp"
+#include "job.hpp"
 #include "metrics.hpp"
 #include "plot.hpp"
 #include "progress.hpp"
@@ -58,9 +60,11 @@ std::unique_ptr<vit::nn::VisionTransformer<float>> make_model(const TrainOptions
     } catch (const vit::Error& e) {
       VIT_CHECK(false, "--init ", o.init, ": ", e.what());
     }
-    std::fprintf(stderr, "init: %lld tensors from %s\n", static_cast<long long>(rep.loaded),
-                 o.init.c_str());
-    for (const auto& n : rep.notes) std::fprintf(stderr, "init: %s\n", n.c_str());
+    if (main_rank()) {
+      std::fprintf(stderr, "init: %lld tensors from %s\n", static_cast<long long>(rep.loaded),
+                   o.init.c_str());
+      for (const auto& n : rep.notes) std::fprintf(stderr, "init: %s\n", n.c_str());
+    }
   }
   if (o.freeze_backbone) vit::nn::freeze_backbone(*model);
   return model;
@@ -72,6 +76,7 @@ vit::data::LoaderConfig train_loader_config(const TrainOptions& o, const vit::nn
   lc.batch_size = o.batch, lc.shuffle = !o.no_shuffle, lc.drop_last = true,
   lc.augment = !o.no_augment;
   lc.seed = o.seed, lc.normalization = norm, lc.workers = o.workers;
+  lc.rank = job().rank(), lc.world_size = job().size();  // DistributedSampler's shard
   lc.image_size = cfg.image_size, lc.channels = cfg.in_chans;
   lc.augment_config.crop_padding = o.crop_padding >= 0    ? o.crop_padding
                                    : cfg.image_size == 32 ? 4
@@ -88,14 +93,14 @@ vit::data::LoaderConfig train_loader_config(const TrainOptions& o, const vit::nn
   return lc;
 }
 
-vit::optim::LrSchedule lr_schedule(const TrainOptions& o, int64_t batches_per_epoch) {
+vit::optim::LrSchedule lr_schedule(const TrainOptions& o, int64_t steps_per_epoch) {
   vit::optim::LrSchedule sched;
   sched.kind = vit::optim::schedule_kind(o.schedule);
   sched.base_lr = o.lr, sched.min_lr = o.min_lr;
-  sched.total_steps = o.epochs * batches_per_epoch;
-  sched.warmup_steps = static_cast<int64_t>(std::llround(o.warmup_epochs * batches_per_epoch));
+  sched.total_steps = o.epochs * steps_per_epoch;
+  sched.warmup_steps = static_cast<int64_t>(std::llround(o.warmup_epochs * steps_per_epoch));
   // step: x0.1 at 1/3 and 2/3 of the run
-  sched.step_size = std::max<int64_t>(1, (o.epochs / 3) * batches_per_epoch), sched.gamma = 0.1;
+  sched.step_size = std::max<int64_t>(1, (o.epochs / 3) * steps_per_epoch), sched.gamma = 0.1;
   return sched;
 }
 
@@ -103,7 +108,9 @@ vit::optim::LrSchedule lr_schedule(const TrainOptions& o, int64_t batches_per_ep
 //  VIT_INJECT_NAN_STEPS="3,4" poisons the loss (and so every gradient) at those
 //    optimizer steps, as a diverging batch would;
 //  VIT_INJECT_KILL_AT_STEP=N sends the process SIGKILL right after step N's
-//    update, before anything of that step is logged or saved.
+//    update, before anything of that step is logged or saved;
+//  VIT_INJECT_THROW_AT_STEP=N makes the step fail there with an error instead;
+//  in a job of several ranks VIT_INJECT_KILL_RANK=r limits both to rank r.
 std::vector<int64_t> injected_steps(const char* var) {
   std::vector<int64_t> out;
   const char* env = std::getenv(var);
@@ -122,6 +129,53 @@ bool contains(const std::vector<int64_t>& v, int64_t x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
 
+/// On the GPU, a job of several ranks picks this rank's GPU and makes the
+/// job's communicator the GPU one (NCCL where every rank of a machine has a
+/// GPU of its own, else MPI staged through pinned host memory). Returns what
+/// the log says of it. Before the first CUDA tensor.
+std::string use_gpu_communicator(vit::Device device) {
+  if (device != vit::Device::CUDA || job().size() == 1) return job().name();
+  std::string why;
+  job_owner() = vit::dist::gpu_communicator(std::move(job_owner()), &why);
+  return why;
+}
+
+/// Rank 0's parameters on every rank (the initialisation, --init or the
+/// resumed checkpoint), then a checksum every rank compares before the first
+/// step: a rank that differs stops the job, named.
+void agree_on_parameters(vit::nn::VisionTransformer<float>& model, vit::dist::Communicator& comm) {
+  if (comm.size() == 1) return;
+  uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a over every parameter's bytes
+  for (auto& [name, p] : model.named_parameters()) {
+    comm.broadcast(p, 0);
+    const std::vector<float> v = p.to_vector();
+    const auto* bytes = reinterpret_cast<const unsigned char*>(v.data());
+    for (size_t i = 0; i < v.size() * sizeof(float); ++i) hash = (hash ^ bytes[i]) * 0x100000001b3ull;
+  }
+  uint64_t rank0_hash = hash;
+  job().broadcast(&rank0_hash, 8, vit::dist::DType::UInt8, 0, vit::Device::CPU);
+  std::vector<int64_t> differs(static_cast<size_t>(job().size()), 0);
+  differs[static_cast<size_t>(job().rank())] = hash != rank0_hash;
+  job().allreduce_sum(differs.data(), job().size(), vit::dist::DType::Int64, vit::Device::CPU);
+  for (size_t r = 0; r < differs.size(); ++r)
+    VIT_CHECK(!differs[r], "rank ", r, " holds parameters whose checksum differs from rank 0's "
+              "after the broadcast");
+}
+
+/// Dropout and drop-path draw other masks on every rank: rank r > 0 derives
+/// its stream from rank 0's, which is the one checkpoints keep.
+void use_rank_dropout_stream(vit::nn::VisionTransformer<float>& model) {
+  if (job().rank() == 0) return;
+  vit::Generator& g = model.dropout_generator();
+  g.set_state(vit::data::detail::mix_seed(g.seed(), 0xD0, static_cast<uint64_t>(job().rank())),
+              g.offset());
+}
+
+bool kill_here() {
+  const char* rank = std::getenv("VIT_INJECT_KILL_RANK");
+  return !rank || std::atoi(rank) == job().rank();
+}
+
 /// Everything the loop uses, set up by run_train.
 struct Run {
   const TrainOptions& o;
@@ -130,7 +184,9 @@ struct Run {
   vit::nn::VisionTransformer<float>& model;
   vit::optim::Optimizer<float>& opt;
   vit::data::Loader& loader;
+  int64_t steps_per_epoch;  // optimizer steps: loader batches / accum_steps
   const vit::optim::LrSchedule& sched;
+  vit::dist::Communicator* step_comm;  // the job's (for tensors on the model's device too)
   TrainState& st;
   std::map<std::string, std::string> extra;  // metadata of both checkpoints
   Clock::time_point wall0;
@@ -151,8 +207,10 @@ struct Window {
 
 /// The epoch's end: test-set evaluation, its metrics row, best.safetensors
 /// when the test top-1 improved, and curves.png.
-void end_epoch(Run& r, MetricsLog& metrics, Progress& progress, int64_t epoch) {
-  const EvalResult ev = evaluate(r.model, r.data.test, r.norm, std::max<int64_t>(r.o.batch, 256));
+/// Every rank evaluates its share; rank 0 alone writes (`metrics` is null elsewhere).
+void end_epoch(Run& r, MetricsLog* metrics, Progress& progress, int64_t epoch) {
+  const EvalResult ev = evaluate(r.model, r.data.test, r.norm, std::max<int64_t>(r.o.batch, 256),
+                                 nullptr, &job());
   const StepSums& e = r.st.epoch_sums;
   MetricsRow row;
   row.kind = "epoch", row.step = r.st.step, row.epoch = epoch;
@@ -162,22 +220,27 @@ void end_epoch(Run& r, MetricsLog& metrics, Progress& progress, int64_t epoch) {
   row.test_loss = ev.loss, row.test_top1 = ev.top1, row.test_top5 = ev.top5;
   row.data_wait = row.time_s > 0 ? r.loader.wait_seconds() / row.time_s : 0;
   row.nonfinite = r.st.nonfinite_steps;
-  metrics.append(row);
   progress.epoch_line(row, r.o.epochs);
   r.st.epoch_sums = StepSums{};
-  if (ev.top1 > r.st.best_top1) {
-    r.st.best_top1 = ev.top1;
-    save_best(r.o, r.model, r.data.train.class_names, r.extra);
-  }
-  write_curves_png(r.o.out + "/curves.png", metrics.rows());
+  const bool best = ev.top1 > r.st.best_top1;
+  if (best) r.st.best_top1 = ev.top1;
+  if (!metrics) return;
+  metrics->append(row);
+  if (best) save_best(r.o, r.model, r.data.train.class_names, r.extra);
+  write_curves_png(r.o.out + "/curves.png", metrics->rows());
 }
 
 /// Brings the step guard's counters and sums to the host (a wait on the GPU):
 /// the sums since the last read join the window's and the epoch's, the
 /// counters replace the state's. Stops the run on a streak of non-finite steps.
 void read_guard(TrainStep& step, TrainState& st, StepSums& window, const TrainOptions& o) {
-  const auto c = step.guard().read();
+  auto c = step.guard().read();
   step.guard().reset_sums();
+  if (job().size() > 1) {  // every rank's share of the sums (integers in double add exactly)
+    double sums[3] = {c.loss_sum, double(c.images), double(c.correct)};
+    job().allreduce_sum(sums, 3, vit::dist::DType::Float64, vit::Device::CPU);
+    c.loss_sum = sums[0], c.images = std::llround(sums[1]), c.correct = std::llround(sums[2]);
+  }
   for (StepSums* s : {&window, &st.epoch_sums})
     s->loss_sum += c.loss_sum, s->images += c.images, s->correct += c.correct;
   st.nonfinite_steps = c.nonfinite_steps, st.nonfinite_run = c.nonfinite_run;
@@ -199,13 +262,17 @@ void read_guard(TrainStep& step, TrainState& st, StepSums& window, const TrainOp
 /// steps, evaluating at each epoch end and checkpointing as --checkpoint-every
 /// says. The steps are queued without waiting; the guard is read where the
 /// loop needs its figures: every step on the CPU, where it costs nothing, and
-/// on logging steps, epoch ends and checkpoints on the GPU.
-void train_loop(Run& r, MetricsLog& metrics, int64_t last_step) {
+/// on logging steps, epoch ends and checkpoints on the GPU. Every rank runs
+/// the same loop and takes the same decisions; rank 0 alone writes.
+void train_loop(Run& r, MetricsLog* metrics, int64_t last_step) {
   const TrainOptions& o = r.o;
   TrainState& st = r.st;
-  const int64_t bpe = r.loader.batches_per_epoch();
+  const int64_t K = o.accum_steps;
   const std::vector<int64_t> nan_steps = injected_steps("VIT_INJECT_NAN_STEPS");
-  const std::vector<int64_t> kill_steps = injected_steps("VIT_INJECT_KILL_AT_STEP");
+  const std::vector<int64_t> kill_steps = kill_here() ? injected_steps("VIT_INJECT_KILL_AT_STEP")
+                                                      : std::vector<int64_t>{};
+  const std::vector<int64_t> throw_steps = kill_here() ? injected_steps("VIT_INJECT_THROW_AT_STEP")
+                                                       : std::vector<int64_t>{};
   StepContext ctx{.model = r.model,
                   .optimizer = r.opt,
                   .params = {},
@@ -213,24 +280,41 @@ void train_loop(Run& r, MetricsLog& metrics, int64_t last_step) {
                   .soft_targets = r.loader.config().mixup,
                   .label_smoothing = o.label_smoothing,
                   .clip = o.clip_grad > 0 ? o.clip_grad : INFINITY,
-                  .cuda_graph = o.cuda_graph};
+                  .cuda_graph = o.cuda_graph,
+                  .accum_steps = K,
+                  .comm = r.step_comm};
   for (auto& [n, p] : vit::nn::trainable_parameters(r.model)) ctx.params.push_back(p);
   TrainStep step(ctx, o.batch, r.model.config.num_classes);
+  if (o.cuda_graph && ctx.device == vit::Device::CUDA && (K > 1 || job().size() > 1) &&
+      main_rank())
+    std::fprintf(stderr, "train: CUDA graph off (%s runs op by op)\n",
+                 job().size() > 1 ? "data parallel" : "gradient accumulation");
   step.guard().set_counters(st.nonfinite_steps, st.nonfinite_run, st.step - st.nonfinite_steps);
   const bool read_every_step = ctx.device == vit::Device::CPU;
+  const int64_t images_per_step = o.batch * K * job().size();
   Progress progress(last_step, st.step);
   r.model.train();
   r.loader.start(st.epoch, st.batch_in_epoch);
   Window w{{}, 0, Clock::now(), r.loader.wait_seconds()};
   while (st.step < last_step) {
-    const vit::data::Batch& b = r.loader.next();
     r.opt.set_lr(r.sched.at(st.step));
-    step.run(b, contains(nan_steps, st.step + 1));
+    const bool poison = contains(nan_steps, st.step + 1);
+    const vit::data::Batch* b = nullptr;
+    do b = &r.loader.next();
+    while (!step.run(*b, poison));
     ++st.step, ++w.steps;
     if (contains(kill_steps, st.step)) ::raise(SIGKILL);
-    st.epoch = b.epoch, st.batch_in_epoch = b.index + 1;
-    const bool epoch_end = st.batch_in_epoch == bpe;
-    if (epoch_end) ++st.epoch, st.batch_in_epoch = 0;
+    VIT_CHECK(!contains(throw_steps, st.step), "injected failure after step ", st.step,
+              " (VIT_INJECT_THROW_AT_STEP)");
+    const int64_t epoch = b->epoch;
+    st.epoch = b->epoch, st.batch_in_epoch = b->index + 1;
+    // Loader batches left over when accum_steps does not divide an epoch are skipped.
+    const bool epoch_end = st.batch_in_epoch == r.steps_per_epoch * K;
+    if (epoch_end) {
+      ++st.epoch, st.batch_in_epoch = 0;
+      if (r.steps_per_epoch * K != r.loader.batches_per_epoch() && st.step < last_step)
+        r.loader.start(st.epoch, 0);
+    }
     const bool log_row = st.step % o.log_every == 0 || st.step == last_step;
     const bool checkpoint = epoch_end || st.step == last_step ||
                             (o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0);
@@ -238,27 +322,27 @@ void train_loop(Run& r, MetricsLog& metrics, int64_t last_step) {
 
     const auto now = Clock::now();
     const double window_s = std::chrono::duration<double>(now - w.t0).count() - w.excluded_s;
-    const double img_s = window_s > 0 ? w.steps * o.batch / window_s : 0;
+    const double img_s = window_s > 0 ? w.steps * images_per_step / window_s : 0;
     const double train_acc = w.sums.images ? double(w.sums.correct) / w.sums.images : NAN;
     const double window_loss = w.sums.images ? w.sums.loss_sum / w.sums.images : NAN;
-    progress.update(st.step, b.epoch, o.epochs, window_loss, train_acc, img_s);
+    progress.update(st.step, epoch, o.epochs, window_loss, train_acc, img_s);
     if (log_row) {
       MetricsRow row;
-      row.kind = "step", row.step = st.step, row.epoch = b.epoch;
+      row.kind = "step", row.step = st.step, row.epoch = epoch;
       row.time_s = r.seconds_since_start(now);
       row.lr = r.opt.lr(), row.loss = window_loss, row.train_top1 = train_acc;
       row.img_per_s = img_s;
       row.data_wait = window_s > 0 ? (r.loader.wait_seconds() - w.wait0) / window_s : 0;
       row.nonfinite = st.nonfinite_steps;
-      metrics.append(row);
+      if (metrics) metrics->append(row);
       progress.log_line(row);
       w = Window{{}, 0, now, r.loader.wait_seconds(), 0};
     }
     // The guard was read above (a wait for every queued step), so what follows
     // is evaluation and saving alone: the window's rate leaves it out.
     const auto pause0 = Clock::now();
-    if (epoch_end || st.step == last_step) end_epoch(r, metrics, progress, b.epoch);
-    if (checkpoint) save_last(o, r.model, r.data.train.class_names, r.opt, st, r.extra);
+    if (epoch_end || st.step == last_step) end_epoch(r, metrics, progress, epoch);
+    if (checkpoint && metrics) save_last(o, r.model, r.data.train.class_names, r.opt, st, r.extra);
     if (checkpoint) w.excluded_s += std::chrono::duration<double>(Clock::now() - pause0).count();
   }
 }
@@ -267,16 +351,19 @@ void train_loop(Run& r, MetricsLog& metrics, int64_t last_step) {
 
 int run_train(const CLI::App& cmd, TrainOptions given) {
   const auto wall0 = Clock::now();
+  const int ranks = job().size();
   checked_device(given.device);  // before anything is read or written
   RunStart run = open_run(cmd, given);
   TrainOptions& o = run.options;
   const vit::Device device = checked_device(o.device);  // again: --resume may have changed it
   // The count is part of the run (config.json): resuming on another machine
-  // with the same count gives the same bits.
+  // with the same count gives the same bits. Ranks on one machine share its cores.
   if (o.threads <= 0)
-    o.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    o.threads = static_cast<int>(
+        std::max(1u, std::thread::hardware_concurrency() / std::max(1, job().local_size())));
   vit::set_num_threads(o.threads);
-
+  const std::string comm_note = use_gpu_communicator(device);
+  vit::dist::Communicator& comm = job();  // for host buffers and the model's device
   vit::nn::VitConfig cfg = vit::nn::vit_preset(o.model);
   const Splits data =
       load_splits(o.dataset, o.data, true, cfg.image_size, cfg.in_chans, o.val_ratio, o.seed);
@@ -289,23 +376,34 @@ int run_train(const CLI::App& cmd, TrainOptions given) {
   model->to(device);  // before the optimizer, whose state lives beside the parameters
   auto opt = make_optimizer(o, *model);
   vit::data::Loader loader(data.train, train_loader_config(o, cfg, norm));
-  const int64_t bpe = loader.batches_per_epoch();
-  check_same_data(run, data.train, bpe);
-  const vit::optim::LrSchedule sched = lr_schedule(o, bpe);
+  const int64_t steps_per_epoch = loader.batches_per_epoch() / o.accum_steps;
+  VIT_CHECK(steps_per_epoch > 0, "--accum-steps ", o.accum_steps, ": an epoch of ",
+            data.train.size(), " images has only ", loader.batches_per_epoch(),
+            " batches of ", o.batch, " per rank");
+  check_same_data(run, data.train, steps_per_epoch);
+  const vit::optim::LrSchedule sched = lr_schedule(o, steps_per_epoch);
   const int64_t last_step = o.steps > 0 ? std::min(o.steps, sched.total_steps) : sched.total_steps;
 
+  // Every rank has checked --out before rank 0 creates anything in it.
+  comm.barrier();
   if (run.checkpoint) {
-    restore_run(run, *model, *opt, bpe);
-  } else {
+    restore_run(run, *model, *opt, loader.batches_per_epoch(), ranks);
+  } else if (main_rank()) {
     nlohmann::json config = options_to_json(o);
     config["model_config"] = vit::io::config_to_json(cfg);
     config["class_names"] = data.train.class_names;
     config["normalization"] = nlohmann::json::parse(normalization_json(norm));
-    config["steps_per_epoch"] = bpe;
+    config["steps_per_epoch"] = steps_per_epoch;
+    config["world_size"] = ranks;
+    config["global_batch"] = o.batch * o.accum_steps * ranks;
     create_run_dir(o, config);
   }
+  agree_on_parameters(*model, comm);
+  use_rank_dropout_stream(*model);
   TrainState& st = run.state;
-  MetricsLog metrics(o.out, o.resume ? st.step : -1);
+  st.world_size = ranks;
+  std::optional<MetricsLog> metrics;
+  if (main_rank()) metrics.emplace(o.out, o.resume ? st.step : -1);
 
   std::printf(
       "train: %s on %s (%lld train / %lld test images, %lld classes), %lld parameters, "
@@ -313,9 +411,16 @@ int run_train(const CLI::App& cmd, TrainOptions given) {
       cfg.name.c_str(), o.dataset.c_str(), static_cast<long long>(data.train.size()),
       static_cast<long long>(data.test.size()), static_cast<long long>(cfg.num_classes),
       static_cast<long long>(model->num_parameters()), vit::num_threads());
+  if (ranks > 1)
+    std::printf("train: %d ranks (%s), batch %lld per rank x %lld accumulation steps = global "
+                "batch %lld\n",
+                ranks, comm_note.c_str(), static_cast<long long>(o.batch),
+                static_cast<long long>(o.accum_steps),
+                static_cast<long long>(o.batch * o.accum_steps * ranks));
   std::printf("train: %lld epochs x %lld steps, batch %lld, %s lr %g, run dir %s\n",
-              static_cast<long long>(o.epochs), static_cast<long long>(bpe),
-              static_cast<long long>(o.batch), o.optimizer.c_str(), o.lr, o.out.c_str());
+              static_cast<long long>(o.epochs), static_cast<long long>(steps_per_epoch),
+              static_cast<long long>(o.batch * o.accum_steps * ranks), o.optimizer.c_str(), o.lr,
+              o.out.c_str());
   std::fflush(stdout);
 
   Run r{.o = o,
@@ -324,11 +429,13 @@ int run_train(const CLI::App& cmd, TrainOptions given) {
         .model = *model,
         .opt = *opt,
         .loader = loader,
+        .steps_per_epoch = steps_per_epoch,
         .sched = sched,
+        .step_comm = &comm,
         .st = st,
         .extra = {{"vit.normalization", normalization_json(norm)}},
         .wall0 = wall0};
-  train_loop(r, metrics, last_step);
+  train_loop(r, metrics ? &*metrics : nullptr, last_step);
 
   const double total_s = r.seconds_since_start(Clock::now());
   std::printf(

@@ -88,8 +88,12 @@ const std::vector<TrainOption>& train_options() {
       option("--steps", &O::steps,
              "Stop after this many optimizer steps (schedule still spans --epochs)")
           .checked(positive_number()).run_defining(),
-      option("--batch", &O::batch, "Batch size")
+      option("--batch", &O::batch, "Batch size per rank (global batch: batch x ranks x accum-steps)")
           .checked(positive_number()).with_default().run_defining(),
+      option("--accum-steps", &O::accum_steps,
+             "Gradient accumulation: micro-batches per optimizer step (with several ranks, "
+             "gradients are averaged only on the last)")
+          .checked(positive_number()).with_default().run_defining().added_later(),
       option("--optimizer", &O::optimizer, "Optimizer")
           .checked(CLI::IsMember({"adamw", "adam", "sgd"})).with_default().run_defining(),
       option("--lr", &O::lr,
@@ -208,8 +212,8 @@ TrainOptions options_from_json(const nlohmann::json& j, const std::string& src) 
         },
         t.member);
   }
-  VIT_CHECK(o.epochs > 0 && o.batch > 0 && o.log_every > 0 && o.max_nonfinite > 0, src,
-            ": epochs, batch, log_every and max_nonfinite must be positive");
+  VIT_CHECK(o.epochs > 0 && o.batch > 0 && o.accum_steps > 0 && o.log_every > 0 && o.max_nonfinite > 0, src,
+            ": epochs, batch, accum_steps, log_every and max_nonfinite must be positive");
   return o;
 }
 

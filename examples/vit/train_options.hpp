@@ -19,7 +19,8 @@ struct TrainOptions {
   std::string out;     // default: runs/<date>-<time>-<dataset>-<model>
   int64_t epochs = 0;  // 0: per data set
   int64_t steps = 0;   // > 0: stop after this many optimizer steps
-  int64_t batch = 128;
+  int64_t batch = 128;      // per rank (timm): the global batch is batch x ranks x accum_steps
+  int64_t accum_steps = 1;  // micro-batches per optimizer step (gradient accumulation)
   std::string optimizer = "adamw";
   double lr = 0;  // 0: 1e-3 for adam(w), 0.05 for sgd
   double weight_decay = 0.05;

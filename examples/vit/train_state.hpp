@@ -31,6 +31,7 @@ struct TrainState {
   int64_t nonfinite_steps = 0;  // updates skipped for a NaN/Inf loss or gradient
   int64_t nonfinite_run = 0;    // of which consecutive at the end
   std::string optimizer;        // "adamw", "adam", "sgd": must match on resume
+  int64_t world_size = 1;       // ranks of the job that wrote it (data parallel)
   // The current epoch's running sums, so that a run resumed mid-epoch reports
   // the same epoch figures as one never interrupted.
   StepSums epoch_sums;
@@ -49,6 +50,7 @@ inline nlohmann::json state_to_json(const TrainState& s) {
           {"nonfinite_steps", s.nonfinite_steps},
           {"nonfinite_run", s.nonfinite_run},
           {"optimizer", s.optimizer},
+          {"world_size", s.world_size},
           {"epoch_loss_sum", s.epoch_sums.loss_sum},
           {"epoch_images", s.epoch_sums.images},
           {"epoch_correct", s.epoch_sums.correct}};
@@ -82,6 +84,9 @@ inline TrainState state_from_json(const nlohmann::json& j, const std::string& so
   s.nonfinite_steps = json_field<int64_t>(j, "nonfinite_steps", source);
   s.nonfinite_run = json_field<int64_t>(j, "nonfinite_run", source);
   s.optimizer = json_field<std::string>(j, "optimizer", source);
+  // Absent before data parallel: such runs had one rank.
+  if (j.contains("world_size")) s.world_size = json_field<int64_t>(j, "world_size", source);
+  VIT_CHECK(s.world_size >= 1, source, ": world_size must be at least 1");
   // Absent in checkpoints written before they existed: the epoch figures then
   // cover only the steps after the resume.
   if (j.contains("epoch_loss_sum")) {

@@ -112,14 +112,15 @@ TEST_CASE("the trainer's state rides in checkpoint metadata, bit for bit as befo
   st.epoch_sums = {12.345678901234567, 40, 17};
 
   // The entry last.safetensors has always had: key "vit.train_state", these
-  // fields, JSON as nlohmann dumps it (sorted keys), so old runs resume.
+  // fields (world_size since data parallel), JSON as nlohmann dumps it
+  // (sorted keys), so old runs resume.
   const auto meta = vitcli::state_metadata(st);
   REQUIRE(meta.size() == 1);
   CHECK(meta.at("vit.train_state") ==
         R"({"batch_in_epoch":2,"best_top1":-1.0,"dropout_offset":"12",)"
         R"("dropout_seed":"18446744073709551615","epoch":1,"epoch_correct":17,"epoch_images":40,)"
         R"("epoch_loss_sum":12.345678901234567,"nonfinite_run":0,"nonfinite_steps":0,)"
-        R"("optimizer":"sgd","step":7})");
+        R"("optimizer":"sgd","step":7,"world_size":1})");
 
   nn::VisionTransformer<float> a(tiny());
   const test::TempDir dir("ckpt");
@@ -136,6 +137,9 @@ TEST_CASE("the trainer's state rides in checkpoint metadata, bit for bit as befo
   nlohmann::json old = vitcli::state_to_json(st);
   for (const char* k : {"epoch_loss_sum", "epoch_images", "epoch_correct"}) old.erase(k);
   CHECK(vitcli::state_from_json(old, "s").epoch_sums.images == 0);
+  // ... and those from before data parallel were written by one rank.
+  old.erase("world_size");
+  CHECK(vitcli::state_from_json(old, "s").world_size == 1);
 
   nlohmann::json bad = vitcli::state_to_json(st);
   bad["epoch_correct"] = 41;
