@@ -32,6 +32,9 @@
 #                      (bars: >= 90% of it, data wait <= 1%)
 #   recipe_*           the recipes of docs/training.md, --steps 30 each on the GPU:    60 each
 #                      rc 0 and a finite last loss required
+#   dist_nccl          vit_dist_gpu_tests: communicator + reducer cases, NCCL, 1 rank   60
+#   dist_*             2 ranks sharing the GPU (MPI staged) vs 1 process, batch      60+90+20
+#                      64 x 2 vs 128, 5 SGD steps, weights within 1e-5 (needs mpirun)
 #   torch_side_by_side PyTorch at the same shapes on the same GPU       what is left, if >= 30
 #
 # Files under $OUT (default /tmp/out), 8 in all:
@@ -224,7 +227,9 @@ else
   if step configure "$LOG_BUILD" 120 cmake "${CMAKE_ARGS[@]}"; then
     RESERVE=200
     step build "$LOG_BUILD" 300 cmake --build "$BUILD" -j "${VIT_JOBS:-$(nproc)}" --target \
-      vit_cuda_tests bench_cuda_kernels bench_cuda_train_step vit_cli make_tiny_data
+      vit_cuda_tests bench_cuda_kernels bench_cuda_train_step vit_cli make_tiny_data \
+      $(grep -q '^VIT_NCCL:BOOL=ON' "$BUILD/CMakeCache.txt" && echo vit_dist_gpu_tests) \
+      $(grep -q '^VIT_MPI:BOOL=ON' "$BUILD/CMakeCache.txt" && echo compare_weights)
   fi
   if ((LAST_RC != 0)); then
     echo "build failed: last lines of $LOG_BUILD"
@@ -418,6 +423,30 @@ for r in "${RECIPES[@]}"; do
   RECIPE_ROWS+=("| $name | \`${flags[*]}\` | $rc | $loss | $nonfinite | $(test_top1 "$WORK/$name") | $verdict |")
   echo "recipe $name: rc $rc, last loss $loss, non-finite steps $nonfinite: $verdict" >>"$LOG_TRAIN"
 done
+
+# ---- data parallel on the GPU (issue 15) ---------------------------------------------------
+# NCCL on one rank: the communicator and gradient-reducer cases on device buffers.
+RESERVE=100
+if have vit_dist_gpu_tests; then
+  step dist_nccl "$LOG_BUILD" 60 "$BIN/vit_dist_gpu_tests"
+else
+  skip dist_nccl "$BIN/vit_dist_gpu_tests missing (a build without NCCL)"
+fi
+# Two ranks sharing this GPU (MPI staged through pinned memory) against one process
+# with the doubled batch: 5 SGD steps, weights within 1e-5 of each other.
+if [[ -n $CIFAR ]] && have vit compare_weights && command -v mpirun >/dev/null; then
+  dp=(train --dataset cifar10 --data "$CIFAR" --device "$DEVICE" --no-augment --optimizer sgd
+      --steps 5 --epochs 1 --log-every 1 --seed 0 --threads 2)
+  rm -rf "${WORK:?}"/dp_one "${WORK:?}"/dp_two
+  step dist_one_rank "$LOG_TRAIN" 60 "$BIN/vit" "${dp[@]}" --batch 128 --out "$WORK/dp_one"
+  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+    step dist_two_ranks_staged "$LOG_TRAIN" 90 mpirun --oversubscribe -np 2 "$BIN/vit" "${dp[@]}" \
+    --batch 64 --out "$WORK/dp_two"
+  step dist_compare "$LOG_TRAIN" 20 "$BIN/compare_weights" "$WORK/dp_one/last.safetensors" \
+    "$WORK/dp_two/last.safetensors" 1e-5
+else
+  skip dist_two_ranks_staged "needs CIFAR data, $BIN/vit, $BIN/compare_weights and mpirun"
+fi
 
 # ---- PyTorch on the same GPU: what is left -------------------------------------------------
 RESERVE=0

@@ -141,25 +141,28 @@ std::string use_gpu_communicator(vit::Device device) {
 }
 
 /// Rank 0's parameters on every rank (the initialisation, --init or the
-/// resumed checkpoint), then a checksum every rank compares before the first
-/// step: a rank that differs stops the job, named.
-void agree_on_parameters(vit::nn::VisionTransformer<float>& model, vit::dist::Communicator& comm) {
+/// resumed checkpoint), then a checksum of parameters and optimizer state that
+/// every rank compares with rank 0's before the first step: a rank that
+/// differs (say, it resumed from another file) stops the job, named.
+void agree_on_parameters(vit::nn::VisionTransformer<float>& model,
+                         const vit::optim::Optimizer<float>& opt, vit::dist::Communicator& comm) {
   if (comm.size() == 1) return;
-  uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a over every parameter's bytes
-  for (auto& [name, p] : model.named_parameters()) {
-    comm.broadcast(p, 0);
-    const std::vector<float> v = p.to_vector();
+  uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a over the bytes
+  auto add = [&hash](const vit::TensorF& t) {
+    const std::vector<float> v = t.to_vector();
     const auto* bytes = reinterpret_cast<const unsigned char*>(v.data());
     for (size_t i = 0; i < v.size() * sizeof(float); ++i) hash = (hash ^ bytes[i]) * 0x100000001b3ull;
-  }
+  };
+  for (auto& [name, p] : model.named_parameters()) comm.broadcast(p, 0), add(p);
+  for (const auto& [name, t] : opt.named_state()) add(t);
   uint64_t rank0_hash = hash;
-  job().broadcast(&rank0_hash, 8, vit::dist::DType::UInt8, 0, vit::Device::CPU);
-  std::vector<int64_t> differs(static_cast<size_t>(job().size()), 0);
-  differs[static_cast<size_t>(job().rank())] = hash != rank0_hash;
-  job().allreduce_sum(differs.data(), job().size(), vit::dist::DType::Int64, vit::Device::CPU);
+  comm.broadcast(&rank0_hash, 8, vit::dist::DType::UInt8, 0, vit::Device::CPU);
+  std::vector<int64_t> differs(static_cast<size_t>(comm.size()), 0);
+  differs[static_cast<size_t>(comm.rank())] = hash != rank0_hash;
+  comm.allreduce_sum(differs.data(), comm.size(), vit::dist::DType::Int64, vit::Device::CPU);
   for (size_t r = 0; r < differs.size(); ++r)
-    VIT_CHECK(!differs[r], "rank ", r, " holds parameters whose checksum differs from rank 0's "
-              "after the broadcast");
+    VIT_CHECK(!differs[r], "rank ", r, " holds parameters or optimizer state whose checksum "
+              "differs from rank 0's (another checkpoint or --init file on its machine?)");
 }
 
 /// Dropout and drop-path draw other masks on every rank: rank r > 0 derives
@@ -398,7 +401,7 @@ int run_train(const CLI::App& cmd, TrainOptions given) {
     config["global_batch"] = o.batch * o.accum_steps * ranks;
     create_run_dir(o, config);
   }
-  agree_on_parameters(*model, comm);
+  agree_on_parameters(*model, *opt, comm);
   use_rank_dropout_stream(*model);
   TrainState& st = run.state;
   st.world_size = ranks;
