@@ -14,7 +14,9 @@
 //   img_per_s        global images/s: ranks · batch / step time
 //   step_ms          step time; backward_ms the backward pass within it
 //   allreduce_ms     the blocking sums of all buckets (the cost to hide)
-//   exposed_ms       what finish() still waited for after backward (not hidden)
+//   exposed_ms       what finish() still waited for after backward, on the rank
+//                    that waited least (the last to finish backward, which waits for
+//                    communication alone, not for a slower peer): not hidden
 //   hidden           1 − exposed/allreduce: the share of communication backward hid
 // The last line of output is one JSON object with all of the above.
 #include <algorithm>
@@ -41,6 +43,7 @@ struct Args {
   std::string model = "cifar-tiny";
   int64_t batch = 64, warmup = 2, steps = 10;
   int threads = 1;
+  int64_t bucket_mb = 25;  // DDP's bucket_cap_mb
 };
 
 [[noreturn]] void bad_arg(const std::string& msg) {
@@ -65,7 +68,9 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "--warmup") a.warmup = number();
     else if (flag == "--steps") a.steps = number();
     else if (flag == "--threads") a.threads = static_cast<int>(number());
-    else bad_arg("unknown option '" + flag + "' (--model, --batch, --warmup, --steps, --threads)");
+    else if (flag == "--bucket-mb") a.bucket_mb = number();
+    else bad_arg("unknown option '" + flag +
+                 "' (--model, --batch, --warmup, --steps, --threads, --bucket-mb)");
   }
   return a;
 }
@@ -86,7 +91,9 @@ int main(int argc, char** argv) {
                                  {1e-3});
     std::vector<vit::TensorF> params = model->parameters();
     std::unique_ptr<vit::dist::GradientReducer<float>> reducer;
-    if (ranks > 1) reducer = std::make_unique<vit::dist::GradientReducer<float>>(*comm, params);
+    if (ranks > 1)
+      reducer = std::make_unique<vit::dist::GradientReducer<float>>(
+          *comm, params, static_cast<size_t>(args.bucket_mb) << 20);
 
     const uint64_t seed = 1000 + static_cast<uint64_t>(comm->rank());
     vit::Generator g(seed);
@@ -110,7 +117,13 @@ int main(int argc, char** argv) {
       if (s < args.warmup) continue;
       step_s.push_back(seconds(t0, t3));
       backward_s.push_back(seconds(t1, t2));
-      exposed_s.push_back(reducer ? reducer->last_wait_seconds() : 0.0);
+      // The least any rank waited: the last rank out of backward waits for nothing but
+      // the sums still running (the others also wait for it).
+      double wait = reducer ? reducer->last_wait_seconds() : 0.0;
+      std::vector<double> waits(static_cast<size_t>(ranks), 0.0);
+      waits[static_cast<size_t>(comm->rank())] = wait;
+      comm->allreduce_sum(waits.data(), ranks, vit::dist::DType::Float64, vit::Device::CPU);
+      exposed_s.push_back(*std::min_element(waits.begin(), waits.end()));
     }
 
     // The same buckets summed with nothing to overlap: the cost backward hides.
@@ -141,10 +154,10 @@ int main(int argc, char** argv) {
       const double img_s = ranks * args.batch / step;
       std::printf(
           "bench_data_parallel: %s, %d rank(s) x %d thread(s) (%s), batch %lld per rank, "
-          "%zu bucket(s), %.1f MB of gradients\n",
+          "%zu bucket(s) (cap %lld MB), %.1f MB of gradients\n",
           args.model.c_str(), ranks, args.threads, comm->name().c_str(),
           static_cast<long long>(args.batch), reducer ? reducer->bucket_count() : size_t{0},
-          grad_bytes / 1e6);
+          static_cast<long long>(args.bucket_mb), grad_bytes / 1e6);
       std::printf("  %.1f img/s, step %.1f ms (backward %.1f ms), allreduce %.2f ms, exposed %.2f ms, "
                   "hidden %.0f%%\n",
                   img_s, 1e3 * step, 1e3 * median(backward_s), comm_ms, exposed_ms, 100 * hidden);

@@ -155,3 +155,23 @@ TEST_CASE("GradientReducer refuses a second synced backward before finish", "[di
   CHECK_THROWS_WITH(loss_of(model, 3).backward(),
                     Catch::Contains("got its gradient twice before finish()"));
 }
+
+TEST_CASE("GradientReducer's first bucket is small (DDP's 1 MB), the others up to the cap",
+          "[dist]") {
+  // Four parameters of 1.2 MB: the last alone (past 1 MB), the other three together.
+  std::vector<TensorF> params;
+  for (int i = 0; i < 4; ++i) {
+    params.push_back(TensorF::zeros({300000}));
+    params.back().set_requires_grad(true);
+  }
+  dist::SingleProcess one;
+  dist::GradientReducer<float> reducer(one, params);
+  REQUIRE(reducer.bucket_count() == 2);
+  CHECK(reducer.bucket_params(0) == std::vector<size_t>{3});
+  CHECK(reducer.bucket_params(1) == std::vector<size_t>{2, 1, 0});
+  // A cap of 2 MB: the last alone, then two by two.
+  dist::GradientReducer<float> small(one, params, size_t{2} << 20);
+  REQUIRE(small.bucket_count() == 3);
+  CHECK(small.bucket_params(1) == std::vector<size_t>{2, 1});
+  CHECK(small.bucket_params(2) == std::vector<size_t>{0});
+}

@@ -1,7 +1,8 @@
 // GradientReducer: averages parameter gradients over the ranks of a job
 // during backward, as PyTorch DDP's Reducer does. Parameters are grouped, in
 // reverse order (the order backward finishes them), into buckets of about
-// 25 MB; a post-accumulate hook copies each finished gradient into its
+// 25 MB, the first of about 1 MB so that the sums start early (DDP's
+// bucket_cap_mb and first-bucket size); a post-accumulate hook copies each finished gradient into its
 // bucket's flat buffer, and a bucket whose gradients are all in is handed to
 // the communicator at once (buckets start strictly in order, the same on every
 // rank, as collectives require), so the sums run while backward goes on.
@@ -14,6 +15,7 @@
 // last. The buffers are allocated once; a step allocates nothing.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <utility>
@@ -30,9 +32,10 @@ template <class T>
 class GradientReducer {
  public:
   /// `params`: the parameters whose gradients are averaged, in model order,
-  /// all on one device. bucket_bytes: PyTorch DDP's bucket_cap_mb (25 MB).
+  /// all on one device. bucket_bytes: PyTorch DDP's bucket_cap_mb (25 MB);
+  /// first_bucket_bytes: the cap of the first bucket (DDP's 1 MB).
   GradientReducer(Communicator& comm, std::vector<Tensor<T>> params,
-                  size_t bucket_bytes = size_t{25} << 20)
+                  size_t bucket_bytes = size_t{25} << 20, size_t first_bucket_bytes = size_t{1} << 20)
       : comm_(comm), params_(std::move(params)) {
     VIT_CHECK(!params_.empty(), "GradientReducer: no parameters");
     device_ = params_.front().device();
@@ -42,8 +45,9 @@ class GradientReducer {
       const Tensor<T>& p = params_[k];
       VIT_CHECK(p.device() == device_ && p.requires_grad(), "GradientReducer: parameter ", k, " ",
                 p.shape(), " is on ", device_name(p.device()), " or needs no gradient");
-      if (buckets_.empty() || buckets_.back().numel * sizeof(T) >= bucket_bytes)
-        buckets_.emplace_back();
+      const size_t cap = buckets_.size() == 1 ? std::min(first_bucket_bytes, bucket_bytes)
+                                              : bucket_bytes;
+      if (buckets_.empty() || buckets_.back().numel * sizeof(T) >= cap) buckets_.emplace_back();
       Bucket& b = buckets_.back();
       slots_[k] = {buckets_.size() - 1, b.numel};
       b.params.push_back(k);
