@@ -11,7 +11,7 @@ bench=$build/bin/bench_data_parallel
 [[ -x $bench ]] || { echo "dist_scaling: $bench not built (needs VIT_MPI)" >&2; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 args=(--model "$model" --batch "$batch" --steps "$steps" --threads 1)
-echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores;" \
+echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') (family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' '), $(grep -qw avx512f /proc/cpuinfo && echo AVX-512 || echo AVX2)), $(getconf _NPROCESSORS_ONLN) cores;" \
   "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 field() { sed -E "s/.*\"$1\":(-?[0-9.]+).*/\1/" <<< "$2"; }
 one=() two=() hid25=() two1=() hid1=()
