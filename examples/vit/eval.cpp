@@ -19,7 +19,7 @@ void add_eval_options(CLI::App& cmd, EvalOptions& o) {
   cmd.add_option("--model", o.model, "Architecture preset, for weights without a config (e.g. from timm)");
   cmd.add_option("--dump-logits", o.dump_logits, "Write every logit to this CSV file");
   cmd.add_option("--batch", o.batch, "Batch size")->check(positive_number())->capture_default_str();
-  cmd.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(positive_number());
+  cmd.add_option("--threads", o.threads, "CPU threads (default: all cores, shared by the ranks of a job)")->check(positive_number());
   cmd.add_option("--device", o.device, "Device")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   cmd.add_option("--val-ratio", o.val_ratio, "Folder data sets: the training run's --val-ratio")
       ->check(number_in(0.0, 0.9))
@@ -28,8 +28,9 @@ void add_eval_options(CLI::App& cmd, EvalOptions& o) {
 }
 
 int run_eval(const EvalOptions& o) {
-  vit::set_num_threads(o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency()));
+  vit::set_num_threads(threads_per_rank(o.threads));
   const vit::Device device = checked_device(o.device);  // before anything is read
+  use_gpu_communicator(device);  // under mpirun: this rank's GPU
   const auto ck = vit::io::load_checkpoint<float>(o.weights);
   auto model = vit::io::model_from_checkpoint(ck, o.model);
   model->to(device);

@@ -129,17 +129,6 @@ bool contains(const std::vector<int64_t>& v, int64_t x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
 
-/// On the GPU, a job of several ranks picks this rank's GPU and makes the
-/// job's communicator the GPU one (NCCL where every rank of a machine has a
-/// GPU of its own, else MPI staged through pinned host memory). Returns what
-/// the log says of it. Before the first CUDA tensor.
-std::string use_gpu_communicator(vit::Device device) {
-  if (device != vit::Device::CUDA || job().size() == 1) return job().name();
-  std::string why;
-  job_owner() = vit::dist::gpu_communicator(std::move(job_owner()), &why);
-  return why;
-}
-
 /// Rank 0's parameters on every rank (the initialisation, --init or the
 /// resumed checkpoint), then a checksum of parameters and optimizer state that
 /// every rank compares with rank 0's before the first step: a rank that
@@ -361,9 +350,7 @@ int run_train(const CLI::App& cmd, TrainOptions given) {
   const vit::Device device = checked_device(o.device);  // again: --resume may have changed it
   // The count is part of the run (config.json): resuming on another machine
   // with the same count gives the same bits. Ranks on one machine share its cores.
-  if (o.threads <= 0)
-    o.threads = static_cast<int>(
-        std::max(1u, std::thread::hardware_concurrency() / std::max(1, job().local_size())));
+  o.threads = threads_per_rank(o.threads);
   vit::set_num_threads(o.threads);
   const std::string comm_note = use_gpu_communicator(device);
   vit::dist::Communicator& comm = job();  // for host buffers and the model's device

@@ -125,7 +125,7 @@ const std::vector<TrainOption>& train_options() {
           .with_default().run_defining(),
       // Part of the run (config.json): resuming with the same count gives the
       // same bits; another count is allowed, with a warning.
-      option("--threads", &O::threads, "CPU threads (default: all cores)")
+      option("--threads", &O::threads, "CPU threads (default: all cores, shared by the ranks of a job)")
           .checked(positive_number()).given_on_resume(),
       option("--device", &O::device, "Device")
           .checked(CLI::IsMember({"cpu", "cuda"})).with_default().given_on_resume(),
