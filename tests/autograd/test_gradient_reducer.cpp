@@ -10,19 +10,12 @@
 #include <vector>
 
 #include "support/check.hpp"
+#include "support/tiny_vit.hpp"
 
 using namespace vit;
+using test::tiny_vit_config;
 
 namespace {
-
-nn::VitConfig tiny_config() {
-  nn::VitConfig c;
-  c.name = "tiny";
-  c.image_size = 8, c.in_chans = 2, c.patch_size = 4;
-  c.dim = 8, c.depth = 2, c.heads = 2, c.mlp_dim = 12, c.num_classes = 3;
-  c.seed = 11;
-  return c;
-}
 
 /// A job of two ranks seen from rank 0: a sum adds what rank 1 holds at the
 /// same offsets of the same call (`other`, by start order), and records when
@@ -90,7 +83,7 @@ TEST_CASE("a post-accumulate hook runs once per backward, when the leaf's gradie
 
 TEST_CASE("GradientReducer buckets parameters in reverse order and averages every gradient",
           "[dist]") {
-  nn::VisionTransformer<float> model(tiny_config());
+  nn::VisionTransformer<float> model(tiny_vit_config());
   const auto named = model.named_parameters();
   std::vector<TensorF> params;
   for (const auto& [n, p] : named) params.push_back(p);
@@ -145,7 +138,7 @@ TEST_CASE("GradientReducer buckets parameters in reverse order and averages ever
 }
 
 TEST_CASE("GradientReducer refuses a second synced backward before finish", "[dist]") {
-  nn::VisionTransformer<float> model(tiny_config());
+  nn::VisionTransformer<float> model(tiny_vit_config());
   std::vector<TensorF> params;
   for (const auto& [n, p] : model.named_parameters()) params.push_back(p);
   dist::SingleProcess one;

@@ -10,20 +10,12 @@
 #include <vector>
 
 #include "dist/dist_env.hpp"
+#include "support/tiny_vit.hpp"
 #include "vit/vit.hpp"
 
 using namespace vit;
 
 namespace {
-
-nn::VitConfig tiny_config() {
-  nn::VitConfig c;
-  c.name = "tiny";
-  c.image_size = 8, c.in_chans = 2, c.patch_size = 4;
-  c.dim = 32, c.depth = 2, c.heads = 2, c.mlp_dim = 24, c.num_classes = 3;  // head dim 16: the GPU kernel's least
-  c.seed = 11;
-  return c;
-}
 
 constexpr int64_t kPerRank = 2;
 
@@ -43,12 +35,34 @@ TensorF loss_on(nn::VisionTransformer<float>& m, int64_t first, int64_t n) {
   return cross_entropy(m.forward(images(first, n)), labels(first, n), 0.1);
 }
 
+// Every gradient of `params` within 1e-5 of the reference model's (relative
+// to each tensor's scale); returns an FNV-1a hash of their bits.
+uint64_t check_matches_whole_batch(const std::vector<TensorF>& params, nn::VisionTransformer<float>& ref) {
+  const auto named = ref.named_parameters();
+  uint64_t hash = 1469598103934665603ull;
+  for (size_t k = 0; k < params.size(); ++k) {
+    const std::vector<float> got = params[k].grad().to_vector();
+    const std::vector<float> want = named[k].second.grad().to_vector();
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      diff = std::max(diff, std::abs(double(got[i]) - want[i]));
+      scale = std::max(scale, std::abs(double(want[i])));
+      uint32_t bits;
+      std::memcpy(&bits, &got[i], 4);
+      hash = (hash ^ bits) * 1099511628211ull;
+    }
+    INFO(named[k].first << ": max difference " << diff << " at scale " << scale);
+    CHECK(diff <= 1e-5 * std::max(scale, 1e-3));
+  }
+  return hash;
+}
+
 }  // namespace
 
 TEST_CASE("GradientReducer: every rank ends with the whole batch's gradient", "[dist]") {
   dist::Communicator& comm = dist_test::comm();
   const int64_t N = comm.size(), r = comm.rank();
-  nn::VisionTransformer<float> whole(tiny_config()), mine(tiny_config());
+  nn::VisionTransformer<float> whole(test::tiny_vit_config(32)), mine(test::tiny_vit_config(32));
   whole.to(dist_test::device()), mine.to(dist_test::device());
   // One process, the whole batch of N·kPerRank rows.
   loss_on(whole, 0, N * kPerRank).backward();
@@ -61,22 +75,7 @@ TEST_CASE("GradientReducer: every rank ends with the whole batch's gradient", "[
     loss_on(mine, r * kPerRank, kPerRank).backward();
     reducer.finish();
   }
-  const auto ref = whole.named_parameters();
-  uint64_t hash = 1469598103934665603ull;
-  for (size_t k = 0; k < params.size(); ++k) {
-    const std::vector<float> got = params[k].grad().to_vector();
-    const std::vector<float> want = ref[k].second.grad().to_vector();
-    double diff = 0, scale = 0;
-    for (size_t i = 0; i < got.size(); ++i) {
-      diff = std::max(diff, std::abs(double(got[i]) - want[i]));
-      scale = std::max(scale, std::abs(double(want[i])));
-      uint32_t bits;
-      std::memcpy(&bits, &got[i], 4);
-      hash = (hash ^ bits) * 1099511628211ull;
-    }
-    INFO(ref[k].first << ": max difference " << diff << " at scale " << scale);
-    CHECK(diff <= 1e-5 * std::max(scale, 1e-3));
-  }
+  const uint64_t hash = check_matches_whole_batch(params, whole);
   // The same bits on every rank: rank 0's hash against each rank's.
   uint64_t rank0 = hash;
   comm.broadcast(&rank0, 8, dist::DType::UInt8, 0, Device::CPU);
@@ -89,7 +88,7 @@ TEST_CASE("GradientReducer: no sync leaves the gradients local until the synced 
           "[dist]") {
   dist::Communicator& comm = dist_test::comm();
   const int64_t N = comm.size(), r = comm.rank();
-  nn::VisionTransformer<float> whole(tiny_config()), mine(tiny_config());
+  nn::VisionTransformer<float> whole(test::tiny_vit_config(32)), mine(test::tiny_vit_config(32));
   whole.to(dist_test::device()), mine.to(dist_test::device());
   // One process: two micro-batches of the whole batch, gradients added.
   loss_on(whole, 0, N * kPerRank).backward();
@@ -102,16 +101,5 @@ TEST_CASE("GradientReducer: no sync leaves the gradients local until the synced 
   reducer.set_sync(true);
   loss_on(mine, N * kPerRank + r * kPerRank, kPerRank).backward();
   reducer.finish();
-  const auto ref = whole.named_parameters();
-  for (size_t k = 0; k < params.size(); ++k) {
-    const std::vector<float> got = params[k].grad().to_vector();
-    const std::vector<float> want = ref[k].second.grad().to_vector();
-    double diff = 0, scale = 0;
-    for (size_t i = 0; i < got.size(); ++i) {
-      diff = std::max(diff, std::abs(double(got[i]) - want[i]));
-      scale = std::max(scale, std::abs(double(want[i])));
-    }
-    INFO(ref[k].first << ": max difference " << diff << " at scale " << scale);
-    CHECK(diff <= 1e-5 * std::max(scale, 1e-3));
-  }
+  check_matches_whole_batch(params, whole);
 }

@@ -3,18 +3,12 @@
 // fits a fixed batch with AdamW; the same seed and threads give bitwise equal
 // losses with dropout and stochastic depth active; timm names, shapes and sizes.
 #include "support/check.hpp"
+#include "support/tiny_vit.hpp"
 
 using namespace vit;
 
 namespace {
-nn::VitConfig tiny_config() {
-  nn::VitConfig c;
-  c.name = "tiny";
-  c.image_size = 8, c.in_chans = 2, c.patch_size = 4;
-  c.dim = 8, c.depth = 2, c.heads = 2, c.mlp_dim = 12, c.num_classes = 3;
-  c.seed = 11;
-  return c;
-}
+nn::VitConfig tiny_config() { return test::tiny_vit_config(); }
 const std::vector<int64_t> kLabels = {0, 2, 1};
 }  // namespace
 
