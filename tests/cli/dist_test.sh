@@ -48,7 +48,9 @@ echo "ok: --accum-steps 2 equals the doubled batch, on 1 and 2 ranks"
 
 # 3. Repeatable: augmentation, dropout and drop-path per rank, the same bits twice.
 noisy=("${data[@]}" --batch 8 --dropout 0.1 --drop-path 0.1 --checkpoint-every 3)
+t0=$SECONDS
 mpi 2 "$vit" train "${noisy[@]}" --out "$work/r1" > /dev/null
+full_run_s=$((SECONDS - t0))
 mpi 2 "$vit" train "${noisy[@]}" --out "$work/r2" > /dev/null
 cmp "$work/r1/last.safetensors" "$work/r2/last.safetensors" || fail "two 2-rank runs differ"
 cmp "$work/r1/best.safetensors" "$work/r2/best.safetensors" || fail "two 2-rank best weights differ"
@@ -57,10 +59,12 @@ echo "ok: two identical 2-rank runs write bitwise-equal checkpoints"
 # 4. Rank 1 killed after step 6 (last checkpoint: step 4, an epoch end): the job ends at
 #    once, non-zero, naming the rank; resumed, it ends bitwise where r1 did.
 rc=0 t0=$SECONDS
-VIT_INJECT_KILL_AT_STEP=6 VIT_INJECT_KILL_RANK=1 timeout 60 \
+VIT_INJECT_KILL_AT_STEP=6 VIT_INJECT_KILL_RANK=1 timeout 300 \
   "$mpiexec" --oversubscribe -np 2 "$vit" train "${noisy[@]}" --out "$work/k" > "$work/k.log" 2>&1 || rc=$?
 (( rc != 0 && rc != 124 )) || fail "killing rank 1 did not end the job (rc $rc)"
-(( SECONDS - t0 < 30 )) || fail "the job took $((SECONDS - t0)) s to end after the kill"
+# It ends at once: within the time of the whole run (which has more steps) plus 10 s.
+(( SECONDS - t0 <= full_run_s + 10 )) ||
+  fail "the job took $((SECONDS - t0)) s to end after the kill (the whole run: ${full_run_s} s)"
 grep -qi "rank 1" "$work/k.log" || fail "the job's exit does not name rank 1: $(cat "$work/k.log")"
 "$compare" "$work/k/last.safetensors" "$work/k/last.safetensors" 0 > /dev/null ||
   fail "the last checkpoint does not load"
@@ -70,7 +74,7 @@ echo "ok: a killed rank ends the job (rc $rc), the checkpoint is intact, --resum
 
 # 5. A rank that fails says so in one line naming itself, and the job stops.
 rc=0
-VIT_INJECT_THROW_AT_STEP=2 VIT_INJECT_KILL_RANK=1 timeout 60 \
+VIT_INJECT_THROW_AT_STEP=2 VIT_INJECT_KILL_RANK=1 timeout 300 \
   "$mpiexec" --oversubscribe -np 2 "$vit" train "${noisy[@]}" --out "$work/t" > /dev/null 2> "$work/t.err" || rc=$?
 (( rc != 0 && rc != 124 )) || fail "a failing rank did not end the job (rc $rc)"
 grep -q "^vit: rank 1 of 2: injected failure after step 2" "$work/t.err" ||
