@@ -23,8 +23,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "vit: %s\n", vitcli::user_message(e).c_str());
     return 1;
   }
-  vit::dist::Communicator& job = vitcli::job();
-  const bool many = job.size() > 1;
+  const bool many = vitcli::job().size() > 1;
   if (!vitcli::main_rank() && !std::freopen("/dev/null", "w", stdout)) return 1;
   // One line naming the rank, then every rank stops: none waits for a dead peer.
   auto fail = [&](const std::string& what) {
