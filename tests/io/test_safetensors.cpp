@@ -54,10 +54,9 @@ std::string error_of(F&& f) {
 std::vector<uint8_t> make_file(const std::string& header, size_t buffer_len,
                                std::optional<uint64_t> claimed = std::nullopt) {
   const uint64_t n = claimed ? *claimed : header.size();
-  std::vector<uint8_t> out(8);
+  std::vector<uint8_t> out(8 + header.size() + buffer_len, 0);
   std::memcpy(out.data(), &n, 8);
-  out.insert(out.end(), header.begin(), header.end());
-  out.resize(out.size() + buffer_len, 0);
+  std::memcpy(out.data() + 8, header.data(), header.size());
   return out;
 }
 
@@ -252,8 +251,10 @@ TEST_CASE("safetensors accepts valid edge cases", "[io][safetensors]") {
     for (int d = 0; d <= static_cast<int>(Dtype::U64); ++d) {
       const auto dt = static_cast<Dtype>(d);
       const size_t sz = io::dtype_size(dt);
-      const std::string h =
-          "{" + entry("t", std::string(io::dtype_name(dt)), "[3]", 0, 3 * sz) + "}";
+      // Appended, not "{" + string: g++ 12 warns (-Wrestrict) on that prepend.
+      std::string h = "{";
+      h += entry("t", std::string(io::dtype_name(dt)), "[3]", 0, 3 * sz);
+      h += "}";
       CHECK(SafetensorsFile::parse(make_file(h, 3 * sz), "ok").info("t").dtype == dt);
       CHECK(io::dtype_from_name(io::dtype_name(dt)) == dt);
     }
@@ -275,6 +276,14 @@ TEST_CASE("safetensors rejects each malformed input with its own message", "[io]
        "header length 100000001 exceeds the limit of 100000000 bytes"},
       {"100 GB claimed header", make_file("{}", 0, uint64_t{100} << 30),
        "header length 107374182400 exceeds the limit of 100000000 bytes"},
+      {"a .pth file (zip)", {'P', 'K', 3, 4, 20, 0, 0, 0, 8, 0, 0, 0},
+       "not a safetensors file (it is a zip archive, as PyTorch's torch.save .pth files are; "
+       "convert it with scripts/pth_to_safetensors.py)"},
+      {"a legacy .pth file (pickle)", {0x80, 2, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20},
+       "not a safetensors file (it is a Python pickle, as older PyTorch .pth files are; "
+       "convert it with scripts/pth_to_safetensors.py)"},
+      {"a PNG image", {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13},
+       "not a safetensors file (it is a PNG image)"},
       {"header length past the end of the file", make_file("{}", 8, 64),
        "header length 64 exceeds the 10 bytes that follow it"},
       {"not JSON", make_file("{nope}", 0), "header is not valid JSON: parse error*"},

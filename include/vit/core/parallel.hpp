@@ -2,7 +2,7 @@
 // run with --threads T is reproducible bit for bit (work splits depend on T).
 #pragma once
 
-#include <Eigen/Core>
+#include "vit/core/eigen.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <array>
 #include <bit>
 #include <cerrno>
@@ -238,12 +239,32 @@ inline SafetensorsFile SafetensorsFile::read(const std::string& path) {
   return parse(std::move(bytes), path);
 }
 
+/// What a file that is not safetensors looks like, from its first bytes.
+inline std::string file_kind(const std::vector<uint8_t>& b) {
+  auto starts = [&b](std::initializer_list<uint8_t> sig) {
+    return b.size() >= sig.size() && std::equal(sig.begin(), sig.end(), b.begin());
+  };
+  const std::string convert = "; convert it with scripts/pth_to_safetensors.py";
+  if (starts({'P', 'K', 3, 4}))
+    return "it is a zip archive, as PyTorch's torch.save .pth files are" + convert;
+  if (b.size() >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5)
+    return "it is a Python pickle, as older PyTorch .pth files are" + convert;
+  if (starts({0x89, 'P', 'N', 'G'})) return "it is a PNG image";
+  if (starts({0xFF, 0xD8, 0xFF})) return "it is a JPEG image";
+  if (starts({0x1F, 0x8B})) return "it is gzip-compressed";
+  return "it does not start with an 8-byte header length followed by a JSON header";
+}
+
 inline void SafetensorsFile::validate() {
   const uint64_t size = bytes_.size();
   if (size < 8)
     fail("file is " + std::to_string(size) + " bytes, too short for the 8-byte header length");
   uint64_t n;
   std::memcpy(&n, bytes_.data(), 8);
+  // A safetensors file is an 8-byte length then '{'. Anything else whose
+  // length makes no sense is another kind of file: say so, not "header length 6199779332130742307".
+  if ((n > kMaxHeaderSize || n > size - 8) && (size < 9 || bytes_[8] != '{'))
+    fail("not a safetensors file (" + file_kind(bytes_) + ")");
   if (n > kMaxHeaderSize)
     fail("header length " + std::to_string(n) + " exceeds the limit of " +
          std::to_string(kMaxHeaderSize) + " bytes");
@@ -416,7 +437,9 @@ inline void SafetensorsFile::check_layout(uint64_t buffer_len) const {
   uint64_t pos = 0;
   const TensorInfo* prev = nullptr;
   auto range = [](const TensorInfo& t) {
-    return "[" + std::to_string(t.begin) + "," + std::to_string(t.end) + ")";
+    std::string r = "[";  // appended: g++ 12 warns (-Wrestrict) on "[" + string
+    r += std::to_string(t.begin) + "," + std::to_string(t.end) + ")";
+    return r;
   };
   for (const TensorInfo& t : tensors_) {
     const std::string who = "tensor '" + vit::detail::printable(t.name) + "'";
@@ -536,13 +559,16 @@ class SafetensorsWriter {
     const std::string h = header();
     uint64_t total = 8 + h.size();
     for (const Entry& e : entries_) total += e.nbytes;
-    std::vector<uint8_t> out;
-    out.reserve(total);
+    // Sized once and filled by memcpy (g++ 12 misreads growing inserts as overflows).
+    std::vector<uint8_t> out(total);
     const uint64_t n = h.size();
-    const auto* np = reinterpret_cast<const uint8_t*>(&n);
-    out.insert(out.end(), np, np + 8);
-    out.insert(out.end(), h.begin(), h.end());
-    for (const Entry& e : entries_) out.insert(out.end(), e.data, e.data + e.nbytes);
+    std::memcpy(out.data(), &n, 8);
+    std::memcpy(out.data() + 8, h.data(), h.size());
+    size_t at = 8 + h.size();
+    for (const Entry& e : entries_) {
+      if (e.nbytes) std::memcpy(out.data() + at, e.data, e.nbytes);
+      at += e.nbytes;
+    }
     return out;
   }
 

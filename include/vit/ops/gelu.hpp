@@ -4,7 +4,7 @@
 // on small ViTs.
 #pragma once
 
-#include <unsupported/Eigen/SpecialFunctions>
+#include "vit/core/eigen.hpp"
 #include <cmath>
 
 #include "vit/cuda/gelu.hpp"

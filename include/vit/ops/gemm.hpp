@@ -9,7 +9,7 @@
 // calling thread only (that is what attention's per-head products want).
 #pragma once
 
-#include <Eigen/Core>
+#include "vit/core/eigen.hpp"
 #include <cstdint>
 
 #include "vit/core/device.hpp"
