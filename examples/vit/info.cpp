@@ -35,6 +35,11 @@ int run_info(const InfoOptions& o) {
   std::printf("layout       dim %lld, depth %lld, heads %lld, mlp %lld, classes %lld\n",
               static_cast<long long>(c.dim), static_cast<long long>(c.depth), static_cast<long long>(c.heads),
               static_cast<long long>(c.mlp_dim), static_cast<long long>(c.num_classes));
+  if (c.representation_size > 0)
+    std::printf("pre-logits   %lld (Linear + Tanh before the head)\n",
+                static_cast<long long>(c.representation_size));
+  if (c.pos_embed == vit::nn::PosEmbedKind::SinCos)
+    std::printf("pos_embed    fixed 2-D sin-cos (not trained)\n");
   std::printf("parameters   %lld (%.2f M, %.1f MB in float32)\n", static_cast<long long>(s.parameters),
               s.parameters / 1e6, s.parameters * 4 / 1e6);
   std::printf("FLOPs/image  %.3f G forward, %.3f G training step (multiply-add = 2)\n",

@@ -226,3 +226,46 @@ TEST_CASE("weights without a config (converted from timm) load into the preset n
   REQUIRE_THROWS_WITH(io::model_from_checkpoint(names, "fmnist-tiny"),
                       Catch::Contains("names.safetensors: 3 class names for a model with 7 classes"));
 }
+
+TEST_CASE("config JSON carries gelu and pos_embed, older files read as erf and learned",
+          "[io][checkpoint]") {
+  nn::VitConfig c = tiny();
+  c.gelu = GeluApprox::Tanh, c.pos_embed = nn::PosEmbedKind::SinCos, c.representation_size = 6;
+  const auto j = io::config_to_json(c);
+  CHECK(j.at("gelu") == "tanh");
+  CHECK(j.at("pos_embed") == "sincos");
+  const nn::VitConfig back = io::config_from_json(j, "cfg");
+  CHECK(back.gelu == GeluApprox::Tanh);
+  CHECK(back.pos_embed == nn::PosEmbedKind::SinCos);
+  CHECK(back.representation_size == 6);
+  CHECK(io::config_to_json(back) == j);
+
+  auto old = j;
+  old.erase("pos_embed");  // written before sin-cos existed
+  CHECK(io::config_from_json(old, "cfg").pos_embed == nn::PosEmbedKind::Learned);
+  auto bad = j;
+  bad["pos_embed"] = "rope";
+  REQUIRE_THROWS_WITH(io::config_from_json(bad, "run/model.safetensors"),
+                      Catch::Contains("run/model.safetensors: pos_embed must be \"learned\" or \"sincos\", got \"rope\""));
+  bad["pos_embed"] = 3;
+  REQUIRE_THROWS_WITH(io::config_from_json(bad, "cfg"), Catch::Contains("field 'pos_embed' has the wrong type"));
+}
+
+TEST_CASE("a sin-cos model survives save and load, still fixed", "[io][checkpoint]") {
+  nn::VitConfig c = tiny();
+  c.pos_embed = nn::PosEmbedKind::SinCos, c.gelu = GeluApprox::Tanh;
+  nn::VisionTransformer<float> a(c);
+  const test::TempDir dir("ckpt");
+  io::save_checkpoint(dir / "sincos.safetensors", a, {"x", "y", "z"});
+  const auto ck = io::load_checkpoint<float>(dir / "sincos.safetensors");
+  REQUIRE(ck.model.count("pos_embed") == 1);  // in the state dict, as timm and MAE keep it
+  const auto b = io::model_from_checkpoint(ck, "");
+  CHECK(b->config.pos_embed == nn::PosEmbedKind::SinCos);
+  CHECK(b->config.gelu == GeluApprox::Tanh);
+  CHECK_FALSE(b->pos_embed.requires_grad());
+  test::require_close(b->pos_embed, nn::sincos_pos_embed<float>(2, 2, 8), 0, 0);
+  const TensorF x = test::randn<float>({2, 3, 8, 8}, 6);
+  a.eval(), b->eval();
+  NoGradGuard ng;
+  test::require_close(b->forward(x), a.forward(x), 0, 0);
+}

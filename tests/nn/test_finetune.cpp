@@ -80,7 +80,38 @@ TEST_CASE("load_pretrained names the tensor at fault", "[nn][finetune]") {
   CHECK(nn::load_pretrained(dst, with_pre_logits).dropped.size() == 1);
 }
 
-TEST_CASE("freeze_backbone trains only the head", "[nn][finetune]") {
+TEST_CASE("load_pretrained across a pre-logits layer added or dropped", "[nn][finetune]") {
+  // in21k-style file (pre-logits 6 wide) into a model without one: dropped, and
+  // the head (6 inputs there, 8 here) is the model's fresh one.
+  nn::VitConfig with = tiny(16, 7);
+  with.representation_size = 6;
+  nn::VisionTransformer<double> src(with);
+  nn::VisionTransformer<double> plain(tiny(16, 7));
+  const TensorD fresh = plain.head->weight.clone();
+  const auto rep = nn::load_pretrained(plain, src.state_dict());
+  CHECK(rep.dropped == std::vector<std::string>{"pre_logits.fc.bias", "pre_logits.fc.weight"});
+  CHECK(rep.head_reinitialised);
+  test::require_close(plain.head->weight, fresh, 0, 0);
+  test::require_close(plain.blocks[0]->mlp.fc1.weight, src.blocks[0]->mlp.fc1.weight, 0, 0);
+
+  // A plain file into a model with pre-logits (the tutorial's has_logits=True):
+  // that layer and the head stay initialised.
+  nn::VisionTransformer<double> plain_src(tiny(16, 7));
+  with.seed = 5;
+  nn::VisionTransformer<double> dst(with);
+  const TensorD fresh_pre = dst.pre_logits->weight.clone();
+  const auto rep2 = nn::load_pretrained(dst, plain_src.state_dict());
+  CHECK(rep2.head_reinitialised);
+  CHECK(rep2.notes.front() == "pre-logits layer initialised (the file has none)");
+  test::require_close(dst.pre_logits->weight, fresh_pre, 0, 0);
+  test::require_close(dst.blocks[0]->attn.qkv.weight, plain_src.blocks[0]->attn.qkv.weight, 0, 0);
+  // Same pre-logits on both sides: everything loads.
+  nn::VisionTransformer<double> same(with);
+  CHECK(nn::load_pretrained(same, src.state_dict()).loaded ==
+        static_cast<int64_t>(same.named_parameters().size()));
+}
+
+TEST_CASE("freeze_backbone trains only the head and pre-logits", "[nn][finetune]") {
   nn::VisionTransformer<double> m(tiny(16, 3));
   nn::freeze_backbone(m);
   const auto trainable = nn::trainable_parameters(m);
@@ -92,4 +123,14 @@ TEST_CASE("freeze_backbone trains only the head", "[nn][finetune]") {
   CHECK(m.head->weight.grad().defined());
   CHECK_FALSE(m.blocks[0]->attn.qkv.weight.grad().defined());
   CHECK_FALSE(m.pos_embed.grad().defined());
+
+  // With a pre-logits layer it trains too (the fine-tuning tutorial's freeze_layers).
+  nn::VitConfig c = tiny(16, 3);
+  c.representation_size = 6;
+  nn::VisionTransformer<double> r(c);
+  nn::freeze_backbone(r);
+  std::vector<std::string> names;
+  for (const auto& [name, p] : nn::trainable_parameters(r)) names.push_back(name);
+  CHECK(names == std::vector<std::string>{"pre_logits.fc.weight", "pre_logits.fc.bias",
+                                          "head.weight", "head.bias"});
 }

@@ -45,6 +45,7 @@ inline nlohmann::json config_to_json(const nn::VitConfig& c) {
           {"representation_size", c.representation_size},
           {"layer_norm_eps", c.layer_norm_eps},
           {"gelu", c.gelu == GeluApprox::Tanh ? "tanh" : "erf"},
+          {"pos_embed", nn::pos_embed_name(c.pos_embed)},
           {"seed", c.seed}};
 }
 
@@ -95,6 +96,13 @@ inline nn::VitConfig config_from_json(const nlohmann::json& j, const std::string
   VIT_CHECK(gelu == "erf" || gelu == "tanh", source, ": gelu must be \"erf\" or \"tanh\", got \"",
             gelu, "\"");
   c.gelu = gelu == "tanh" ? GeluApprox::Tanh : GeluApprox::None;
+  // Absent in checkpoints written before sin-cos existed: learned, as they trained.
+  if (j.contains("pos_embed")) {
+    const auto pos = json_field<std::string>(j, "pos_embed", source);
+    VIT_CHECK(pos == "learned" || pos == "sincos", source,
+              ": pos_embed must be \"learned\" or \"sincos\", got \"", vit::detail::printable(pos), "\"");
+    c.pos_embed = nn::pos_embed_kind(pos);
+  }
   c.seed = json_field<uint64_t>(j, "seed", source);
   // Bound sizes before anything allocates from them (the file may be hostile).
   VIT_CHECK(c.image_size <= 4096 && c.dim <= 65536 && c.depth <= 1024 && c.mlp_dim <= 262144 &&
@@ -108,14 +116,16 @@ inline nn::VitConfig config_from_json(const nlohmann::json& j, const std::string
   return c;
 }
 
-/// Writes model (+ optimizer state when given) atomically, with `metadata`
-/// added to __metadata__ as is (a trainer's state, the normalisation); its
-/// keys may not be the checkpoint's own (format, vit.config, vit.classes).
+/// Writes model (+ optimizer state when given, + `more_state` beside it)
+/// atomically, with `metadata` added to __metadata__ as is (a trainer's state,
+/// the normalisation); its keys may not be the checkpoint's own (format,
+/// vit.config, vit.classes).
 template <class T>
 void save_checkpoint(const std::string& path, const nn::VisionTransformer<T>& model,
                      const std::vector<std::string>& class_names,
                      const optim::Optimizer<T>* optimizer = nullptr,
-                     const std::map<std::string, std::string>& metadata = {}) {
+                     const std::map<std::string, std::string>& metadata = {},
+                     const std::vector<std::pair<std::string, Tensor<T>>>& more_state = {}) {
   SafetensorsWriter w;
   for (const auto& [k, v] : metadata) {
     VIT_CHECK(k != "format" && k != kConfigKey && k != kClassesKey, "save_checkpoint: metadata key '",
@@ -130,6 +140,9 @@ void save_checkpoint(const std::string& path, const nn::VisionTransformer<T>& mo
   if (optimizer)
     for (const auto& [name, t] : optimizer->named_state())
       w.add(kOptimizerPrefix + name, t.to(Device::CPU));
+  // Training state beside the optimizer's (e.g. an EMA of the weights), under
+  // the same prefix, so readers of the weights leave it aside as they do the moments.
+  for (const auto& [name, t] : more_state) w.add(kOptimizerPrefix + name, t.to(Device::CPU));
   w.write(path);
 }
 

@@ -1,7 +1,8 @@
 // Fine-tuning a pretrained ViT the way timm does it: load weights by name into a
 // model built for the new task, keep the new (freshly initialised) head when the
 // class count differs, resample the position embedding when the patch grid
-// differs, and optionally freeze everything but the head.
+// differs (a fixed sin-cos one is regenerated for the new grid instead), and
+// optionally freeze everything but the head and pre-logits.
 // Deliberately strict otherwise: a tensor with the wrong shape or a missing one
 // is an error naming it, never a silent partial load.
 #pragma once
@@ -88,15 +89,18 @@ Tensor<T> resample_pos_embed(const Tensor<T>& pos, int64_t old_h, int64_t old_w,
 struct PretrainedReport {
   int64_t loaded = 0;                 // tensors copied as they were
   bool head_reinitialised = false;    // class count differed: the model's own head kept
-  bool pos_embed_resampled = false;   // patch grid differed: bicubic resample
+  bool pos_embed_resampled = false;   // patch grid differed: bicubic resample (sin-cos: regenerated)
   std::vector<std::string> dropped;   // file tensors the model has no use for (pre_logits)
   std::vector<std::string> notes;     // one line per adaptation
 };
 
 /// Loads pretrained tensors by timm name into `model` (built for the new task).
 /// `head.*` of another shape keeps the model's fresh head; `pos_embed` of another
-/// grid is resampled; `pre_logits.*` absent from the model is dropped (timm
-/// drops the representation layer when fine-tuning). Any other mismatch, a
+/// grid is resampled (a sin-cos model keeps its own fixed table for its grid:
+/// a formula, not weights); `pre_logits.*` absent from the model is dropped (timm
+/// drops the representation layer when fine-tuning), and a model's pre-logits
+/// layer the file lacks stays initialised (the tutorial's has_logits), the
+/// head then re-initialised if its width changed. Any other mismatch, a
 /// missing tensor or an unknown one is a vit::Error naming it.
 template <class T>
 PretrainedReport load_pretrained(VisionTransformer<T>& model,
@@ -112,6 +116,12 @@ PretrainedReport load_pretrained(VisionTransformer<T>& model,
     rep.dropped.push_back(name);
   }
   if (!rep.dropped.empty()) rep.notes.push_back("pre-logits layer dropped");
+  // With the pre-logits layer added or dropped, the head reads other features:
+  // it stays the model's fresh one whenever its shape differs.
+  const bool file_pre_logits = weights.count("pre_logits.fc.weight") > 0;
+  const bool pre_logits_changed = file_pre_logits != (model.pre_logits != nullptr);
+  if (model.pre_logits && !file_pre_logits)
+    rep.notes.push_back("pre-logits layer initialised (the file has none)");
   for (auto& [name, p] : own) {
     auto it = weights.find(name);
     if (it == weights.end() && starts_with(name, "head.") && weights.count("head.weight") == 0) {
@@ -119,14 +129,37 @@ PretrainedReport load_pretrained(VisionTransformer<T>& model,
       rep.head_reinitialised = true;
       continue;
     }
+    if (it == weights.end() && starts_with(name, "pre_logits.") && !file_pre_logits)
+      continue;  // a pre-logits layer the file does not have: as initialised
+
     VIT_CHECK(it != weights.end(), "pretrained weights: missing tensor '", name, "' of shape ",
               p.shape());
     const Tensor<T>& src = it->second;
+    if (name == "pos_embed" && model.config.pos_embed == PosEmbedKind::SinCos) {
+      // A formula, not weights: the model keeps its own table for its grid
+      // (regenerated rather than interpolated; a learned one is not taken).
+      const int64_t grid = model.config.image_size / model.config.patch_size;
+      bool same = src.shape() == p.shape();
+      const Tensor<T> a = src.to(Device::CPU), b = p.to(Device::CPU);
+      for (int64_t i = 0; same && i < a.numel(); ++i)
+        same = std::abs(static_cast<double>(a.data()[i]) - static_cast<double>(b.data()[i])) <= 1e-5;
+      if (same) {
+        ++rep.loaded;
+        continue;
+      }
+      rep.pos_embed_resampled = src.shape() != p.shape();
+      rep.notes.push_back("pos_embed " + std::string(rep.pos_embed_resampled ? "regenerated" : "kept") +
+                          " as the fixed sin-cos table of the " + std::to_string(grid) + "x" +
+                          std::to_string(grid) + " grid (the file's " +
+                          (rep.pos_embed_resampled ? "is for another grid)" : "is not that table)"));
+      continue;
+    }
     if (src.shape() == p.shape()) {
       p.copy_from(src);
       ++rep.loaded;
     } else if (starts_with(name, "head.")) {
-      VIT_CHECK(src.dim() == p.dim() && (p.dim() == 1 || src.shape().back() == p.shape().back()),
+      VIT_CHECK(src.dim() == p.dim() &&
+                    (p.dim() == 1 || src.shape().back() == p.shape().back() || pre_logits_changed),
                 "pretrained weights: '", name, "' has shape ", src.shape(), ", model needs ",
                 p.shape(), " (only the class count may differ)");
       rep.head_reinitialised = true;
@@ -153,12 +186,14 @@ PretrainedReport load_pretrained(VisionTransformer<T>& model,
   return rep;
 }
 
-/// Trains only the classifier head: every other parameter stops requiring grad
-/// (so backward does not even reach the backbone).
+/// Trains only the classifier: the head and, when the model has one, the
+/// pre-logits layer (as the fine-tuning tutorial's freeze_layers); every other
+/// parameter stops requiring grad (so backward does not even reach the backbone).
 template <class T>
 void freeze_backbone(VisionTransformer<T>& model) {
   for (auto& [name, p] : model.named_parameters())
-    if (name.rfind("head.", 0) != 0) Tensor<T>(p).set_requires_grad(false);
+    if (name.rfind("head.", 0) != 0 && name.rfind("pre_logits.", 0) != 0)
+      Tensor<T>(p).set_requires_grad(false);
 }
 
 /// The parameters that still require grad, by name (what an optimizer should get).

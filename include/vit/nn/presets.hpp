@@ -1,6 +1,7 @@
-// VitConfig and the named presets: the ViT paper's table at 224 (Ti/16 … H/14)
-// and the small-image models this project trains on CIFAR and Fashion-MNIST.
-// timm's model names are accepted as aliases of the 224 presets.
+// VitConfig and the named presets: the ViT paper's table at 224 (Ti/16 … H/14),
+// its ImageNet-21k models (21843 classes, pre-logits Linear+Tanh, as timm's
+// original *_in21k), and the small-image models this project trains on CIFAR
+// and Fashion-MNIST. timm's model names are accepted as aliases of the 224 presets.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,21 @@
 #include "vit/ops/gelu.hpp"
 
 namespace vit::nn {
+
+/// How the position embedding is made: a trained parameter (timm's default) or
+/// MAE's fixed 2-D sin-cos table, which stays in the state dict as `pos_embed`
+/// (so checkpoints interchange) but never requires grad.
+enum class PosEmbedKind { Learned, SinCos };
+
+/// "learned" or "sincos" (the --pos-embed and config-JSON spelling).
+inline PosEmbedKind pos_embed_kind(const std::string& name) {
+  VIT_CHECK(name == "learned" || name == "sincos", "pos_embed must be \"learned\" or \"sincos\", got \"",
+            name, "\"");
+  return name == "sincos" ? PosEmbedKind::SinCos : PosEmbedKind::Learned;
+}
+inline const char* pos_embed_name(PosEmbedKind k) {
+  return k == PosEmbedKind::SinCos ? "sincos" : "learned";
+}
 
 struct VitConfig {
   std::string name = "custom";
@@ -23,6 +39,7 @@ struct VitConfig {
   int64_t representation_size = 0;  // > 0: pre-logits Linear+Tanh of this width
   double layer_norm_eps = 1e-6;
   GeluApprox gelu = GeluApprox::None;
+  PosEmbedKind pos_embed = PosEmbedKind::Learned;
   uint64_t seed = 0;  // parameter init and dropout masks
 };
 
@@ -40,6 +57,11 @@ inline void validate(const VitConfig& c) {
   VIT_CHECK(c.attn_drop_rate >= 0 && c.attn_drop_rate < 1, "VitConfig '", c.name,
             "': attn_drop_rate must be in [0, 1), got ", c.attn_drop_rate);
   VIT_CHECK(c.layer_norm_eps > 0, "VitConfig '", c.name, "': layer_norm_eps must be positive");
+  VIT_CHECK(c.representation_size >= 0, "VitConfig '", c.name,
+            "': representation_size must be 0 (none) or positive, got ", c.representation_size);
+  // sin-cos: a quarter of the channels each for sin/cos of the column and the row.
+  VIT_CHECK(c.pos_embed != PosEmbedKind::SinCos || c.dim % 4 == 0, "VitConfig '", c.name,
+            "': the sin-cos position embedding needs dim divisible by 4, got ", c.dim);
 }
 
 namespace detail {
@@ -47,20 +69,27 @@ struct PresetRow {
   const char* name;
   const char* timm_name;
   int64_t image, chans, patch, dim, depth, heads, mlp, classes;
+  int64_t representation;  // pre-logits width, 0 = none
 };
 inline const std::vector<PresetRow>& preset_table() {
   static const std::vector<PresetRow> rows = {
-      {"vit-ti16", "vit_tiny_patch16_224", 224, 3, 16, 192, 12, 3, 768, 1000},
-      {"vit-s16", "vit_small_patch16_224", 224, 3, 16, 384, 12, 6, 1536, 1000},
-      {"vit-b16", "vit_base_patch16_224", 224, 3, 16, 768, 12, 12, 3072, 1000},
-      {"vit-b32", "vit_base_patch32_224", 224, 3, 32, 768, 12, 12, 3072, 1000},
-      {"vit-l16", "vit_large_patch16_224", 224, 3, 16, 1024, 24, 16, 4096, 1000},
-      {"vit-l32", "vit_large_patch32_224", 224, 3, 32, 1024, 24, 16, 4096, 1000},
-      {"vit-h14", "vit_huge_patch14_224", 224, 3, 14, 1280, 32, 16, 5120, 1000},
-      {"cifar-tiny", "", 32, 3, 4, 192, 6, 3, 384, 10},
-      {"cifar-small", "", 32, 3, 4, 384, 7, 12, 384, 10},
-      {"cifar-deep", "", 32, 3, 4, 192, 9, 12, 384, 10},
-      {"fmnist-tiny", "", 28, 1, 4, 128, 6, 4, 256, 10},
+      {"vit-ti16", "vit_tiny_patch16_224", 224, 3, 16, 192, 12, 3, 768, 1000, 0},
+      {"vit-s16", "vit_small_patch16_224", 224, 3, 16, 384, 12, 6, 1536, 1000, 0},
+      {"vit-b16", "vit_base_patch16_224", 224, 3, 16, 768, 12, 12, 3072, 1000, 0},
+      {"vit-b32", "vit_base_patch32_224", 224, 3, 32, 768, 12, 12, 3072, 1000, 0},
+      {"vit-l16", "vit_large_patch16_224", 224, 3, 16, 1024, 24, 16, 4096, 1000, 0},
+      {"vit-l32", "vit_large_patch32_224", 224, 3, 32, 1024, 24, 16, 4096, 1000, 0},
+      {"vit-h14", "vit_huge_patch14_224", 224, 3, 14, 1280, 32, 16, 5120, 1000, 0},
+      // ImageNet-21k (timm 0.4's *_in21k, the ViT paper's pre-training): pre-logits kept.
+      {"vit-b16-in21k", "vit_base_patch16_224_in21k", 224, 3, 16, 768, 12, 12, 3072, 21843, 768},
+      {"vit-b32-in21k", "vit_base_patch32_224_in21k", 224, 3, 32, 768, 12, 12, 3072, 21843, 768},
+      {"vit-l16-in21k", "vit_large_patch16_224_in21k", 224, 3, 16, 1024, 24, 16, 4096, 21843, 1024},
+      {"vit-l32-in21k", "vit_large_patch32_224_in21k", 224, 3, 32, 1024, 24, 16, 4096, 21843, 1024},
+      {"vit-h14-in21k", "vit_huge_patch14_224_in21k", 224, 3, 14, 1280, 32, 16, 5120, 21843, 1280},
+      {"cifar-tiny", "", 32, 3, 4, 192, 6, 3, 384, 10, 0},
+      {"cifar-small", "", 32, 3, 4, 384, 7, 12, 384, 10, 0},
+      {"cifar-deep", "", 32, 3, 4, 192, 9, 12, 384, 10, 0},
+      {"fmnist-tiny", "", 28, 1, 4, 128, 6, 4, 256, 10, 0},
   };
   return rows;
 }
@@ -82,6 +111,7 @@ inline VitConfig vit_preset(const std::string& name) {
     c.name = r.name;
     c.image_size = r.image, c.in_chans = r.chans, c.patch_size = r.patch;
     c.dim = r.dim, c.depth = r.depth, c.heads = r.heads, c.mlp_dim = r.mlp, c.num_classes = r.classes;
+    c.representation_size = r.representation;
     return c;
   }
   std::string known;

@@ -4,6 +4,9 @@
 //   on the attention probabilities; drop_path_rate stochastic depth)
 //   -> token 0 -> (optional pre_logits: Linear + Tanh) -> head
 // Parameter names, shapes and init are timm's, so state dicts interchange.
+// pos_embed is learned (timm) or MAE's fixed 2-D sin-cos table: then it is
+// still the state dict's `pos_embed`, but never requires grad, so no optimizer
+// (they take trainable_parameters) moves it.
 #pragma once
 
 #include <memory>
@@ -11,6 +14,7 @@
 #include <vector>
 
 #include "vit/nn/layers.hpp"
+#include "vit/nn/pos_embed.hpp"
 #include "vit/nn/presets.hpp"
 #include "vit/ops/shape_ops.hpp"
 
@@ -27,8 +31,14 @@ class VisionTransformer : public Module<T> {
         norm(cfg.dim, cfg.layer_norm_eps) {
     const int64_t C = cfg.dim;
     cls_token = this->register_parameter("cls_token", trunc_normal_init<T>({1, 1, C}, init_gen_));
+    // Drawn for sin-cos too, so every other tensor initialises as the learned model's.
     pos_embed = this->register_parameter(
         "pos_embed", trunc_normal_init<T>({1, patch_embed.num_patches() + 1, C}, init_gen_));
+    if (cfg.pos_embed == PosEmbedKind::SinCos) {
+      const int64_t grid = cfg.image_size / cfg.patch_size;
+      pos_embed.copy_from(sincos_pos_embed<T>(grid, grid, C));
+      pos_embed.set_requires_grad(false);  // MAE: requires_grad=False
+    }
     this->register_module("patch_embed", patch_embed);
     for (int64_t i = 0; i < cfg.depth; ++i) {
       // Stochastic depth grows linearly with depth, as timm's dpr.
