@@ -2,6 +2,9 @@
 //   OUT/cifar10/  data_batch_1..5.bin (13 records each), test_batch.bin (20), batches.meta.txt
 //   OUT/cifar100/ train.bin (40), test.bin (20)  (coarse + fine label bytes)
 //   OUT/images/   sample0.png, sample1.bmp
+// With --folder, instead: OUT/flowers/{train,val}/{a,b}/*.png, an image folder
+// laid out as ImageNet is, photos of several aspect ratios (6 train and 2 val
+// per class; class a is reddish, class b bluish).
 // Class k of CIFAR-10 is a bright square in quadrant k%4 with tint k/4, plus
 // noise, so a few training steps already move the accuracy off chance.
 #include <vit/vit.hpp>
@@ -25,14 +28,44 @@ void write(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream f(path, std::ios::binary);
   f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
+
+// OUT/flowers/{train,val}/{a,b}/NN.png at (height, width) cycling through
+// portrait, landscape and square sizes.
+void write_folder(const std::string& out) {
+  namespace fs = std::filesystem;
+  const int sizes[][2] = {{40, 60}, {64, 36}, {48, 48}, {30, 72}, {56, 42}, {36, 36}};
+  vit::Generator g(2);
+  int n = 0;
+  for (const char* split : {"train", "val"})
+    for (int k = 0; k < 2; ++k) {
+      const std::string dir = out + "/flowers/" + split + "/" + (k == 0 ? "a" : "b");
+      fs::create_directories(dir);
+      for (int i = 0; i < (split[0] == 't' ? 6 : 2); ++i, ++n) {
+        const int h = sizes[n % 6][0], w = sizes[n % 6][1];
+        vit::data::Image img(3, h, w);
+        for (int c = 0; c < 3; ++c)
+          for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x) {
+              const int base = c == (k == 0 ? 0 : 2) ? 190 : 70;
+              img.at(c, y, x) = static_cast<uint8_t>(base + static_cast<int>(g.next_u64() % 50));
+            }
+        vit::data::write_png(dir + "/" + std::to_string(10 + i) + ".png", img);
+      }
+    }
+}
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: make_tiny_data OUT_DIR\n");
+  const bool folder = argc == 3 && std::string(argv[2]) == "--folder";
+  if (argc != 2 && !folder) {
+    std::fprintf(stderr, "usage: make_tiny_data OUT_DIR [--folder]\n");
     return 1;
   }
   const std::string out = argv[1];
+  if (folder) {
+    write_folder(out);
+    return 0;
+  }
   namespace fs = std::filesystem;
   fs::create_directories(out + "/cifar10");
   fs::create_directories(out + "/cifar100");

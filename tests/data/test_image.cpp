@@ -306,16 +306,21 @@ TEST_CASE("read_image_folder reads classes in order and ignores other files", "[
   REQUIRE(s.train.size() == 6);
   CHECK(s.train.labels == std::vector<int32_t>{0, 0, 1, 1, 1, 2});
   CHECK(s.train.channels == 3);
-  CHECK(s.train.height == 6);
-  CHECK(s.train.width == 6);
+  // Aspect ratio kept: the shorter side becomes floor(6 / 0.875) = 6, the
+  // longer int(6 * long / short), as torchvision's Resize(6).
+  REQUIRE(s.train.variable_size());
+  CHECK(s.train.height == 0);
   const std::vector<int> colour = {40, 50, 10, 20, 30, 60};
+  const std::vector<std::pair<int64_t, int64_t>> hw = {{6, 6}, {6, 6}, {6, 8}, {6, 18}, {6, 6}, {6, 9}};
   for (int i = 0; i < 6; ++i) {
     INFO("image " << i);
     const Image img = s.train.image(i);
+    CHECK(img.height == hw[i].first);
+    CHECK(img.width == hw[i].second);
     if (i == 1) {  // the JPEG: near its colour
       for (int64_t c = 0; c < 3; ++c) CHECK(std::abs(int(img.at(c, 3, 3)) - (50 + int(c))) <= 3);
     } else {
-      CHECK(img.data == constant(3, 6, 6, colour[i]).data);
+      CHECK(img.data == constant(3, hw[i].first, hw[i].second, colour[i]).data);
     }
   }
   SECTION("one channel") {
@@ -323,7 +328,7 @@ TEST_CASE("read_image_folder reads classes in order and ignores other files", "[
     const ImageFolderSplit g = read_image_folder(r.string(), opt);
     CHECK(g.train.channels == 1);
     // (77 v + 150 (v+1) + 29 (v+2)) >> 8 == v for these colours.
-    CHECK(g.train.image(5).data == constant(1, 6, 6, 60).data);
+    CHECK(g.train.image(5).data == constant(1, 6, 9, 60).data);
   }
 }
 

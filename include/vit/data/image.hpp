@@ -302,16 +302,18 @@ struct ResampleCoeffs {
 
 inline constexpr int kPrecisionBits = 32 - 8 - 2;
 
-inline ResampleCoeffs resample_coeffs(int64_t in_size, int64_t out_size) {
+/// Fills rc for in_size -> out_size, reusing its storage (and k's, the
+/// unnormalised taps): no allocation once the buffers have grown.
+inline void resample_coeffs_into(int64_t in_size, int64_t out_size, ResampleCoeffs& rc,
+                                 std::vector<double>& k) {
   const double scale = double(in_size) / double(out_size);
   const double filterscale = std::max(scale, 1.0);
   const double support = 1.0 * filterscale;  // the triangle filter has support 1
-  ResampleCoeffs rc;
   rc.ksize = int64_t(std::ceil(support)) * 2 + 1;
   rc.first.resize(out_size);
   rc.count.resize(out_size);
   rc.weights.assign(size_t(out_size * rc.ksize), 0);
-  std::vector<double> k(rc.ksize);
+  k.resize(size_t(rc.ksize));
   for (int64_t xx = 0; xx < out_size; ++xx) {
     const double center = (double(xx) + 0.5) * scale;
     const double ss = 1.0 / filterscale;
@@ -332,7 +334,6 @@ inline ResampleCoeffs resample_coeffs(int64_t in_size, int64_t out_size) {
     rc.first[xx] = xmin;
     rc.count[xx] = xmax;
   }
-  return rc;
 }
 
 inline uint8_t clip8(int64_t acc) {
@@ -342,57 +343,102 @@ inline uint8_t clip8(int64_t acc) {
 
 }  // namespace detail
 
+/// Buffers resize_region_into reuses across calls (one per thread), so that
+/// resizing in the loader's steady state allocates nothing.
+struct ResizeScratch {
+  detail::ResampleCoeffs horizontal, vertical;
+  std::vector<double> taps;
+  std::vector<uint8_t> rows;  // the horizontal pass's output
+};
+
+/// Resizes the h x w window at (top, left) of the C x H x W image at src to
+/// out_h x out_w, written to out (C * out_h * out_w bytes): exactly PIL's
+/// img.crop(window).resize((out_w, out_h), BILINEAR), which is torchvision's
+/// resized_crop on PIL images (the filter never reads outside the window).
+inline void resize_region_into(const uint8_t* src, int64_t C, int64_t H, int64_t W, int64_t top,
+                               int64_t left, int64_t h, int64_t w, int64_t out_h, int64_t out_w,
+                               uint8_t* out, ResizeScratch& s) {
+  constexpr int64_t kMaxSide = int64_t(1) << 16;
+  VIT_CHECK(src != nullptr && out != nullptr && C > 0 && H > 0 && W > 0,
+            "resize: bad source image ", C, "x", H, "x", W);
+  VIT_CHECK(top >= 0 && left >= 0 && h > 0 && w > 0 && top + h <= H && left + w <= W,
+            "resize: window ", h, "x", w, " at (", top, ",", left, ") outside a ", H, "x", W,
+            " image");
+  VIT_CHECK(out_h > 0 && out_w > 0 && out_h <= kMaxSide && out_w <= kMaxSide,
+            "resize: target size ", out_h, "x", out_w, " is outside 1..", kMaxSide);
+  const auto window = [&](int64_t c, int64_t y) { return src + (c * H + top + y) * W + left; };
+  if (out_h == h && out_w == w) {
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t y = 0; y < h; ++y) std::copy_n(window(c, y), w, out + (c * h + y) * w);
+    return;
+  }
+  constexpr int64_t half = int64_t(1) << (detail::kPrecisionBits - 1);
+  // Horizontal pass over only the window rows the vertical pass will read.
+  const uint8_t* rows = nullptr;  // rows [row0, row0 + n) of the window, out_w wide
+  int64_t row0 = 0, n = h;
+  if (out_w != w) {
+    detail::resample_coeffs_into(w, out_w, s.horizontal, s.taps);
+    if (out_h != h) {
+      detail::resample_coeffs_into(h, out_h, s.vertical, s.taps);
+      row0 = s.vertical.first[0];
+      n = s.vertical.first[out_h - 1] + s.vertical.count[out_h - 1] - row0;
+    }
+    uint8_t* dst = out;
+    if (out_h != h) {
+      s.rows.resize(size_t(C * n * out_w));
+      dst = s.rows.data();
+    }
+    const detail::ResampleCoeffs& hc = s.horizontal;
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t y = 0; y < n; ++y) {
+        const uint8_t* in = window(c, row0 + y);
+        uint8_t* o = dst + (c * n + y) * out_w;
+        for (int64_t xx = 0; xx < out_w; ++xx) {
+          const int32_t* k = hc.weights.data() + xx * hc.ksize;
+          const uint8_t* p = in + hc.first[xx];
+          int64_t acc = half;
+          for (int64_t x = 0; x < hc.count[xx]; ++x) acc += int64_t(p[x]) * k[x];
+          o[xx] = detail::clip8(acc);
+        }
+      }
+    if (out_h == h) return;
+    rows = s.rows.data();
+  } else {
+    detail::resample_coeffs_into(h, out_h, s.vertical, s.taps);
+  }
+  const detail::ResampleCoeffs& vc = s.vertical;
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t yy = 0; yy < out_h; ++yy) {
+      const int32_t* k = vc.weights.data() + yy * vc.ksize;
+      const int64_t y0 = vc.first[yy] - row0;
+      uint8_t* o = out + (c * out_h + yy) * out_w;
+      for (int64_t x = 0; x < out_w; ++x) {
+        int64_t acc = half;
+        for (int64_t y = 0; y < vc.count[yy]; ++y) {
+          const uint8_t v = rows ? rows[(c * n + y0 + y) * out_w + x] : window(c, y0 + y)[x];
+          acc += int64_t(v) * k[y];
+        }
+        o[x] = detail::clip8(acc);
+      }
+    }
+}
+
 /// Resizes to height x width (squash, no crop) with Pillow's BILINEAR filter,
 /// antialiased when downscaling: matches PIL Image.resize((width, height),
 /// Image.BILINEAR), hence torchvision Resize on PIL images. Same size: a copy.
 inline Image resize(const Image& src, int64_t height, int64_t width) {
-  constexpr int64_t kMaxSide = int64_t(1) << 16;
   VIT_CHECK(
       src.channels > 0 && src.height > 0 && src.width > 0 && src.data.size() == size_t(src.numel()),
       "resize: bad source image ", src.channels, "x", src.height, "x", src.width, " with ",
       src.data.size(), " bytes");
+  constexpr int64_t kMaxSide = int64_t(1) << 16;
   VIT_CHECK(height > 0 && width > 0 && height <= kMaxSide && width <= kMaxSide,
             "resize: target size ", height, "x", width, " is outside 1..", kMaxSide);
   if (height == src.height && width == src.width) return src;
-
-  const int64_t C = src.channels;
-  const detail::ResampleCoeffs hc = detail::resample_coeffs(src.width, width);
-  const detail::ResampleCoeffs vc = detail::resample_coeffs(src.height, height);
-
-  // Horizontal pass over only the source rows the vertical pass will read.
-  const Image* rows = &src;
-  int64_t row0 = 0;
-  Image tmp;
-  if (width != src.width) {
-    row0 = vc.first[0];
-    const int64_t row_end = vc.first[height - 1] + vc.count[height - 1];
-    tmp = Image(C, row_end - row0, width);
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t y = 0; y < tmp.height; ++y) {
-        const uint8_t* in = src.data.data() + (c * src.height + y + row0) * src.width;
-        for (int64_t xx = 0; xx < width; ++xx) {
-          const int32_t* k = hc.weights.data() + xx * hc.ksize;
-          const uint8_t* p = in + hc.first[xx];
-          int64_t acc = int64_t(1) << (detail::kPrecisionBits - 1);
-          for (int64_t x = 0; x < hc.count[xx]; ++x) acc += int64_t(p[x]) * k[x];
-          tmp.at(c, y, xx) = detail::clip8(acc);
-        }
-      }
-    rows = &tmp;
-  }
-  if (height == src.height) return tmp;
-
-  Image out(C, height, width);
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t yy = 0; yy < height; ++yy) {
-      const int32_t* k = vc.weights.data() + yy * vc.ksize;
-      const int64_t y0 = vc.first[yy] - row0;
-      for (int64_t x = 0; x < width; ++x) {
-        int64_t acc = int64_t(1) << (detail::kPrecisionBits - 1);
-        for (int64_t y = 0; y < vc.count[yy]; ++y) acc += int64_t(rows->at(c, y0 + y, x)) * k[y];
-        out.at(c, yy, x) = detail::clip8(acc);
-      }
-    }
+  Image out(src.channels, height, width);
+  ResizeScratch s;
+  resize_region_into(src.data.data(), src.channels, src.height, src.width, 0, 0, src.height,
+                     src.width, height, width, out.data.data(), s);
   return out;
 }
 

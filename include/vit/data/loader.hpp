@@ -14,6 +14,13 @@
 // (only mixup, which mixes within a rank's own batch, differs). With N = 1, p is
 // k·B + j: the single-process stream.
 //
+// Images of mixed sizes (image folders keep each photo's aspect ratio, stored
+// with the shorter side at floor(image_size / crop_pct), eval_transform.hpp)
+// are cropped to image_size here: training takes RandomResizedCrop from the
+// stored copy (augment_config.random_resized_crop; an approximation of timm,
+// which crops from the original file), evaluation the centre crop, which is
+// then exactly timm's resize-and-centre-crop.
+//
 // Steady state allocates nothing: batches live in a ring of slots allocated once.
 #pragma once
 
@@ -48,7 +55,9 @@ struct LoaderConfig {
   Normalization normalization{};
   bool mixup = false;        // batch-level mixup/cutmix into soft targets
   MixupConfig mixup_config{};
-  int64_t image_size = 0;    // > 0: images resized (antialiased bilinear) to this square size
+  /// > 0: the output's square size: fixed-size images are resized (antialiased
+  /// bilinear) to it, images of mixed sizes cropped (required for those).
+  int64_t image_size = 0;
   int64_t channels = 0;      // > 0: output channels; 1 -> 3 replicates a grey image
   int workers = 1;           // background threads preparing batches
   int prefetch = 2;          // batches prepared ahead of the consumer
@@ -83,6 +92,10 @@ class Loader {
               cfg_.batch_size * cfg_.world_size, " is larger than the data set (", data_.size(),
               " images)");
     VIT_CHECK(cfg_.workers >= 1 && cfg_.prefetch >= 1, "loader: workers and prefetch must be >= 1");
+    VIT_CHECK(!data_.variable_size() || cfg_.image_size > 0,
+              "loader: images of different sizes need an output image_size");
+    VIT_CHECK(!data_.variable_size() || data_.extents.size() == data_.labels.size(),
+              "loader: ", data_.extents.size(), " image extents for ", data_.size(), " images");
     out_c_ = cfg_.channels > 0 ? cfg_.channels : data_.channels;
     out_h_ = cfg_.image_size > 0 ? cfg_.image_size : data_.height;
     out_w_ = cfg_.image_size > 0 ? cfg_.image_size : data_.width;
@@ -225,7 +238,9 @@ class Loader {
     // This rank's shard has shard_size samples; batch `index` starts at its index·B-th.
     const int64_t n = std::min(B, shard_size(total, world) - index * B);
     const int64_t C = out_c_, H = out_h_, W = out_w_, img = C * H * W;
-    const bool reshape = C != data_.channels || H != data_.height || W != data_.width;
+    const bool variable = data_.variable_size();
+    const bool reshape =
+        !variable && (C != data_.channels || H != data_.height || W != data_.width);
     thread_local Image source;  // the sample at the output size, when it needs converting
     out.labels.resize(static_cast<size_t>(n));
     for (int64_t s = 0; s < n; ++s) {
@@ -233,17 +248,18 @@ class Loader {
       const int64_t pos = sample_position(B, world, rank, index, s);
       const int64_t i = perm[static_cast<size_t>(pos % total)];
       out.labels[static_cast<size_t>(s)] = data_.labels[static_cast<size_t>(i)];
+      float* dst = slot.images.data() + s * img;
+      if (variable) {
+        fill_variable(i, epoch, pos, dst);
+        continue;
+      }
       const uint8_t* pixels = data_.image_data(i);
       if (reshape) {
         convert(i, source);
         pixels = source.data.data();
       }
-      float* dst = slot.images.data() + s * img;
       if (cfg_.augment) {
-        // Keyed on the global position, not the rank: the same sample gets the same
-        // augmentation whichever rank draws it.
-        Generator g(detail::mix_seed(cfg_.seed, static_cast<uint64_t>(epoch),
-                                     static_cast<uint64_t>(pos), 0xA06));
+        Generator g(sample_seed(epoch, pos));
         augment_and_normalize(pixels, C, H, W, cfg_.augment_config, cfg_.normalization, g, dst);
       } else {
         normalize_only(pixels, C, H, W, cfg_.normalization, dst);
@@ -262,6 +278,53 @@ class Loader {
       out.soft_targets = n == B ? slot.soft_targets : slot.soft_targets.narrow0(0, n);
     }
     out.epoch = epoch, out.index = index;
+  }
+
+  // The generator of the sample at position pos of epoch's order. Keyed on the
+  // global position, not the rank: the same sample gets the same augmentation
+  // whichever rank draws it.
+  uint64_t sample_seed(int64_t epoch, int64_t pos) const {
+    return detail::mix_seed(cfg_.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(pos),
+                            0xA06);
+  }
+
+  // Image i of a data set of mixed sizes into dst (out_c_, out_h_, out_w_).
+  void fill_variable(int64_t i, int64_t epoch, int64_t pos, float* dst) const {
+    int64_t C = data_.channels;
+    const int64_t h = data_.image_height(i), w = data_.image_width(i);
+    const uint8_t* src = data_.image_data(i);
+    thread_local Image rgb, small, cropped;  // reused: no allocation per sample
+    if (out_c_ != C) {  // grey into RGB: the plane three times
+      rgb.channels = out_c_, rgb.height = h, rgb.width = w;
+      rgb.data.resize(static_cast<size_t>(out_c_ * h * w));
+      for (int64_t c = 0; c < out_c_; ++c) std::copy_n(src, h * w, rgb.data.data() + c * h * w);
+      src = rgb.data.data(), C = out_c_;
+    }
+    const AugmentConfig& ac = cfg_.augment_config;
+    if (cfg_.augment && ac.random_resized_crop) {
+      Generator g(sample_seed(epoch, pos));
+      augment_and_normalize(src, C, h, w, out_h_, out_w_, ac, cfg_.normalization, g, dst);
+      return;
+    }
+    // The centre crop. An image smaller than the crop (never stored by
+    // read_image_folder) first gets its shorter side resized up to it.
+    int64_t sh = h, sw = w;
+    if (h < out_h_ || w < out_w_) {
+      Image in(C, h, w);
+      std::copy_n(src, C * h * w, in.data.data());
+      small = resize_shorter_side(in, std::max(out_h_, out_w_));
+      src = small.data.data(), sh = small.height, sw = small.width;
+    }
+    cropped.channels = C, cropped.height = out_h_, cropped.width = out_w_;
+    cropped.data.resize(static_cast<size_t>(C * out_h_ * out_w_));
+    detail::crop_into(src, C, sh, sw, detail::center_offset(sh, out_h_),
+                      detail::center_offset(sw, out_w_), out_h_, out_w_, cropped.data.data());
+    if (cfg_.augment) {
+      Generator g(sample_seed(epoch, pos));
+      augment_and_normalize(cropped.data.data(), C, out_h_, out_w_, ac, cfg_.normalization, g, dst);
+    } else {
+      normalize_only(cropped.data.data(), C, out_h_, out_w_, cfg_.normalization, dst);
+    }
   }
 
   // Sample i resized to the output size and, for grey into RGB, replicated.

@@ -1,6 +1,7 @@
 // Random erasing as timm's RandomErasing(mode='pixel', count=1) applies it to
 // one normalised float CHW image: with probability p, up to 10 attempts to
-// place a rectangle of area U(0.02, 1/3) of the image and log-uniform aspect
+// place a rectangle of area U(min_area, max_area) of the image (timm's
+// defaults 0.02 and 1/3; the tutorial's CutOut uses 0.1 and 0.4) and log-uniform aspect
 // ratio in [0.3, 1/0.3]; the first that fits is filled with per-pixel N(0, 1)
 // noise. Avoids: the 'const'/'rand' modes and multi-box counts (not used by
 // our trainer), and any randomness outside the Generator passed in.
@@ -39,19 +40,25 @@ inline void erase_box(float* img, int64_t C, int64_t H, int64_t W, const ErasedB
     }
 }
 
-/// timm RandomErasing(probability=p, mode='pixel') on img (C,H,W), in place.
+/// timm's default share of the image area an erased box covers.
+inline constexpr double kErasingMinArea = 0.02, kErasingMaxArea = 1.0 / 3.0;
+
+/// timm RandomErasing(probability=p, min_area, max_area, mode='pixel') on img
+/// (C,H,W), in place.
 /// Returns the box erased (empty when the p draw says no or no attempt fits).
 /// Draw order: the p draw; per attempt area, aspect, then top and left if it
 /// fits; then one 64-bit seed for the noise stream (see erase_box), so the
 /// noise takes a single draw from g however large the box.
 inline ErasedBox random_erasing(float* img, int64_t C, int64_t H, int64_t W, double p,
-                                Generator& g) {
+                                Generator& g, double min_area = kErasingMinArea,
+                                double max_area = kErasingMaxArea) {
   VIT_CHECK(img != nullptr && C >= 1 && H >= 1 && W >= 1, "random_erasing: image (", C, ",", H, ",",
             W, ")", img ? "" : " is null");
   VIT_CHECK(p >= 0 && p <= 1, "random_erasing: probability ", p, " outside [0, 1]");
+  VIT_CHECK(min_area > 0 && min_area <= max_area && max_area <= 1, "random_erasing: area (",
+            min_area, ", ", max_area, ") must satisfy 0 < min <= max <= 1");
   const double u = g.next_uniform();
   if (p <= 0 || u > p) return {};  // timm: skip when random() > probability
-  constexpr double min_area = 0.02, max_area = 1.0 / 3.0;
   static const double log_lo = std::log(0.3), log_hi = std::log(1.0 / 0.3);
   const double area = static_cast<double>(H * W);
   for (int attempt = 0; attempt < 10; ++attempt) {
