@@ -49,6 +49,8 @@ struct EvalOptions {
   std::string device = "cpu";
   double val_ratio = 0.2;  // folder data sets: must match the training run's
   uint64_t seed = 0;       // folder data sets: the split seed of the training run
+  double crop_pct = 0;     // folder data sets; 0: the checkpoint's, else 0.875
+  std::string out = ".";   // where confusion.csv and confusion.png go
 };
 void add_eval_options(CLI::App& cmd, EvalOptions& o);
 int run_eval(const EvalOptions& o);
@@ -57,6 +59,9 @@ struct PredictOptions {
   std::string weights, model, attention_map;
   std::vector<std::string> images;
   int64_t top = 5;
+  int64_t attention_layer = -1;  // -1: rollout over every layer
+  int64_t attention_head = -1;   // -1: the mean over the layer's heads
+  int64_t batch = 32;            // images per forward
   int threads = 0;
   std::string device = "cpu";
 };

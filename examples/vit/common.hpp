@@ -48,10 +48,14 @@ inline vit::data::LoaderConfig eval_loader_config(const vit::nn::VitConfig& mode
 struct EvalResult {
   double loss = 0, top1 = 0, top5 = 0;
   int64_t count = 0;
+  /// K×K image counts, row-major: row = true class, column = predicted (the
+  /// top-1 class; on a tie with the true class, the true one, as top-1 counts).
+  std::vector<int64_t> confusion;
 };
 
-/// Accuracy and mean cross-entropy (no smoothing) of `model` over `data`;
-/// when `logits` is given it receives all logits in file order (n × K).
+/// Accuracy, mean cross-entropy (no smoothing) and the confusion matrix of
+/// `model` over `data`; when `logits` is given it receives all logits in file
+/// order (n × K).
 /// In a job of several ranks (`comm`), rank r evaluates the r-th of N
 /// contiguous runs of batches, and the per-image results are put together
 /// before they are summed in file order: every rank gets exactly the
@@ -75,6 +79,7 @@ inline EvalResult evaluate(vit::nn::VisionTransformer<float>& model, const vit::
   std::vector<int64_t> hits(static_cast<size_t>(2 * n), 0);
   std::vector<float> all_logits;
   if (logits) all_logits.assign(static_cast<size_t>(n * K), 0.f);
+  std::vector<int64_t> confusion(static_cast<size_t>(K * K), 0);
   const vit::Device device = model.device();
   if (first < last) loader.start(0, first);
   for (int64_t b = first; b < last; ++b) {
@@ -89,9 +94,13 @@ inline EvalResult evaluate(vit::nn::VisionTransformer<float>& model, const vit::
       double z = 0;
       for (int64_t k = 0; k < K; ++k) z += std::exp(double(row[k]) - mx);
       loss[at] = std::log(z) + mx - row[y];
-      int64_t higher = 0;  // classes ranked strictly above the true one (ties favour the label)
-      for (int64_t k = 0; k < K; ++k) higher += row[k] > row[y];
+      int64_t higher = 0, best = 0;  // classes ranked strictly above the true one (ties favour the label)
+      for (int64_t k = 0; k < K; ++k) {
+        higher += row[k] > row[y];
+        if (row[k] > row[best]) best = k;  // the first of the largest, as argmax
+      }
       hits[2 * at] = higher == 0;
+      ++confusion[y * K + (higher == 0 ? y : best)];
       hits[2 * at + 1] = higher < 5;
       if (logits) std::copy(row, row + K, all_logits.begin() + at * K);
     }
@@ -102,6 +111,8 @@ inline EvalResult evaluate(vit::nn::VisionTransformer<float>& model, const vit::
     comm->allreduce_sum(hits.data(), 2 * n, vit::dist::DType::Int64, vit::Device::CPU);
     if (logits)
       comm->allreduce_sum(all_logits.data(), n * K, vit::dist::DType::Float32, vit::Device::CPU);
+    // Counts: each image is counted by one rank, so the sum is exact.
+    comm->allreduce_sum(confusion.data(), K * K, vit::dist::DType::Int64, vit::Device::CPU);
   }
   EvalResult r;
   double loss_sum = 0;
@@ -112,6 +123,7 @@ inline EvalResult evaluate(vit::nn::VisionTransformer<float>& model, const vit::
   r.loss = loss_sum / static_cast<double>(n);
   r.top1 = static_cast<double>(correct1) / n;
   r.top5 = static_cast<double>(correct5) / n;
+  r.confusion = std::move(confusion);
   if (logits) *logits = std::move(all_logits);
   model.train(was_training);
   return r;
@@ -120,26 +132,7 @@ inline EvalResult evaluate(vit::nn::VisionTransformer<float>& model, const vit::
 /// The normalisation stored in a checkpoint (key "vit.normalization"), else timm's 0.5/0.5.
 inline vit::data::Normalization normalization_from(const vit::io::Checkpoint<float>& ck,
                                                    int64_t channels) {
-  auto it = ck.metadata.find("vit.normalization");
-  if (it == ck.metadata.end()) return vit::data::folder_normalization(channels);
-  const std::string src = ck.path + " (vit.normalization)";
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(it->second);
-  } catch (const nlohmann::json::exception&) {
-    VIT_CHECK(false, src, ": not valid JSON");
-  }
-  vit::data::Normalization n;
-  try {
-    n.mean = j.at("mean").get<std::vector<float>>();
-    n.std = j.at("std").get<std::vector<float>>();
-  } catch (const nlohmann::json::exception&) {
-    VIT_CHECK(false, src, ": needs arrays 'mean' and 'std'");
-  }
-  VIT_CHECK(static_cast<int64_t>(n.mean.size()) == channels && n.std.size() == n.mean.size(), src,
-            ": ", n.mean.size(), " channels for a model with ", channels);
-  for (float s : n.std) VIT_CHECK(s > 0 && std::isfinite(s), src, ": std must be positive");
-  return n;
+  return vit::infer::checkpoint_normalization(ck, channels);
 }
 
 inline std::string normalization_json(const vit::data::Normalization& n) {

@@ -1,12 +1,15 @@
 // `vit eval`: top-1, top-5 and loss of saved weights on a data set's test
-// split, optionally every logit as CSV (one row per record, file order).
+// split, the per-class table, confusion.csv and confusion.png (in --out),
+// optionally every logit as CSV (one row per record, file order).
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "confusion.hpp"
 #include "datasets.hpp"
 #include "job.hpp"
 
@@ -25,6 +28,13 @@ void add_eval_options(CLI::App& cmd, EvalOptions& o) {
       ->check(number_in(0.0, 0.9))
       ->capture_default_str();
   cmd.add_option("--seed", o.seed, "Folder data sets: the training run's --seed")->capture_default_str();
+  cmd.add_option("--crop-pct", o.crop_pct,
+                 "Folder data sets: resize the shorter side to size/crop-pct, then centre crop "
+                 "(default: the checkpoint's, else 0.875)")
+      ->check(number_in(0.1, 1.0));
+  cmd.add_option("--out", o.out,
+                 "Directory for confusion.csv and confusion.png (created if missing; default: the "
+                 "current directory)");
 }
 
 int run_eval(const EvalOptions& o) {
@@ -36,7 +46,10 @@ int run_eval(const EvalOptions& o) {
   model->to(device);
   const auto& cfg = model->config;
   const std::string dir = o.data.empty() ? dataset_info(o.dataset).default_dir : o.data;
-  const Splits data = load_splits(o.dataset, dir, false, cfg.image_size, cfg.in_chans, o.val_ratio, o.seed);
+  const double crop_pct = o.crop_pct > 0 ? o.crop_pct
+                                         : vit::infer::checkpoint_crop_pct(ck).value_or(vit::data::kDefaultCropPct);
+  const Splits data =
+      load_splits(o.dataset, dir, false, cfg.image_size, cfg.in_chans, o.val_ratio, o.seed, crop_pct);
   VIT_CHECK(data.test.num_classes() == cfg.num_classes, o.weights, ": the model has ", cfg.num_classes,
             " classes, data set '", o.dataset, "' has ", data.test.num_classes());
   // Same count but other names (another folder data set, or its classes
@@ -52,6 +65,12 @@ int run_eval(const EvalOptions& o) {
   const EvalResult r = evaluate(*model, data.test, norm, o.batch,
                                 o.dump_logits.empty() ? nullptr : &logits, &job());
   if (!main_rank()) return 0;
+  if (!o.out.empty()) {  // before the files, so a bad --out fails with nothing half written
+    std::error_code ec;
+    std::filesystem::create_directories(o.out, ec);
+    VIT_CHECK(std::filesystem::is_directory(o.out), "--out ", o.out, ": cannot create the directory",
+              ec ? " (" + ec.message() + ")" : std::string());
+  }
   if (!o.dump_logits.empty()) {
     std::ostringstream csv;
     char buf[32];
@@ -68,6 +87,10 @@ int run_eval(const EvalOptions& o) {
   std::printf("eval: %s on %s test (%lld images): top-1 %.2f%%  top-5 %.2f%%  loss %.4f\n",
               cfg.name.c_str(), o.dataset.c_str(), static_cast<long long>(r.count), 100 * r.top1,
               100 * r.top5, r.loss);
+  std::printf("%s", per_class_table(data.test.class_names, r.confusion).c_str());
+  const std::string out = o.out.empty() ? "." : o.out;
+  write_confusion(out, data.test.class_names, r.confusion);
+  std::printf("confusion matrix: %s/confusion.csv, %s/confusion.png\n", out.c_str(), out.c_str());
   return 0;
 }
 
