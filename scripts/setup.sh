@@ -12,6 +12,8 @@ packages=(
   zlib1g-dev                  # gzipped IDX files
   libstb-dev                  # JPEG/PNG/BMP decoding, PNG writing
   libcli11-dev                # the vit command line
+  libprotobuf-dev protobuf-compiler  # TensorBoard event files (vit train --tensorboard)
+  python3                     # scripts/pth_to_safetensors.py and its test
   libopenmpi-dev openmpi-bin  # multi-process jobs (vit::mpi) and their tests (mpirun)
   dataset-fashion-mnist       # the README's main job trains on it
 )

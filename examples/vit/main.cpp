@@ -1,7 +1,7 @@
 // vit: train, evaluate and use Vision Transformers from the command line.
 //   vit train   --dataset cifar10 --data DIR [--model cifar-tiny] [--out RUN_DIR] ...
-//   vit eval    --weights W --dataset ... --data DIR [--dump-logits F.csv]
-//   vit predict --weights W IMAGE... [--attention-map OUT.png]
+//   vit eval    --weights W --dataset ... --data DIR [--dump-logits F.csv] [--out DIR]
+//   vit predict --weights W IMAGE... [--attention-map OUT.png [--attention-layer L [--attention-head H]]]
 //   vit info    --model PRESET | --weights W [--batch B]
 // Every failure is one line on stderr naming the file or argument, exit code 1.
 // Started by mpirun or srun as N processes, each is one rank of a
@@ -13,6 +13,7 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "flag_suggestion.hpp"
 #include "job.hpp"
 #include "train.hpp"
 
@@ -65,6 +66,20 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() != 0) {
+      // A misspelt flag is the likelier cause of any parse error (a "required"
+      // one included): name it and the flag meant, in the subcommand's terms.
+      const std::vector<std::string> args(argv + 1, argv + argc);
+      for (const CLI::App* sub : app.get_subcommands()) {
+        const std::string line = vitcli::unknown_flag_message(*sub, args);
+        if (line.empty()) continue;
+        const bool suggested = line.back() == ')';
+        if (vitcli::main_rank())
+          std::fprintf(stderr, "vit %s: %s%s\n", sub->get_name().c_str(), line.c_str(),
+                       suggested ? "" : " (see --help)");
+        return e.get_exit_code();
+      }
+    }
     return vitcli::main_rank() ? app.exit(e) : e.get_exit_code();  // the same on every rank: say it once
   }
   try {

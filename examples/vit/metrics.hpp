@@ -1,5 +1,5 @@
 // metrics.jsonl and metrics.csv of a run: one row per log step ("step") and per
-// epoch ("epoch"). Rows are appended and flushed as they come, so a killed run
+// epoch ("epoch"); epochs are numbered from 1, as the log lines say. Rows are appended and flushed as they come, so a killed run
 // keeps what it logged; a resumed run first drops the rows logged after its
 // checkpoint, so the files read as one uninterrupted run.
 #pragma once
@@ -18,10 +18,11 @@ namespace vitcli {
 /// One row; fields that do not apply stay NaN (written as null / empty).
 struct MetricsRow {
   std::string kind;  // "step" or "epoch"
-  int64_t step = 0, epoch = 0;
+  int64_t step = 0, epoch = 0;  // epoch: 1 for the first
   double time_s = NAN, lr = NAN, loss = NAN, train_top1 = NAN, test_loss = NAN, test_top1 = NAN,
          test_top5 = NAN, img_per_s = NAN, data_wait = NAN;
   int64_t nonfinite = 0;
+  double ema_test_loss = NAN, ema_test_top1 = NAN, ema_test_top5 = NAN;  // --model-ema
 };
 
 class MetricsLog {
@@ -62,7 +63,7 @@ class MetricsLog {
  private:
   static std::string header() {
     return "kind,step,epoch,time_s,lr,loss,train_top1,test_loss,test_top1,test_top5,img_per_s,"
-           "data_wait,nonfinite";
+           "data_wait,nonfinite,ema_test_loss,ema_test_top1,ema_test_top5";
   }
   static std::string num(double v) {
     if (!std::isfinite(v)) return "";
@@ -75,7 +76,8 @@ class MetricsLog {
     os << r.kind << ',' << r.step << ',' << r.epoch << ',' << num(r.time_s) << ',' << num(r.lr)
        << ',' << num(r.loss) << ',' << num(r.train_top1) << ',' << num(r.test_loss) << ','
        << num(r.test_top1) << ',' << num(r.test_top5) << ',' << num(r.img_per_s) << ','
-       << num(r.data_wait) << ',' << r.nonfinite;
+       << num(r.data_wait) << ',' << r.nonfinite << ',' << num(r.ema_test_loss) << ','
+       << num(r.ema_test_top1) << ',' << num(r.ema_test_top5);
     return os.str();
   }
   static nlohmann::json to_json(const MetricsRow& r) {
@@ -87,6 +89,8 @@ class MetricsLog {
     put("test_loss", r.test_loss), put("test_top1", r.test_top1), put("test_top5", r.test_top5);
     put("img_per_s", r.img_per_s), put("data_wait", r.data_wait);
     j["nonfinite"] = r.nonfinite;
+    put("ema_test_loss", r.ema_test_loss), put("ema_test_top1", r.ema_test_top1);
+    put("ema_test_top5", r.ema_test_top5);
     return j;
   }
   static MetricsRow from_json(const nlohmann::json& j) {
@@ -99,6 +103,8 @@ class MetricsLog {
     r.test_loss = get("test_loss"), r.test_top1 = get("test_top1"), r.test_top5 = get("test_top5");
     r.img_per_s = get("img_per_s"), r.data_wait = get("data_wait");
     r.nonfinite = j.value("nonfinite", int64_t{0});
+    r.ema_test_loss = get("ema_test_loss"), r.ema_test_top1 = get("ema_test_top1");
+    r.ema_test_top5 = get("ema_test_top5");
     return r;
   }
   static void append_line(const std::string& path, const std::string& line) {

@@ -18,8 +18,9 @@ namespace vitcli {
 namespace {
 
 // The files a run writes, each replaced atomically through a temp file.
-const char* const kRunFiles[] = {"config.json",   "last.safetensors", "best.safetensors",
-                                 "metrics.jsonl", "metrics.csv",      "curves.png"};
+const char* const kRunFiles[] = {"config.json",     "last.safetensors", "best.safetensors",
+                                 "ema.safetensors", "metrics.jsonl",    "metrics.csv",
+                                 "curves.png",      "confusion.csv",    "confusion.png"};
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -121,7 +122,16 @@ void restore_run(RunStart& run, vit::nn::VisionTransformer<float>& model,
   vit::io::load_model_weights(model, ck);
   VIT_CHECK(st.optimizer == run.options.optimizer, ck.path, ": optimizer '", st.optimizer,
             "' but config.json says '", run.options.optimizer, "'");
-  opt.load_named_state(ck.optimizer);
+  // The EMA rides among the optimizer's tensors (kEmaStatePrefix); the rest is the optimizer's.
+  std::vector<std::pair<std::string, vit::TensorF>> opt_state;
+  const std::string ema_prefix = kEmaStatePrefix;
+  for (auto& [key, t] : run.checkpoint->optimizer) {
+    if (key.rfind(ema_prefix, 0) == 0) run.ema.emplace(key.substr(ema_prefix.size()), t);
+    else opt_state.emplace_back(key, t);
+  }
+  VIT_CHECK(!run.options.model_ema || !run.ema.empty(), ck.path,
+            ": holds no EMA of the weights, but the run trains with --model-ema");
+  opt.load_named_state(opt_state);
   opt.set_steps(st.step -
                 st.nonfinite_steps);  // skipped steps did not advance Adam's bias correction
   model.dropout_generator().set_state(st.dropout_seed, st.dropout_offset);
@@ -147,9 +157,9 @@ void restore_run(RunStart& run, vit::nn::VisionTransformer<float>& model,
   VIT_CHECK(st.batch_in_epoch < batches_per_epoch, ck.path, ": data cursor ", st.batch_in_epoch,
             " is beyond the ", batches_per_epoch, " batches of an epoch");
   if (main_rank())
-    std::fprintf(stderr, "resume: %s at step %lld (epoch %lld, batch %lld)\n", ck.path.c_str(),
-                 static_cast<long long>(st.step), static_cast<long long>(st.epoch),
-                 static_cast<long long>(st.batch_in_epoch));
+    std::fprintf(stderr, "resume: %s at step %lld (next: epoch %lld, its batch %lld)\n",
+                 ck.path.c_str(), static_cast<long long>(st.step),
+                 static_cast<long long>(st.epoch + 1), static_cast<long long>(st.batch_in_epoch + 1));
   run.checkpoint.reset();  // the tensors are in the model and optimizer now
 }
 
@@ -158,8 +168,10 @@ void create_run_dir(const TrainOptions& o, const nlohmann::json& config) {
   fs::create_directories(o.out, ec);
   VIT_CHECK(!ec && fs::is_directory(o.out), "--out: cannot create directory '", o.out,
             "': ", ec.message());
-  if (o.force)
+  if (o.force) {
     for (const char* f : kRunFiles) fs::remove(o.out + "/" + f, ec);
+    fs::remove_all(o.out + "/tensorboard", ec);  // else TensorBoard shows the old run's curves too
+  }
   // A process killed while writing leaves its temp file behind; nobody else
   // writes in a run directory, so the ones found at start are garbage.
   vit::io::remove_stale_temp_files(o.out, kRunFiles);
@@ -168,12 +180,24 @@ void create_run_dir(const TrainOptions& o, const nlohmann::json& config) {
 
 void save_last(const TrainOptions& o, vit::nn::VisionTransformer<float>& model,
                const std::vector<std::string>& class_names, const vit::optim::Optimizer<float>& opt,
-               TrainState& st, const std::map<std::string, std::string>& extra) {
+               const vit::optim::ModelEma<float>* ema, TrainState& st,
+               const std::map<std::string, std::string>& extra) {
   st.dropout_seed = model.dropout_generator().seed();
   st.dropout_offset = model.dropout_generator().offset();
   std::map<std::string, std::string> metadata = state_metadata(st);
   metadata.insert(extra.begin(), extra.end());
-  vit::io::save_checkpoint(last_checkpoint_path(o), model, class_names, &opt, metadata);
+  // The EMA rides among the optimizer's tensors, as restore_run reads it back.
+  std::vector<std::pair<std::string, vit::TensorF>> ema_state;
+  if (ema)
+    for (const auto& [name, t] : ema->state_dict()) ema_state.emplace_back(kEmaStatePrefix + name, t);
+  vit::io::save_checkpoint(last_checkpoint_path(o), model, class_names, &opt, metadata, ema_state);
+}
+
+void save_ema(const TrainOptions& o, const vit::nn::VisionTransformer<float>& ema_model,
+              const std::vector<std::string>& class_names,
+              const std::map<std::string, std::string>& extra) {
+  vit::io::save_checkpoint<float>(o.out + "/ema.safetensors", ema_model, class_names, nullptr,
+                                  extra);
 }
 
 void save_best(const TrainOptions& o, const vit::nn::VisionTransformer<float>& model,

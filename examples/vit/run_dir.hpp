@@ -3,8 +3,11 @@
 //
 // A run directory holds config.json (the effective options, written once),
 // metrics.jsonl/.csv, curves.png, last.safetensors (model + optimizer + train
-// state, written atomically at each epoch end, every --checkpoint-every steps
-// and at the end) and best.safetensors (weights of the best test top-1).
+// state, and the EMA of the weights with --model-ema, written atomically at
+// each epoch end, every --checkpoint-every steps and at the end),
+// best.safetensors (weights of the best test top-1), ema.safetensors (the
+// EMA's weights, each epoch end), confusion.csv/.png (the last epoch's test
+// set) and, with --tensorboard, event files under tensorboard/.
 // --resume reloads config.json and last.safetensors and continues from the
 // saved data cursor; since a batch is a pure function of its cursor and the
 // RNG states are in the checkpoint, the resumed run ends bitwise where the
@@ -28,7 +31,13 @@ struct RunStart {
   nlohmann::json config;  // config.json of a resumed run; null for a new one
   std::optional<vit::io::Checkpoint<float>> checkpoint;  // last.safetensors of a resumed run
   TrainState state;                                      // the checkpoint's, when there is one
+  std::map<std::string, vit::TensorF> ema;  // the weights' EMA a resumed checkpoint holds (timm names)
 };
+
+/// last.safetensors keeps the EMA among the optimizer's tensors, as
+/// "optimizer.ema.<parameter>": training state that every reader of the
+/// weights (eval, predict, --init, timm) already leaves aside.
+inline const char* kEmaStatePrefix = "ema.";
 
 /// Settles the run `given` names. --resume: the run in --out, from its
 /// config.json and last.safetensors (a run killed before its first checkpoint
@@ -44,7 +53,8 @@ void check_same_data(const RunStart& run, const vit::data::Dataset& train,
                      int64_t batches_per_epoch);
 
 /// Puts a resumed run's model, optimizer and dropout generator where its
-/// checkpoint left them; the checkpoint is released. A checkpoint of a job
+/// checkpoint left them, and its EMA tensors into run.ema (a run with
+/// --model-ema must have them); the checkpoint is released. A checkpoint of a job
 /// with another number of ranks moves the data cursor to the same share of
 /// its epoch (saying so): the data order is not the original run's.
 /// batches_per_epoch: the loader's (micro-batches of this rank).
@@ -55,15 +65,21 @@ void restore_run(RunStart& run, vit::nn::VisionTransformer<float>& model,
 /// and writes its config.json.
 void create_run_dir(const TrainOptions& o, const nlohmann::json& config);
 
-/// Writes last.safetensors: model, optimizer moments, `st` (with the model's
-/// generator state as of now) and `extra` metadata.
+/// Writes last.safetensors: model, optimizer moments, the EMA when there is
+/// one, `st` (with the model's generator state as of now) and `extra` metadata.
 void save_last(const TrainOptions& o, vit::nn::VisionTransformer<float>& model,
                const std::vector<std::string>& class_names, const vit::optim::Optimizer<float>& opt,
-               TrainState& st, const std::map<std::string, std::string>& extra);
+               const vit::optim::ModelEma<float>* ema, TrainState& st,
+               const std::map<std::string, std::string>& extra);
 /// Writes best.safetensors: weights only, loadable by timm.
 void save_best(const TrainOptions& o, const vit::nn::VisionTransformer<float>& model,
                const std::vector<std::string>& class_names,
                const std::map<std::string, std::string>& extra);
+/// Writes ema.safetensors: the EMA's weights as a model of their own (timm
+/// names; eval, predict and --init load it).
+void save_ema(const TrainOptions& o, const vit::nn::VisionTransformer<float>& ema_model,
+              const std::vector<std::string>& class_names,
+              const std::map<std::string, std::string>& extra);
 
 std::string last_checkpoint_path(const TrainOptions& o);
 

@@ -19,12 +19,15 @@
 #include <thread>
 
 #include "common.hpp"
+#include "confusion.hpp"
+#include "data_pipeline.hpp"
 #include "datasets.hpp"
 #include "job.hpp"
 #include "metrics.hpp"
 #include "plot.hpp"
 #include "progress.hpp"
 #include "run_dir.hpp"
+#include "tensorboard.hpp"
 #include "train_step.hpp"
 
 namespace vitcli {
@@ -70,27 +73,15 @@ std::unique_ptr<vit::nn::VisionTransformer<float>> make_model(const TrainOptions
   return model;
 }
 
-vit::data::LoaderConfig train_loader_config(const TrainOptions& o, const vit::nn::VitConfig& cfg,
-                                            const vit::data::Normalization& norm) {
-  vit::data::LoaderConfig lc;
-  lc.batch_size = o.batch, lc.shuffle = !o.no_shuffle, lc.drop_last = true,
-  lc.augment = !o.no_augment;
-  lc.seed = o.seed, lc.normalization = norm, lc.workers = o.workers;
-  lc.rank = job().rank(), lc.world_size = job().size();  // DistributedSampler's shard
-  lc.image_size = cfg.image_size, lc.channels = cfg.in_chans;
-  lc.augment_config.crop_padding = o.crop_padding >= 0    ? o.crop_padding
-                                   : cfg.image_size == 32 ? 4
-                                   : cfg.image_size == 28 ? 2
-                                                          : 0;
-  lc.augment_config.hflip = o.hflip;
-  lc.augment_config.randaugment_n = o.randaugment_n,
-  lc.augment_config.randaugment_m = o.randaugment_m;
-  lc.augment_config.erasing_prob = o.erasing;
-  lc.mixup = !o.no_augment && (o.mixup > 0 || o.cutmix > 0);
-  lc.mixup_config.mixup_alpha = o.mixup, lc.mixup_config.cutmix_alpha = o.cutmix;
-  lc.mixup_config.label_smoothing = o.label_smoothing,
-  lc.mixup_config.num_classes = cfg.num_classes;
-  return lc;
+/// The preset with the run's choices on top (regularisation, head, GELU, position embedding).
+vit::nn::VitConfig model_config(const TrainOptions& o) {
+  vit::nn::VitConfig cfg = vit::nn::vit_preset(o.model);
+  cfg.drop_rate = o.dropout, cfg.drop_path_rate = o.drop_path, cfg.attn_drop_rate = o.attn_drop;
+  if (o.representation_size >= 0) cfg.representation_size = o.representation_size;
+  if (!o.gelu.empty()) cfg.gelu = o.gelu == "tanh" ? vit::GeluApprox::Tanh : vit::GeluApprox::None;
+  cfg.pos_embed = vit::nn::pos_embed_kind(o.pos_embed);
+  cfg.seed = o.seed;
+  return cfg;
 }
 
 vit::optim::LrSchedule lr_schedule(const TrainOptions& o, int64_t steps_per_epoch) {
@@ -99,8 +90,11 @@ vit::optim::LrSchedule lr_schedule(const TrainOptions& o, int64_t steps_per_epoc
   sched.base_lr = o.lr, sched.min_lr = o.min_lr;
   sched.total_steps = o.epochs * steps_per_epoch;
   sched.warmup_steps = static_cast<int64_t>(std::llround(o.warmup_epochs * steps_per_epoch));
-  // step: x0.1 at 1/3 and 2/3 of the run
-  sched.step_size = std::max<int64_t>(1, (o.epochs / 3) * steps_per_epoch), sched.gamma = 0.1;
+  sched.warmup_start_lr = std::min(1e-5, o.lr);  // timm's --warmup-lr: the first step moves the weights
+  // step (StepLR): x gamma every step_size epochs; runs from before --step-size: a third of the run
+  const double step_epochs = o.step_size > 0 ? o.step_size : std::floor(o.epochs / 3.0);
+  sched.step_size = std::max<int64_t>(1, std::llround(step_epochs * steps_per_epoch));
+  sched.gamma = o.gamma;
   return sched;
 }
 
@@ -129,12 +123,13 @@ bool contains(const std::vector<int64_t>& v, int64_t x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
 
-/// Rank 0's parameters on every rank (the initialisation, --init or the
+/// Rank 0's parameters (and EMA) on every rank (the initialisation, --init or the
 /// resumed checkpoint), then a checksum of parameters and optimizer state that
 /// every rank compares with rank 0's before the first step: a rank that
 /// differs (say, it resumed from another file) stops the job, named.
 void agree_on_parameters(vit::nn::VisionTransformer<float>& model,
-                         const vit::optim::Optimizer<float>& opt, vit::dist::Communicator& comm) {
+                         const vit::optim::Optimizer<float>& opt,
+                         const vit::optim::ModelEma<float>* ema, vit::dist::Communicator& comm) {
   if (comm.size() == 1) return;
   uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a over the bytes
   auto add = [&hash](const vit::TensorF& t) {
@@ -143,6 +138,8 @@ void agree_on_parameters(vit::nn::VisionTransformer<float>& model,
     for (size_t i = 0; i < v.size() * sizeof(float); ++i) hash = (hash ^ bytes[i]) * 0x100000001b3ull;
   };
   for (auto& [name, p] : model.named_parameters()) comm.broadcast(p, 0), add(p);
+  if (ema)  // as the parameters: rank 0's
+    for (auto& [name, t] : ema->state_dict()) comm.broadcast(t, 0);
   for (const auto& [name, t] : opt.named_state()) add(t);
   uint64_t rank0_hash = hash;
   comm.broadcast(&rank0_hash, 8, vit::dist::DType::UInt8, 0, vit::Device::CPU);
@@ -175,6 +172,9 @@ struct Run {
   const vit::data::Normalization& norm;
   vit::nn::VisionTransformer<float>& model;
   vit::optim::Optimizer<float>& opt;
+  vit::nn::VisionTransformer<float>* ema_model;  // --model-ema: the average, as a model
+  vit::optim::ModelEma<float>* ema;
+  TensorBoardWriter* tensorboard;  // --tensorboard, rank 0
   vit::data::Loader& loader;
   int64_t steps_per_epoch;  // optimizer steps: loader batches / accum_steps
   const vit::optim::LrSchedule& sched;
@@ -197,12 +197,14 @@ struct Window {
   double excluded_s = 0;   // evaluation and checkpoints inside the window: not training time
 };
 
-/// The epoch's end: test-set evaluation, its metrics row, best.safetensors
-/// when the test top-1 improved, and curves.png.
+/// The epoch's end: test-set evaluation (of the EMA too), its metrics row,
+/// best.safetensors when the test top-1 improved, ema.safetensors,
+/// curves.png, and at the run's end the confusion matrix. `epoch` counts from 1.
 /// Every rank evaluates its share; rank 0 alone writes (`metrics` is null elsewhere).
-void end_epoch(Run& r, MetricsLog* metrics, Progress& progress, int64_t epoch) {
-  const EvalResult ev = evaluate(r.model, r.data.test, r.norm, std::max<int64_t>(r.o.batch, 256),
-                                 nullptr, &job());
+void end_epoch(Run& r, MetricsLog* metrics, Progress& progress, int64_t epoch, bool last) {
+  progress.status("evaluating on the test set...");
+  const int64_t eval_batch = std::max<int64_t>(r.o.batch, 256);
+  const EvalResult ev = evaluate(r.model, r.data.test, r.norm, eval_batch, nullptr, &job());
   const StepSums& e = r.st.epoch_sums;
   MetricsRow row;
   row.kind = "epoch", row.step = r.st.step, row.epoch = epoch;
@@ -212,13 +214,28 @@ void end_epoch(Run& r, MetricsLog* metrics, Progress& progress, int64_t epoch) {
   row.test_loss = ev.loss, row.test_top1 = ev.top1, row.test_top5 = ev.top5;
   row.data_wait = row.time_s > 0 ? r.loader.wait_seconds() / row.time_s : 0;
   row.nonfinite = r.st.nonfinite_steps;
-  progress.epoch_line(row, r.o.epochs);
+  if (r.ema) {
+    const EvalResult ee = evaluate(*r.ema_model, r.data.test, r.norm, eval_batch, nullptr, &job());
+    row.ema_test_loss = ee.loss, row.ema_test_top1 = ee.top1, row.ema_test_top5 = ee.top5;
+  }
+  progress.epoch_line(row);
   r.st.epoch_sums = StepSums{};
   const bool best = ev.top1 > r.st.best_top1;
   if (best) r.st.best_top1 = ev.top1;
   if (!metrics) return;
   metrics->append(row);
+  if (r.tensorboard)
+    r.tensorboard->scalars(row.step, {{"test/loss", row.test_loss},
+                                      {"test/top1", 100 * row.test_top1},
+                                      {"test/top5", 100 * row.test_top5},
+                                      {"ema/test_loss", row.ema_test_loss},
+                                      {"ema/test_top1", 100 * row.ema_test_top1},
+                                      {"ema/test_top5", 100 * row.ema_test_top5},
+                                      {"train/epoch_loss", row.loss},
+                                      {"train/epoch_top1", 100 * row.train_top1}});
   if (best) save_best(r.o, r.model, r.data.train.class_names, r.extra);
+  if (r.ema) save_ema(r.o, *r.ema_model, r.data.train.class_names, r.extra);
+  if (last) write_confusion(r.o.out, r.data.train.class_names, ev.confusion);
   write_curves_png(r.o.out + "/curves.png", metrics->rows());
 }
 
@@ -282,9 +299,11 @@ void train_loop(Run& r, MetricsLog* metrics, int64_t last_step) {
     std::fprintf(stderr, "train: CUDA graph off (%s runs op by op)\n",
                  job().size() > 1 ? "data parallel" : "gradient accumulation");
   step.guard().set_counters(st.nonfinite_steps, st.nonfinite_run, st.step - st.nonfinite_steps);
+  if (r.ema) r.ema->set_skip_flag(step.guard().skip_flag());  // a skipped step moves no average
   const bool read_every_step = ctx.device == vit::Device::CPU;
   const int64_t images_per_step = o.batch * K * job().size();
-  Progress progress(last_step, st.step);
+  Progress progress(last_step, st.step, o.epochs);
+  progress.start(st.epoch + 1);
   r.model.train();
   r.loader.start(st.epoch, st.batch_in_epoch);
   Window w{{}, 0, Clock::now(), r.loader.wait_seconds()};
@@ -295,10 +314,11 @@ void train_loop(Run& r, MetricsLog* metrics, int64_t last_step) {
     do b = &r.loader.next();
     while (!step.run(*b, poison));
     ++st.step, ++w.steps;
+    if (r.ema) r.ema->update(st.step);  // timm: update(model, step=num_updates), after the step
     if (contains(kill_steps, st.step)) ::raise(SIGKILL);
     VIT_CHECK(!contains(throw_steps, st.step), "injected failure after step ", st.step,
               " (VIT_INJECT_THROW_AT_STEP)");
-    const int64_t epoch = b->epoch;
+    const int64_t epoch = b->epoch + 1;  // as people count: the first is epoch 1
     st.epoch = b->epoch, st.batch_in_epoch = b->index + 1;
     // Loader batches left over when accum_steps does not divide an epoch are skipped.
     const bool epoch_end = st.batch_in_epoch == r.steps_per_epoch * K;
@@ -317,7 +337,7 @@ void train_loop(Run& r, MetricsLog* metrics, int64_t last_step) {
     const double img_s = window_s > 0 ? w.steps * images_per_step / window_s : 0;
     const double train_acc = w.sums.images ? double(w.sums.correct) / w.sums.images : NAN;
     const double window_loss = w.sums.images ? w.sums.loss_sum / w.sums.images : NAN;
-    progress.update(st.step, epoch, o.epochs, window_loss, train_acc, img_s);
+    progress.update(st.step, epoch, window_loss, train_acc, img_s);
     if (log_row) {
       MetricsRow row;
       row.kind = "step", row.step = st.step, row.epoch = epoch;
@@ -327,16 +347,24 @@ void train_loop(Run& r, MetricsLog* metrics, int64_t last_step) {
       row.data_wait = window_s > 0 ? (r.loader.wait_seconds() - w.wait0) / window_s : 0;
       row.nonfinite = st.nonfinite_steps;
       if (metrics) metrics->append(row);
+      if (r.tensorboard)
+        r.tensorboard->scalars(st.step, {{"train/loss", window_loss},
+                                         {"train/top1", 100 * train_acc},
+                                         {"train/lr", row.lr},
+                                         {"train/img_per_s", img_s}});
       progress.log_line(row);
       w = Window{{}, 0, now, r.loader.wait_seconds(), 0};
     }
     // The guard was read above (a wait for every queued step), so what follows
     // is evaluation and saving alone: the window's rate leaves it out.
     const auto pause0 = Clock::now();
-    if (epoch_end || st.step == last_step) end_epoch(r, metrics, progress, epoch);
-    if (checkpoint && metrics) save_last(o, r.model, r.data.train.class_names, r.opt, st, r.extra);
+    if (epoch_end || st.step == last_step)
+      end_epoch(r, metrics, progress, epoch, st.step == last_step);
+    if (checkpoint && metrics)
+      save_last(o, r.model, r.data.train.class_names, r.opt, r.ema, st, r.extra);
     if (checkpoint) w.excluded_s += std::chrono::duration<double>(Clock::now() - pause0).count();
   }
+  progress.finish();
 }
 
 }  // namespace
@@ -354,15 +382,17 @@ int run_train(const CLI::App& cmd, TrainOptions given) {
   vit::set_num_threads(o.threads);
   const std::string comm_note = use_gpu_communicator(device);
   vit::dist::Communicator& comm = job();  // for host buffers and the model's device
-  vit::nn::VitConfig cfg = vit::nn::vit_preset(o.model);
-  const Splits data =
-      load_splits(o.dataset, o.data, true, cfg.image_size, cfg.in_chans, o.val_ratio, o.seed);
+  vit::nn::VitConfig cfg = model_config(o);
+  if (main_rank()) {  // loading can take a while: say so at once
+    std::printf("train: loading %s%s%s...\n", o.dataset.c_str(), o.data.empty() ? "" : " from ",
+                o.data.c_str());
+    std::fflush(stdout);
+  }
+  const Splits data = run_splits(o, cfg);
   cfg.num_classes = data.train.num_classes();
-  cfg.drop_rate = o.dropout, cfg.drop_path_rate = o.drop_path, cfg.attn_drop_rate = o.attn_drop;
-  cfg.seed = o.seed;
   if (run.checkpoint) cfg = *run.checkpoint->config;
   auto model = make_model(o, cfg, run.checkpoint.has_value());
-  const vit::data::Normalization norm = normalization_for(o.dataset, cfg.in_chans);
+  const vit::data::Normalization norm = run_normalization(o, cfg);
   model->to(device);  // before the optimizer, whose state lives beside the parameters
   auto opt = make_optimizer(o, *model);
   vit::data::Loader loader(data.train, train_loader_config(o, cfg, norm));
@@ -388,12 +418,29 @@ int run_train(const CLI::App& cmd, TrainOptions given) {
     config["global_batch"] = o.batch * o.accum_steps * ranks;
     create_run_dir(o, config);
   }
-  agree_on_parameters(*model, *opt, comm);
+  // --model-ema: the average starts as the model (or as the checkpoint left it).
+  std::unique_ptr<vit::nn::VisionTransformer<float>> ema_model;
+  std::unique_ptr<vit::optim::ModelEma<float>> ema;
+  if (o.model_ema) {
+    ema_model = std::make_unique<vit::nn::VisionTransformer<float>>(cfg);
+    ema_model->to(device);
+    vit::optim::EmaOptions eo;
+    eo.decay = o.model_ema_decay;  // warmed up as timm's --model-ema-warmup
+    ema = std::make_unique<vit::optim::ModelEma<float>>(*model, *ema_model, eo);
+    if (!run.ema.empty()) ema->load_state_dict(run.ema);
+    run.ema.clear();
+  }
+  agree_on_parameters(*model, *opt, ema.get(), comm);
   use_rank_dropout_stream(*model);
   TrainState& st = run.state;
   st.world_size = ranks;
   std::optional<MetricsLog> metrics;
   if (main_rank()) metrics.emplace(o.out, o.resume ? st.step : -1);
+  // A new event file per start; a resumed run's first says to drop the
+  // killed run's records after the checkpoint.
+  std::optional<TensorBoardWriter> tensorboard;
+  if (main_rank() && o.tensorboard)
+    tensorboard.emplace(o.out + "/tensorboard", run.config.is_null() ? 0 : st.step + 1);
 
   std::printf(
       "train: %s on %s (%lld train / %lld test images, %lld classes), %lld parameters, "
@@ -418,12 +465,17 @@ int run_train(const CLI::App& cmd, TrainOptions given) {
         .norm = norm,
         .model = *model,
         .opt = *opt,
+        .ema_model = ema_model.get(),
+        .ema = ema.get(),
+        .tensorboard = tensorboard ? &*tensorboard : nullptr,
         .loader = loader,
         .steps_per_epoch = steps_per_epoch,
         .sched = sched,
         .step_comm = &comm,
         .st = st,
-        .extra = {{"vit.normalization", normalization_json(norm)}},
+        // What eval and predict need to see images as training saw them.
+        .extra = {{"vit.normalization", normalization_json(norm)},
+                  {"vit.crop_pct", nlohmann::json(o.crop_pct).dump()}},
         .wall0 = wall0};
   train_loop(r, metrics ? &*metrics : nullptr, last_step);
 

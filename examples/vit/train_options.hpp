@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace vitcli {
 
@@ -26,13 +27,18 @@ struct TrainOptions {
   double weight_decay = 0.05;
   double momentum = 0.9;  // sgd
   std::string schedule = "cosine";
-  double warmup_epochs = -1;  // < 0: epochs / 20, at least 1 (timm uses 5 of 100+)
+  double step_size = 0;       // --schedule step: epochs between decays (0: a third of the run)
+  double gamma = 0.1;         // --schedule step: the factor at each decay
+  double warmup_epochs = -1;  // < 0: epochs / 20, at least 1 and at most a tenth of the run's steps
   double min_lr = 1e-5;
   double clip_grad = 0;  // <= 0: no clipping
   double label_smoothing = 0.1;
   double dropout = 0;
   double drop_path = 0;
   double attn_drop = 0;
+  int64_t representation_size = -1;  // < 0: the preset's (in21k presets: a pre-logits layer)
+  std::string gelu;                  // "": the preset's; "erf" or "tanh"
+  std::string pos_embed = "learned"; // or "sincos": fixed 2-D sin-cos (MAE)
   uint64_t seed = 0;
   int threads = 0;  // 0: all cores
   std::string device = "cpu";
@@ -43,6 +49,13 @@ struct TrainOptions {
   int randaugment_n = 0;  // 0: off; e.g. 2
   int randaugment_m = 9;
   double erasing = 0;      // random erasing probability
+  std::vector<double> erasing_area = {0.02, 1.0 / 3};  // erased share of the image (timm's min/max area)
+  double color_jitter = 0;  // brightness, contrast and saturation factor (timm's --color-jitter; 0: off)
+  std::vector<double> scale = {0.08, 1.0};           // RandomResizedCrop area share (folders)
+  std::vector<double> ratio = {3.0 / 4, 4.0 / 3};    // RandomResizedCrop aspect ratio (folders)
+  double crop_pct = 0.875;  // evaluation of folders: resize the shorter side to size/crop_pct, centre crop
+  std::vector<double> norm_mean;  // --mean; empty: the data set's (ImageNet's for 224 presets, 0.5 for in21k)
+  std::vector<double> norm_std;   // --std; empty: likewise
   double mixup = 0;        // mixup alpha (0: off)
   double cutmix = 0;       // cutmix alpha (0: off)
   double val_ratio = 0.2;  // folder data sets: share held out for validation
@@ -55,6 +68,9 @@ struct TrainOptions {
   int64_t max_nonfinite = 5;  // consecutive non-finite steps that stop the run
   int workers = 1;            // data loader threads
   bool cuda_graph = true;     // on the GPU: capture the step once, replay it every step
+  bool model_ema = false;        // keep an exponential moving average of the weights (timm)
+  double model_ema_decay = 0.9998;
+  bool tensorboard = false;      // event files under <out>/tensorboard
 };
 
 /// Registers the train subcommand's flags on `cmd`, bound to `o`.
@@ -76,5 +92,7 @@ void apply_resume_flags(const CLI::App& cmd, const TrainOptions& given, TrainOpt
 
 /// Per-data-set defaults for whatever the user left unset, for a new run.
 void fill_defaults(TrainOptions& o);
+/// The two-number options are ordered pairs; --mean and --std agree in length.
+void check_pairs(const TrainOptions& o);
 
 }  // namespace vitcli

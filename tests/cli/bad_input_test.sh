@@ -139,7 +139,13 @@ case_ "fine-tuning from weights of another width (--init)" "shape" \
   "$vit" train --dataset cifar10 --data "$c10" --model cifar-small --init "$weights" --epochs 1 --out runs/17
 
 # ---- flags and run directories
-case_ "unknown flag" "--lr-max" "$vit" train --lr-max 3
+case_ "unknown flag" "vit train: unknown flag --lr-max (see --help)" "$vit" train --lr-max 3
+case_ "misspelt flag" "vit train: unknown flag --epoch (did you mean --epochs?)" "$vit" train --epoch 1
+case_ "misspelt predict flag" "vit predict: unknown flag --weight (did you mean --weights?)" \
+  "$vit" predict --weight w.safetensors x.png
+printf 'PK\003\004\024\000\000\000\010\000\000\000' > "$work/model.pth"  # a zip, as torch.save writes
+case_ "a .pth file as weights" "model.pth: not a safetensors file (it is a zip archive, as PyTorch's torch.save .pth files are; convert it with scripts/pth_to_safetensors.py)" \
+  "$vit" info --weights "$work/model.pth"
 case_ "unknown model preset" "unknown model preset 'vit-zz'" "${train[@]}" --data "$c10" --model vit-zz --out runs/18
 case_ "--batch 0" "--batch" "$vit" train --batch 0
 case_ "--lr nan" "--lr: must be a positive number, got 'nan'" "$vit" train --lr nan

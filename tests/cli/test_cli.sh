@@ -10,17 +10,7 @@ rm -rf "$work" && mkdir -p "$work"
 export OMP_NUM_THREADS=2
 common=(--dataset cifar10 --data "$work/data/cifar10" --epochs 2 --batch 16 --log-every 1
         --seed 3 --dropout 0.1 --drop-path 0.1 --threads 2 --warmup-epochs 1)
-fail() { echo "FAIL: $*" >&2; exit 1; }
-# expect_error "what it must say" cmd...: non-zero exit, exactly one line on stderr containing it.
-expect_error() {
-  local want=$1; shift
-  local err rc=0
-  err=$("$@" 2>&1 >/dev/null) || rc=$?
-  [[ $rc -ne 0 ]] || fail "expected failure: $*"
-  [[ $(printf '%s\n' "$err" | wc -l) -eq 1 ]] || fail "expected one line, got: $err"
-  [[ $err == *"$want"* ]] || fail "expected '$want' in: $err"
-  echo "ok (error): $err"
-}
+source "$(dirname "$0")/lib.sh"
 
 # 1. An uninterrupted run: 65 images / 16 = 4 steps per epoch, 8 steps.
 "$vit" train "${common[@]}" --out "$work/a" --checkpoint-every 3 > "$work/a.log"
@@ -50,7 +40,7 @@ echo "ok: --force replaces a run"
 
 # 4. Eval: accuracy line and one CSV row of 10 logits per test record.
 "$vit" eval --weights "$work/a/last.safetensors" --dataset cifar10 --data "$work/data/cifar10" \
-  --dump-logits "$work/logits.csv" | grep -q "top-1" || fail "eval printed no accuracy"
+  --dump-logits "$work/logits.csv" --out "$work" | grep "top-1" > /dev/null || fail "eval printed no accuracy"
 [[ $(wc -l < "$work/logits.csv") -eq 20 ]] || fail "expected 20 logit rows"
 [[ $(head -1 "$work/logits.csv" | tr ',' '\n' | wc -l) -eq 10 ]] || fail "expected 10 logit columns"
 echo "ok: eval and --dump-logits"
@@ -154,7 +144,7 @@ echo "ok: image folder training and predict"
 #     against the label bytes of test_batch.bin is eval's top-1.
 labels=$(for i in $(seq 0 19); do od -An -tu1 -j $((i * 3073)) -N1 "$work/data/cifar10/test_batch.bin"; done)
 top1=$("$vit" eval --weights "$work/a/last.safetensors" --dataset cifar10 --data "$work/data/cifar10" \
-  --dump-logits "$work/logits.csv" | sed -n 's/.*top-1 \([0-9.]*\)%.*/\1/p')
+  --dump-logits "$work/logits.csv" --out "$work" | sed -n 's/.*top-1 \([0-9.]*\)%.*/\1/p')
 mine=$(paste -d, <(printf '%s\n' $labels) "$work/logits.csv" | awk -F, '{
   best = 2; for (c = 3; c <= NF; ++c) if ($c > $best) best = c
   hits += (best - 2 == $1) } END { printf "%.2f", 100 * hits / NR }')
