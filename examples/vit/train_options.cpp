@@ -85,7 +85,7 @@ CLI::Validator ordered_pair(double min, double max) {
                  std::to_string(max) + "]";
         return {};
       },
-      "NUMBER NUMBER");
+      "");
 }
 
 /// Every option of `vit train`, in the order of --help.
@@ -266,15 +266,21 @@ void add_train_options(CLI::App& cmd, TrainOptions& o) {
     CLI::Option* opt = std::visit(
         [&](auto m) -> CLI::Option* {
           auto& value = o.*m;
-          if constexpr (std::is_same_v<std::decay_t<decltype(value)>, bool>)
+          if constexpr (std::is_same_v<std::decay_t<decltype(value)>, bool>) {
+            // "!--no-x" clears x; a callback flag keeps CLI11's "{false}" out of --help.
+            if (t.negated()) return cmd.add_flag_callback(t.name(), [&value] { value = false; }, t.help);
             return cmd.add_flag(t.flag, value, t.help);
-          else
+          } else
             return cmd.add_option(t.flag, value, t.help);
         },
         t.member);
     if (t.check) opt->check(*t.check);
     if (t.show_default) opt->capture_default_str();
-    if (t.pair) opt->expected(2);
+    if (t.pair) {  // "--scale LO HI", default "0.08 1"
+      const auto& v = o.*std::get<std::vector<double> TrainOptions::*>(t.member);
+      opt->type_size(2)->expected(1)->type_name("LO HI")->default_str(CLI::detail::to_string(v[0]) + " " +
+                                                        CLI::detail::to_string(v[1]));
+    }
     opt->group(t.group);
   }
 }

@@ -16,13 +16,14 @@ data=$work/data/flowers
 # 1. Train a few steps of a 32-pixel model on it with every pipeline flag.
 "$vit" train --dataset folder --data "$data" --model cifar-tiny --steps 3 --batch 4 --threads 2 \
   --seed 5 --scale 0.2 0.9 --ratio 0.5 2 --color-jitter 0.4 --erasing 0.5 --erasing-area 0.1 0.4 \
-  --mean 0.4 0.45 0.5 --std 0.2 0.25 0.3 --crop-pct 0.9 --val-ratio 0.5 --out "$work/run" > "$work/train.log" 2>&1 \
+  --mean 0.4 0.45 0.5 --std 0.2 0.25 0.3 --crop-pct 0.9 --val-ratio 0.5 --no-hflip --out "$work/run" > "$work/train.log" 2>&1 \
   || { cat "$work/train.log" >&2; fail "training on the train/val folder failed"; }
 python3 - "$work/run/config.json" "$work/run/last.safetensors" <<'PY' || fail "config.json or the checkpoint lacks the pipeline"
 import json, struct, sys
 c = json.load(open(sys.argv[1]))
 want = {"scale": [0.2, 0.9], "ratio": [0.5, 2.0], "color_jitter": 0.4, "erasing": 0.5,
-        "erasing_area": [0.1, 0.4], "mean": [0.4, 0.45, 0.5], "std": [0.2, 0.25, 0.3], "crop_pct": 0.9}
+        "erasing_area": [0.1, 0.4], "mean": [0.4, 0.45, 0.5], "std": [0.2, 0.25, 0.3], "crop_pct": 0.9,
+        "hflip": False}
 for k, v in want.items():
     assert c.get(k) == v, f"config.json {k}: {c.get(k)!r}, expected {v!r}"
 with open(sys.argv[2], "rb") as f:
