@@ -1,7 +1,9 @@
 // ModelEma: an exponential moving average of a model's weights, timm's
 // ModelEmaV3 (timm/utils/model_ema.py) as train.py uses it with --model-ema:
 // after optimizer step `step` (1 for the first),
-//   average ← average + (1 − d)·(model − average)   (torch's lerp_, weight 1 − d)
+//   average ← average + (1 − d)·(model − average)   (torch's lerp_, weight 1 − d;
+//   computed as a − w·(a − m), torch's own formula for w < 0.5 and within an
+//   ulp of it above, where torch uses m − (m − a)·(1 − w))
 // over every parameter of the model, frozen ones included (a ViT has no buffers),
 // with timm's decay schedule get_decay(step):
 //   s = max(0, step − update_after_step − 1);  d = 0 when s = 0 (the first update copies);
