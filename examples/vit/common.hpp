@@ -129,12 +129,6 @@ inline EvalResult evaluate(vit::nn::VisionTransformer<float>& model, const vit::
   return r;
 }
 
-/// The normalisation stored in a checkpoint (key "vit.normalization"), else timm's 0.5/0.5.
-inline vit::data::Normalization normalization_from(const vit::io::Checkpoint<float>& ck,
-                                                   int64_t channels) {
-  return vit::infer::checkpoint_normalization(ck, channels);
-}
-
 inline std::string normalization_json(const vit::data::Normalization& n) {
   return nlohmann::json{{"mean", n.mean}, {"std", n.std}}.dump();
 }

@@ -58,8 +58,9 @@ int run_eval(const EvalOptions& o) {
     VIT_CHECK(ck.class_names[i] == data.test.class_names[i], dir, ": class ", i, " is '",
               data.test.class_names[i], "' but ", o.weights, " was trained with '", ck.class_names[i],
               "' there");
-  const auto norm = ck.metadata.count("vit.normalization") ? normalization_from(ck, cfg.in_chans)
-                                                           : normalization_for(o.dataset, cfg.in_chans);
+  const auto norm = ck.metadata.count("vit.normalization")
+                        ? vit::infer::checkpoint_normalization(ck, cfg.in_chans)
+                        : normalization_for(o.dataset, cfg.in_chans);
   std::vector<float> logits;
   // Under mpirun every rank evaluates its share; rank 0 reports.
   const EvalResult r = evaluate(*model, data.test, norm, o.batch,
