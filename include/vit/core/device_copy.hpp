@@ -44,8 +44,14 @@ void fill_values(T* p, Device d, T v, int64_t n) {
     return;
   }
 #if VIT_WITH_CUDA
-  static_assert(sizeof(T) % 4 == 0, "device fills work in 4-byte words");
-  if constexpr (sizeof(T) == 4) {
+  static_assert(sizeof(T) % 4 == 0 || sizeof(T) == 2, "device fills work in 4-byte words");
+  if constexpr (sizeof(T) == 2) {
+    // Pairs of the 16-bit pattern as 4-byte words, then the odd last element.
+    uint16_t half;
+    std::memcpy(&half, &v, 2);
+    cuda::fill32(p, static_cast<uint32_t>(half) * 0x10001u, static_cast<size_t>(n / 2));
+    if (n % 2) copy_bytes(p + (n - 1), Device::CUDA, &v, Device::CPU, 2);
+  } else if constexpr (sizeof(T) == 4) {
     uint32_t bits;
     std::memcpy(&bits, &v, 4);
     cuda::fill32(p, bits, static_cast<size_t>(n));

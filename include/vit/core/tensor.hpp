@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "vit/core/bf16.hpp"
 #include "vit/core/device.hpp"
 #include "vit/core/device_copy.hpp"
 #include "vit/core/error.hpp"
@@ -50,15 +51,18 @@ template <class T>
 const char* dtype_name() {
   if constexpr (std::is_same_v<T, float>) return "float32";
   else if constexpr (std::is_same_v<T, double>) return "float64";
+  else if constexpr (is_bf16_v<T>) return "bfloat16";
   else return "unknown";
 }
 
 /// A dense, row-major tensor of T with reverse-mode autograd. Ops and autograd
-/// are for float and double; integer tensors carry labels to the device and
-/// double tensors metric sums, and only move, fill and copy.
+/// are for float, double and bf16 (bfloat16 storage, float math: the mixed
+/// precision trainer's activations); integer tensors carry labels to the device
+/// and double tensors metric sums, and only move, fill and copy.
 template <class T>
 class Tensor {
-  static_assert(std::is_arithmetic_v<T>, "Tensor<T>: T must be an arithmetic type");
+  static_assert(std::is_arithmetic_v<T> || is_bf16_v<T>,
+                "Tensor<T>: T must be an arithmetic type or vit::bf16");
 
  public:
   using value_type = T;
@@ -199,12 +203,21 @@ class Tensor {
     detail::copy_bytes(t.data(), device(), data(), device(), sizeof(T) * numel());
     return t;
   }
-  /// A copy with elements converted to U (PyTorch's .float() / .double()); no autograd.
+  /// A copy with elements converted to U (PyTorch's .float() / .double() /
+  /// .bfloat16(): to bf16 rounds to nearest even); no autograd. On the CPU
+  /// only; vit::to_dtype (ops/cast.hpp) is the op, on every device.
   template <class U>
   Tensor<U> to_dtype() const {
     require_cpu("to_dtype");
     Tensor<U> r = Tensor<U>::empty(shape());
-    for (int64_t i = 0; i < numel(); ++i) r.data()[i] = static_cast<U>(data()[i]);
+    const T* s = data();
+    U* d = r.data();
+    const int64_t n = numel();
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) {
+      if constexpr (is_bf16_v<U> || is_bf16_v<T>) d[i] = static_cast<U>(static_cast<float>(s[i]));
+      else d[i] = static_cast<U>(s[i]);
+    }
     return r;
   }
   /// Same data, new shape (a view; no autograd, see vit::reshape for the op).
@@ -345,5 +358,6 @@ std::string to_string(const Tensor<T>& t) {
 
 using TensorF = Tensor<float>;
 using TensorD = Tensor<double>;
+using TensorBF16 = Tensor<bf16>;
 
 }  // namespace vit

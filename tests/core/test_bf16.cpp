@@ -1,0 +1,86 @@
+// vit::bf16 against the definition of round-to-nearest-even on the bits
+// (what torch.bfloat16 and __float2bfloat16_rn do), and Tensor<bf16> basics.
+#include "support/check.hpp"
+
+#include <cmath>
+#include <limits>
+
+using namespace vit;
+
+namespace {
+float from_bits(uint32_t u) { return detail::bits_float(u); }
+uint32_t bits_of(float f) { return detail::float_bits(f); }
+
+// The reference: the nearest bf16 by exhaustive comparison with both neighbours.
+uint16_t nearest_even(float f) {
+  const uint32_t u = bits_of(f);
+  const uint16_t lo = static_cast<uint16_t>(u >> 16), hi = static_cast<uint16_t>(lo + 1);
+  // Past the largest finite bf16 the next value up is ±2^128 for rounding (IEEE
+  // overflow: beyond max + half an ulp the result is infinity).
+  auto value = [](uint16_t b) {
+    const float v = from_bits(uint32_t(b) << 16);
+    return std::isinf(v) ? std::copysign(std::ldexp(1.0, 128), double(v)) : double(v);
+  };
+  const double dl = std::abs(double(f) - value(lo));
+  const double dh = std::abs(double(f) - value(hi));
+  if (dl < dh) return lo;
+  if (dh < dl) return hi;
+  return (lo & 1) ? hi : lo;
+}
+}  // namespace
+
+TEST_CASE("bf16 rounds to nearest even", "[core][bf16]") {
+  CHECK(float(bf16(1.0f)) == 1.0f);
+  CHECK(bf16(1.0f).bits == 0x3f80);
+  // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties to even (1).
+  CHECK(float(bf16(1.0f + 1.0f / 256)) == 1.0f);
+  // 1 + 3·2^-8 is halfway between 1 + 2^-7 and 1 + 2^-6: ties to even (1 + 2^-6).
+  CHECK(float(bf16(1.0f + 3.0f / 256)) == 1.0f + 1.0f / 64);
+  // Just above halfway goes up.
+  CHECK(float(bf16(std::nextafter(1.0f + 1.0f / 256, 2.0f))) == 1.0f + 1.0f / 128);
+  CHECK(float(bf16(-2.5f)) == -2.5f);
+  uint32_t state = 12345;
+  for (int i = 0; i < 200000; ++i) {
+    state = state * 1664525u + 1013904223u;
+    const float f = from_bits(state);
+    if (std::isnan(f) || std::isinf(f)) continue;
+    const uint16_t want = nearest_even(f);
+    if (bf16(f).bits != want) FAIL("bits " << std::hex << state << ": got " << bf16(f).bits << " want " << want);
+  }
+}
+
+TEST_CASE("bf16 keeps infinities, NaN and signed zero; overflow rounds to infinity", "[core][bf16]") {
+  const float inf = std::numeric_limits<float>::infinity();
+  CHECK(float(bf16(inf)) == inf);
+  CHECK(float(bf16(-inf)) == -inf);
+  CHECK(std::isnan(float(bf16(std::nanf("")))));
+  // A NaN whose payload sits only in the low 16 bits must not become infinity.
+  CHECK(std::isnan(float(bf16(from_bits(0x7f800001u)))));
+  CHECK(std::isnan(float(bf16(from_bits(0xff800001u)))));
+  CHECK(std::signbit(float(bf16(-0.0f))));
+  CHECK(float(bf16(std::numeric_limits<float>::max())) == inf);
+  CHECK(std::isfinite(float(bf16(3.0e38f))));
+  // Every bf16 converts to float and back unchanged.
+  for (uint32_t b = 0; b < 0x10000u; ++b) {
+    const bf16 v = bf16::from_bits(static_cast<uint16_t>(b));
+    if (std::isnan(float(v))) continue;
+    if (bf16(float(v)).bits != b) FAIL("bits " << b << " do not round-trip");
+  }
+}
+
+TEST_CASE("Tensor<bf16> converts, fills and prints", "[core][bf16]") {
+  TensorF f = TensorF::from_data({2, 3}, {1.f, -2.f, 0.1f, 1e-3f, 3.14159f, 65504.f});
+  TensorBF16 b = f.to_dtype<bf16>();
+  CHECK(b.shape() == Shape{2, 3});
+  TensorF back = b.to_dtype<float>();
+  for (int64_t i = 0; i < f.numel(); ++i) {
+    const double rel = std::abs(double(back.data()[i]) - f.data()[i]) / std::abs(f.data()[i]);
+    CHECK(rel <= kBf16Epsilon);
+    CHECK(back.data()[i] == float(bf16(f.data()[i])));
+  }
+  TensorBF16 z = TensorBF16::zeros({5});
+  for (int64_t i = 0; i < 5; ++i) CHECK(float(z.data()[i]) == 0.f);
+  TensorBF16 o = TensorBF16::full({3}, bf16(0.5f));
+  CHECK(float(o.data()[2]) == 0.5f);
+  CHECK(to_string(b).find("bfloat16") != std::string::npos);
+}
