@@ -11,21 +11,28 @@
 //   <op>_forward(...);                                        // the CPU loops
 //
 // The CUDA branch is compiled only where a backend is linked (VIT_WITH_CUDA)
-// and kernels exist for T, so CPU-only programs need no CUDA library and
+// and kernels exist for T (float, bf16), so CPU-only programs need no CUDA library and
 // reference no CUDA symbol.
 #pragma once
 
 #include <type_traits>
 
+#include "vit/core/bf16.hpp"
 #include "vit/core/device_runtime.hpp"
 #include "vit/core/error.hpp"
 
 namespace vit::ops::detail {
 
 /// True where the CUDA branch is compiled in: a program linking a device
-/// backend, and float tensors (the kernels' type for now).
+/// backend, and float tensors.
 template <class T>
 inline constexpr bool kCudaFloat = VIT_WITH_CUDA && std::is_same_v<T, float>;
+/// The same for bf16 tensors (launchers overloaded on vit::bf16 pointers).
+template <class T>
+inline constexpr bool kCudaBf16 = VIT_WITH_CUDA && is_bf16_v<T>;
+/// Float or bf16: an op whose launchers exist for both dtypes.
+template <class T>
+inline constexpr bool kCudaKernels = kCudaFloat<T> || kCudaBf16<T>;
 
 /// Where a CUDA tensor of a type without kernels (or in a build without a
 /// backend) reaches an op.
