@@ -84,3 +84,22 @@ TEST_CASE("Tensor<bf16> converts, fills and prints", "[core][bf16]") {
   CHECK(float(o.data()[2]) == 0.5f);
   CHECK(to_string(b).find("bfloat16") != std::string::npos);
 }
+
+TEST_CASE("safetensors stores Tensor<bf16> as BF16 and reads it back bit for bit", "[core][bf16][io]") {
+  TensorF f = TensorF::from_data({2, 3}, {1.f, -2.5f, 0.1f, 1e-3f, 3.14159f, -65504.f});
+  TensorBF16 b = f.to_dtype<bf16>();
+  io::SafetensorsWriter w;
+  w.add("w", b);
+  w.add("f", f);
+  const auto file = io::SafetensorsFile::parse(w.serialize(), "memory");
+  CHECK(file.info("w").dtype == io::Dtype::BF16);
+  const TensorBF16 back = file.tensor<bf16>("w");
+  for (int64_t i = 0; i < b.numel(); ++i) CHECK(back.data()[i].bits == b.data()[i].bits);
+  // BF16 read as float widens exactly; F32 read as bf16 rounds to nearest even.
+  const TensorF wide = file.tensor<float>("w");
+  const TensorBF16 narrow = file.tensor<bf16>("f");
+  for (int64_t i = 0; i < b.numel(); ++i) {
+    CHECK(wide.data()[i] == float(b.data()[i]));
+    CHECK(narrow.data()[i].bits == b.data()[i].bits);
+  }
+}

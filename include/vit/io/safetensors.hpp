@@ -184,8 +184,10 @@ class SafetensorsFile {
     const TensorInfo& t = info(name);
     return {bytes_.data() + data_start_ + t.begin, static_cast<size_t>(t.end - t.begin)};
   }
-  /// A new CPU tensor holding the values. F16, BF16 and F32 widen exactly;
-  /// F64 -> float rounds to nearest (as torch's .float()); other dtypes throw.
+  /// A new CPU tensor holding the values (T = float, double or bf16). F16, BF16
+  /// and F32 widen exactly; F64 -> float and anything wider -> bf16 round to
+  /// nearest even (as torch's .float() / .bfloat16()); BF16 -> bf16 copies the
+  /// bits; other dtypes throw.
   template <class T>
   Tensor<T> tensor(const std::string& name) const;
 
@@ -463,8 +465,8 @@ inline void SafetensorsFile::check_layout(uint64_t buffer_len) const {
 
 template <class T>
 Tensor<T> SafetensorsFile::tensor(const std::string& name) const {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                "SafetensorsFile::tensor<T>: T must be float or double");
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> || is_bf16_v<T>,
+                "SafetensorsFile::tensor<T>: T must be float, double or bf16");
   const TensorInfo& t = info(name);
   if (t.dtype != Dtype::F32 && t.dtype != Dtype::F64 && t.dtype != Dtype::F16 &&
       t.dtype != Dtype::BF16)
@@ -480,7 +482,8 @@ Tensor<T> SafetensorsFile::tensor(const std::string& name) const {
     using Raw = decltype(raw);
     for (int64_t i = 0; i < n; ++i) {
       std::memcpy(&raw, src + i * sizeof(Raw), sizeof(Raw));
-      dst[i] = static_cast<T>(to_value(raw));
+      if constexpr (is_bf16_v<T>) dst[i] = T(static_cast<float>(to_value(raw)));
+      else dst[i] = static_cast<T>(to_value(raw));
     }
   };
   auto same = [](auto x) { return x; };
@@ -501,7 +504,10 @@ Tensor<T> SafetensorsFile::tensor(const std::string& name) const {
       convert(uint16_t{}, vit::detail::half_to_float);
       break;
     case Dtype::BF16:
-      convert(uint16_t{}, vit::detail::bf16_to_float);
+      if constexpr (is_bf16_v<T>)
+        std::memcpy(static_cast<void*>(dst), src, sizeof(uint16_t) * n);
+      else
+        convert(uint16_t{}, vit::detail::bf16_to_float);
       break;
     default:  // rejected above
       break;
@@ -518,16 +524,18 @@ class SafetensorsWriter {
   /// Sets (or replaces) one `__metadata__` entry.
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
 
-  /// Adds a CPU tensor, stored as F32 (float) or F64 (double).
+  /// Adds a CPU tensor, stored as F32 (float), F64 (double) or BF16 (bf16).
   template <class T>
   void add(const std::string& name, const Tensor<T>& t) {
-    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                  "SafetensorsWriter::add: T must be float or double");
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> || is_bf16_v<T>,
+                  "SafetensorsWriter::add: T must be float, double or bf16");
+    constexpr Dtype kDtype =
+        std::is_same_v<T, float> ? Dtype::F32 : std::is_same_v<T, double> ? Dtype::F64 : Dtype::BF16;
     VIT_CHECK(t.defined(), "safetensors writer: tensor '", name, "' is undefined");
     VIT_CHECK(t.device() == Device::CPU, "safetensors writer: tensor '", name, "' is on ",
               t.device(), "; copy it to the CPU first");
     check_name(name);
-    entries_.push_back({name, std::is_same_v<T, float> ? Dtype::F32 : Dtype::F64, t.shape(),
+    entries_.push_back({name, kDtype, t.shape(),
                         t.impl_ptr()->storage, reinterpret_cast<const uint8_t*>(t.data()),
                         sizeof(T) * static_cast<uint64_t>(t.numel())});
   }
