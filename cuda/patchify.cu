@@ -15,34 +15,55 @@ void check_shape(const char* op, const void* in, const void* out, int64_t B, int
   VIT_CHECK(B * ch * H * W == 0 || (in && out), "cuda::", op, ": null pointer");
 }
 
-}  // namespace
-
-void patchify(const float* x, float* cols, int64_t B, int64_t ch, int64_t H, int64_t W, int64_t P) {
+template <class T>
+void patchify_impl(const T* x, T* cols, int64_t B, int64_t ch, int64_t H, int64_t W, int64_t P) {
   check_shape("patchify", x, cols, B, ch, H, W, P);
   const int64_t total = B * ch * H * W;
   if (total == 0) return;
   const auto g = kernels::patchify_launch(total);
   if (g.index32)
-    detail::launch(kernels::patchify_kernel<int32_t>, g.grid, g.block, g.smem, x, cols, static_cast<int32_t>(total), static_cast<int32_t>(ch), static_cast<int32_t>(H),
-        static_cast<int32_t>(W), static_cast<int32_t>(P));
+    detail::launch(kernels::patchify_kernel<int32_t, T>, g.grid, g.block, g.smem, x, cols,
+                   static_cast<int32_t>(total), static_cast<int32_t>(ch), static_cast<int32_t>(H),
+                   static_cast<int32_t>(W), static_cast<int32_t>(P));
   else
-    detail::launch(kernels::patchify_kernel<int64_t>, g.grid, g.block, g.smem, x, cols, total, ch,
-                                                                                     H, W, P);
+    detail::launch(kernels::patchify_kernel<int64_t, T>, g.grid, g.block, g.smem, x, cols, total,
+                   ch, H, W, P);
   VIT_CUDA_LAUNCH_CHECK();
 }
 
-void unpatchify(const float* dcols, float* dx, int64_t B, int64_t ch, int64_t H, int64_t W, int64_t P) {
+template <class T>
+void unpatchify_impl(const T* dcols, T* dx, int64_t B, int64_t ch, int64_t H, int64_t W,
+                     int64_t P) {
   check_shape("unpatchify", dcols, dx, B, ch, H, W, P);
   const int64_t total = B * ch * H * W;
   if (total == 0) return;
   const auto g = kernels::patchify_launch(total);
   if (g.index32)
-    detail::launch(kernels::unpatchify_kernel<int32_t>, g.grid, g.block, g.smem, dcols, dx, static_cast<int32_t>(total), static_cast<int32_t>(ch), static_cast<int32_t>(H),
-        static_cast<int32_t>(W), static_cast<int32_t>(P));
+    detail::launch(kernels::unpatchify_kernel<int32_t, T>, g.grid, g.block, g.smem, dcols, dx,
+                   static_cast<int32_t>(total), static_cast<int32_t>(ch), static_cast<int32_t>(H),
+                   static_cast<int32_t>(W), static_cast<int32_t>(P));
   else
-    detail::launch(kernels::unpatchify_kernel<int64_t>, g.grid, g.block, g.smem, dcols, dx, total,
-                                                                                       ch, H, W, P);
+    detail::launch(kernels::unpatchify_kernel<int64_t, T>, g.grid, g.block, g.smem, dcols, dx,
+                   total, ch, H, W, P);
   VIT_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void patchify(const float* x, float* cols, int64_t B, int64_t ch, int64_t H, int64_t W, int64_t P) {
+  patchify_impl(x, cols, B, ch, H, W, P);
+}
+void patchify(const bf16* x, bf16* cols, int64_t B, int64_t ch, int64_t H, int64_t W, int64_t P) {
+  patchify_impl(x, cols, B, ch, H, W, P);
+}
+
+void unpatchify(const float* dcols, float* dx, int64_t B, int64_t ch, int64_t H, int64_t W,
+                int64_t P) {
+  unpatchify_impl(dcols, dx, B, ch, H, W, P);
+}
+void unpatchify(const bf16* dcols, bf16* dx, int64_t B, int64_t ch, int64_t H, int64_t W,
+                int64_t P) {
+  unpatchify_impl(dcols, dx, B, ch, H, W, P);
 }
 
 }  // namespace vit::cuda

@@ -4,9 +4,11 @@
 // gradient) and the sum of all elements. The reductions use no atomics:
 // per-block partials in a fixed order, then a second pass sums those in a
 // fixed order, so a result depends only on the shape and is bitwise repeatable.
-// These kernels are not templates, so nvcc gives each a strong host stub: only
-// elementwise.cu (and the emulated tests) may include this header; other
-// kernel headers include maps.cuh.
+// Each body is a template on the storage types (float, vit::bf16) with float
+// sums; the `_t` kernels launch it for any type, the plain-named kernels are
+// its float instances under their historical names. Those are not templates,
+// so nvcc gives each a strong host stub: only elementwise.cu (and the
+// emulated tests) may include this header; other kernel headers include maps.cuh.
 #pragma once
 
 #include <cstdint>
@@ -15,51 +17,36 @@
 
 namespace vit::cuda::kernels {
 
-// x[i] = value: a separate kernel so fill reads nothing.
-VIT_KERNEL void ew_fill_kernel(float* x, float value, int64_t n) {
+// x[i] = value (rounded to T): a separate kernel so fill reads nothing.
+template <class T>
+VIT_DEVICE void ew_fill(T* x, float value, int64_t n) {
+  constexpr int V = kVecOf<T>;
   const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  const T t = to_storage<T>(value);
   if (ew_aligned16(x)) {
-    const int64_t quads = n / 4;
-    float4 v;
-    v.x = value, v.y = value, v.z = value, v.w = value;
-    for (int64_t q = first; q < quads; q += stride) reinterpret_cast<float4*>(x)[q] = v;
-    const int64_t i = 4 * quads + first;
-    if (i < n) x[i] = value;
+    const int64_t units = n / V;
+    Pack<T, V> v;
+#pragma unroll
+    for (int k = 0; k < V; ++k) v.v[k] = t;
+    for (int64_t u = first; u < units; u += stride) store_pack<T, V>(x, u, v);
+    const int64_t i = V * units + first;
+    if (i < n) x[i] = t;
   } else {
-    for (int64_t i = first; i < n; i += stride) x[i] = value;
+    for (int64_t i = first; i < n; i += stride) x[i] = t;
   }
 }
+template <class T>
+VIT_KERNEL void ew_fill_kernel_t(T* x, float value, int64_t n) {
+  ew_fill<T>(x, value, n);
+}
+VIT_KERNEL void ew_fill_kernel(float* x, float value, int64_t n) { ew_fill<float>(x, value, n); }
 
-// x: (R,C), bias: (C) -> out: (R,C), out[r,c] = x[r,c] + bias[c]; out may alias x.
-// The column advances by the fixed grid stride, so there is one modulo per
-// thread rather than one per element.
+// x: (R,C), bias: (C) -> out: (R,C), out[r,c] = x[r,c] + bias[c]; out may alias x
+// (row_bias_map_kernel<T, EwIdentity> of maps.cuh, for float).
 VIT_KERNEL void add_row_broadcast_kernel(const float* x, const float* bias, float* out, int64_t R,
                                          int64_t C) {
-  const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  if (C % 4 == 0 && ew_aligned16(x) && ew_aligned16(bias) && ew_aligned16(out)) {
-    // In quads: a quad never straddles two rows because C % 4 == 0.
-    const int64_t Cq = C / 4, quads = R * Cq, step = stride % Cq;
-    int64_t c = first % Cq;
-    for (int64_t q = first; q < quads; q += stride) {
-      const float4 v = reinterpret_cast<const float4*>(x)[q];
-      const float4 b = reinterpret_cast<const float4*>(bias)[c];
-      float4 r;
-      r.x = v.x + b.x, r.y = v.y + b.y, r.z = v.z + b.z, r.w = v.w + b.w;
-      reinterpret_cast<float4*>(out)[q] = r;
-      c += step;
-      if (c >= Cq) c -= Cq;
-    }
-  } else {
-    const int64_t n = R * C, step = stride % C;
-    int64_t c = first % C;
-    for (int64_t i = first; i < n; i += stride) {
-      out[i] = x[i] + bias[c];
-      c += step;
-      if (c >= C) c -= C;
-    }
-  }
+  row_bias_map<float, EwIdentity>(x, bias, out, R, C, EwIdentity{});
 }
 
 // ---- column sums: acc[c] += sum_r x[r,c] ----------------------------------------
@@ -94,11 +81,13 @@ inline ColumnSumsLaunch column_sums_launch(int64_t R, int64_t C) {
           dim3(256)};
 }
 
-// x: (R,C) -> out: the sums of rows [blockIdx.y·rows_per_chunk, +rows_per_chunk)
-// for 32 columns. accumulate != 0: out is acc (C) and gets += (single chunk);
-// else out is partials (chunks, C), written.
-VIT_KERNEL void column_sums_partial_kernel(const float* x, float* out, int64_t R, int64_t C,
-                                           int64_t rows_per_chunk, int accumulate) {
+// x: (R,C) -> the float sums of rows [blockIdx.y·rows_per_chunk, +rows_per_chunk)
+// for 32 columns: into partials (chunks, C), written, when partials is
+// non-null; else (single chunk) added to acc (C): acc[c] = acc[c] + sum, the
+// sum rounded into acc's type once.
+template <class TX, class TA>
+VIT_DEVICE void column_sums_partial(const TX* x, TA* acc, float* partials, int64_t R, int64_t C,
+                                    int64_t rows_per_chunk) {
   __shared__ float part[kColumnRowThreads][kColumnTile + 1];
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int64_t c = int64_t(blockIdx.x) * kColumnTile + tx;
@@ -106,27 +95,35 @@ VIT_KERNEL void column_sums_partial_kernel(const float* x, float* out, int64_t R
   const int64_t r1 = r0 + rows_per_chunk < R ? r0 + rows_per_chunk : R;
   float s = 0.f;
   if (c < C)
-    for (int64_t r = r0 + ty; r < r1; r += kColumnRowThreads) s += x[r * C + c];
+    for (int64_t r = r0 + ty; r < r1; r += kColumnRowThreads) s += float(x[r * C + c]);
   part[ty][tx] = s;
   __syncthreads();
   if (ty == 0 && c < C) {
     float t = part[0][tx];
     for (int k = 1; k < kColumnRowThreads; ++k) t += part[k][tx];
-    if (accumulate)
-      out[c] += t;
+    if (partials)
+      partials[int64_t(blockIdx.y) * C + c] = t;
     else
-      out[int64_t(blockIdx.y) * C + c] = t;
+      acc[c] = to_storage<TA>(float(acc[c]) + t);
   }
 }
+template <class TX, class TA>
+VIT_KERNEL void column_sums_partial_kernel_t(const TX* x, TA* acc, float* partials, int64_t R,
+                                             int64_t C, int64_t rows_per_chunk) {
+  column_sums_partial<TX, TA>(x, acc, partials, R, C, rows_per_chunk);
+}
+// The float instance: accumulate != 0: out is acc (C) and gets += (single
+// chunk); else out is partials (chunks, C), written.
+VIT_KERNEL void column_sums_partial_kernel(const float* x, float* out, int64_t R, int64_t C,
+                                           int64_t rows_per_chunk, int accumulate) {
+  column_sums_partial<float, float>(x, accumulate ? out : nullptr, accumulate ? nullptr : out, R, C,
+                                    rows_per_chunk);
+}
 
-// partials: (chunks, C) -> acc[c] += sum_k partials[k,c], k in order.
+// column_sums_finish(_kernel_t) live in maps.cuh (bias+GELU's backward uses them too).
 VIT_KERNEL void column_sums_finish_kernel(const float* partials, float* acc, int64_t chunks,
                                           int64_t C) {
-  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (c >= C) return;
-  float t = 0.f;
-  for (int64_t k = 0; k < chunks; ++k) t += partials[k * C + c];
-  acc[c] += t;
+  column_sums_finish<float>(partials, acc, chunks, C);
 }
 
 // ---- sum of all elements ---------------------------------------------------------
@@ -147,15 +144,24 @@ inline SumAllLaunch sum_all_launch(int64_t n) {
   return {dim3(static_cast<unsigned>(blocks)), dim3(kSumAllThreads), 0};
 }
 
-// x: (n) -> out[blockIdx.x] = this block's grid-stride share, summed in a fixed
-// (thread, then warp-tree) order.
-VIT_KERNEL void sum_all_partial_kernel(const float* x, int64_t n, float* out) {
+// x: (n) -> out[blockIdx.x] = this block's grid-stride share, summed in float
+// in a fixed (thread, then warp-tree) order, rounded into out's type once.
+template <class TI, class TO>
+VIT_DEVICE void sum_all_partial(const TI* x, int64_t n, TO* out) {
   __shared__ float scratch[kWarp];
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   float s = 0.f;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) s += x[i];
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    s += float(x[i]);
   s = block_sum(s, scratch);
-  if (threadIdx.x == 0) out[blockIdx.x] = s;
+  if (threadIdx.x == 0) out[blockIdx.x] = to_storage<TO>(s);
+}
+template <class TI, class TO>
+VIT_KERNEL void sum_all_partial_kernel_t(const TI* x, int64_t n, TO* out) {
+  sum_all_partial<TI, TO>(x, n, out);
+}
+VIT_KERNEL void sum_all_partial_kernel(const float* x, int64_t n, float* out) {
+  sum_all_partial<float, float>(x, n, out);
 }
 
 }  // namespace vit::cuda::kernels

@@ -5,7 +5,9 @@
 // One thread per *output* element, so writes are coalesced and reads come in
 // contiguous runs of P. Patches do not overlap, so unpatchify writes every dx
 // element exactly once: no atomics, no zero fill. Indices are 32-bit when the
-// tensor allows (integer division is the kernel's main cost).
+// tensor allows (integer division is the kernel's main cost). A template on
+// the element type (float, vit::bf16): pure data movement, elements are
+// copied as they are.
 #pragma once
 
 #include <cstdint>
@@ -32,8 +34,8 @@ inline PatchifyLaunch patchify_launch(int64_t total) {
 }
 
 // x: (B,ch,H,W) -> cols: (B·gh·gw, ch·P·P); total = B·ch·H·W.
-template <class Index>
-VIT_KERNEL void patchify_kernel(const float* __restrict__ x, float* __restrict__ cols, Index total,
+template <class Index, class T = float>
+VIT_KERNEL void patchify_kernel(const T* __restrict__ x, T* __restrict__ cols, Index total,
                                 Index ch, Index H, Index W, Index P) {
   const Index gh = H / P, gw = W / P, PP = P * P, K = ch * PP, patches = gh * gw;
   const Index stride = Index(gridDim.x) * Index(blockDim.x);
@@ -48,8 +50,8 @@ VIT_KERNEL void patchify_kernel(const float* __restrict__ x, float* __restrict__
 }
 
 // dcols: (B·gh·gw, ch·P·P) -> dx: (B,ch,H,W), every element written once.
-template <class Index>
-VIT_KERNEL void unpatchify_kernel(const float* __restrict__ dcols, float* __restrict__ dx, Index total,
+template <class Index, class T = float>
+VIT_KERNEL void unpatchify_kernel(const T* __restrict__ dcols, T* __restrict__ dx, Index total,
                                   Index ch, Index H, Index W, Index P) {
   const Index gh = H / P, gw = W / P, K = ch * P * P;
   const Index stride = Index(gridDim.x) * Index(blockDim.x);

@@ -11,8 +11,11 @@
 // shared-memory transposes (permute is a plain gather; fine for the small
 // permutes of a ViT, a tiled transpose if one ever shows up in a profile).
 // StridedLayout comes from the launchers' header, which is plain C++.
-// strided_copy_kernel and reduce_sum_kernel are not templates (nvcc gives them
-// strong host stubs): only strided.cu (and the emulated tests) may include this.
+// Every kernel is a template on the storage type (float, vit::bf16: read into
+// float, one rounding per output, float sums); strided_copy_kernel and
+// reduce_sum_kernel are also kept as plain float kernels under their names,
+// which are not templates (nvcc gives them strong host stubs): only strided.cu
+// (and the emulated tests) may include this.
 #pragma once
 
 #include <cstdint>
@@ -118,24 +121,36 @@ inline StridedLaunch strided_launch(int64_t n, int64_t max_blocks = kStridedMaxB
 }
 
 /// out (n = the layout's count) = op(a[off_a(i)], b[off_b(i)]).
-template <class Op>
-VIT_KERNEL void strided_binary_kernel(const float* a, const float* b, float* out, StridedLayout l,
-                                      int64_t n, Op op) {
+template <class Op, class T = float>
+VIT_KERNEL void strided_binary_kernel(const T* a, const T* b, T* out, StridedLayout l, int64_t n,
+                                      Op op) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += stride) {
     int64_t oa, ob;
     strided_offsets(l, i, oa, ob);
-    out[i] = op(a[oa], b[ob]);
+    out[i] = to_storage<T>(op(float(a[oa]), float(b[ob])));
   }
 }
 
-/// out (n) = scale · a[off_a(i)]: expand, the backward of sum/mean, and (scale 1) permute.
+/// out (n) = scale · a[off_a(i)]: expand, the backward of sum/mean, and (scale 1)
+/// permute; with kScaled false a plain copy of the element (no float round trip).
+template <class T, bool kScaled>
+VIT_DEVICE void strided_copy(const T* a, T* out, StridedLayout l, int64_t n, float scale) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += stride) {
+    if constexpr (kScaled) out[i] = to_storage<T>(scale * float(a[strided_offset_a(l, i)]));
+    else out[i] = a[strided_offset_a(l, i)];
+  }
+}
+template <class T, bool kScaled>
+VIT_KERNEL void strided_copy_kernel_t(const T* a, T* out, StridedLayout l, int64_t n, float scale) {
+  strided_copy<T, kScaled>(a, out, l, n, scale);
+}
 VIT_KERNEL void strided_copy_kernel(const float* a, float* out, StridedLayout l, int64_t n,
                                     float scale) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
-    out[i] = scale * a[strided_offset_a(l, i)];
+  strided_copy<float, true>(a, out, l, n, scale);
 }
 
 // ---- reductions ---------------------------------------------------------------------
@@ -185,17 +200,27 @@ inline ReducePlan reduce_plan(int ndim, const int64_t* x_size, const bool* keep)
 /// out[j] = scale · Σ_r x[off_kept(j) + off_reduced(r)], one block per output
 /// element (grid-stride over outputs): thread t sums r = t, t + blockDim, ... in
 /// order, then block_sum's fixed tree. blockDim.x a multiple of 32.
-VIT_KERNEL void reduce_sum_kernel(const float* x, float* out, StridedLayout kept, int64_t n_out,
-                                  StridedLayout reduced, int64_t n_reduced, float scale) {
+template <class T>
+VIT_DEVICE void reduce_sum_body(const T* x, T* out, StridedLayout kept, int64_t n_out,
+                                StridedLayout reduced, int64_t n_reduced, float scale) {
   __shared__ float scratch[kWarp];
   for (int64_t j = blockIdx.x; j < n_out; j += gridDim.x) {
-    const float* base = x + strided_offset_a(kept, j);
+    const T* base = x + strided_offset_a(kept, j);
     float s = 0.f;
     for (int64_t r = threadIdx.x; r < n_reduced; r += blockDim.x)
-      s += base[strided_offset_a(reduced, r)];
+      s += float(base[strided_offset_a(reduced, r)]);
     s = block_sum(s, scratch);
-    if (threadIdx.x == 0) out[j] = s * scale;
+    if (threadIdx.x == 0) out[j] = to_storage<T>(s * scale);
   }
+}
+template <class T>
+VIT_KERNEL void reduce_sum_kernel_t(const T* x, T* out, StridedLayout kept, int64_t n_out,
+                                    StridedLayout reduced, int64_t n_reduced, float scale) {
+  reduce_sum_body<T>(x, out, kept, n_out, reduced, n_reduced, scale);
+}
+VIT_KERNEL void reduce_sum_kernel(const float* x, float* out, StridedLayout kept, int64_t n_out,
+                                  StridedLayout reduced, int64_t n_reduced, float scale) {
+  reduce_sum_body<float>(x, out, kept, n_out, reduced, n_reduced, scale);
 }
 
 }  // namespace vit::cuda::kernels

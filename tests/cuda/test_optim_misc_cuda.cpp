@@ -193,7 +193,7 @@ TEST_CASE("cuda elementwise maps match the CPU exactly", "[cuda][elementwise]") 
     cuda::scale(dx.get(), 0.3f, dx.get(), n);  // in place
     require_equal(dx.download(), ref_scale, "scale");
   }
-  cuda::fill(nullptr, 1.f, 0);  // n == 0: nothing launched, nothing checked beyond the size
+  cuda::fill(static_cast<float*>(nullptr), 1.f, 0);  // n == 0: nothing launched, nothing checked beyond the size
 }
 
 TEST_CASE("cuda add_row_broadcast and column sums", "[cuda][elementwise]") {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "vit/core/bf16.hpp"
 #include "vit/core/device.hpp"
 #include "vit/core/device_runtime.hpp"
 #include "vit/core/error.hpp"
@@ -69,12 +70,15 @@ template <class T>
 void add_values(const T* a, const T* b, T* out, Device d, int64_t n) {
   if (d == Device::CPU) {
 #pragma omp parallel for schedule(static) if (n > 32768)
-    for (int64_t k = 0; k < n; ++k) out[k] = a[k] + b[k];
+    for (int64_t k = 0; k < n; ++k) {
+      if constexpr (is_bf16_v<T>) out[k] = T(float(a[k]) + float(b[k]));  // float math, one rounding
+      else out[k] = a[k] + b[k];
+    }
     return;
   }
 #if VIT_WITH_CUDA
-  if constexpr (std::is_same_v<T, float>) cuda::add(a, b, out, n);
-  else throw_error(__FILE__, __LINE__, "add: gradients on cuda are float32 only");
+  if constexpr (std::is_same_v<T, float> || is_bf16_v<T>) cuda::add(a, b, out, n);
+  else throw_error(__FILE__, __LINE__, "add: gradients on cuda are float32 or bf16 only");
 #else
   no_cuda_in_build("add");
 #endif

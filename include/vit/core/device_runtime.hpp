@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <string>
 
+#include "vit/core/bf16.hpp"
+
 #ifndef VIT_WITH_CUDA
 #define VIT_WITH_CUDA 0
 #endif
@@ -50,6 +52,8 @@ void fill32(void* dst, uint32_t pattern, size_t words);
 /// out = a + b over n floats (out may alias a or b), queued: the gradient sum
 /// of autograd, which lives below the op layer.
 void add(const float* a, const float* b, float* out, int64_t n);
+/// The same over bf16 (each sum computed in float, rounded once): bf16 gradients.
+void add(const bf16* a, const bf16* b, bf16* out, int64_t n);
 /// Waits for all queued work and throws on any asynchronous error.
 void synchronize();
 

@@ -9,6 +9,7 @@
 #include "vit/core/parallel.hpp"
 #include "vit/core/tensor.hpp"
 #include "vit/cuda/elementwise.hpp"
+#include "vit/ops/detail/bf16_buffers.hpp"
 #include "vit/ops/dispatch.hpp"
 #include "vit/ops/gemm.hpp"
 
@@ -61,11 +62,21 @@ void add_column_sums(const T* x, int64_t R, int64_t C, T* acc) {
     for (int64_t c = 0; c < C; ++c) acc[c] += partials[t * C + c];
 }
 
+/// bf16: the column sums in float (the float code on a widened copy), each
+/// added into the bf16 accumulator once.
+inline void add_column_sums(const bf16* x, int64_t R, int64_t C, bf16* acc) {
+  thread_local std::vector<float> sums;
+  sums.assign(static_cast<size_t>(C), 0.f);
+  const TensorF xf = widen(x, R * C);
+  add_column_sums(xf.data(), R, C, sums.data());
+  for (int64_t c = 0; c < C; ++c) acc[c] = bf16(float(acc[c]) + sums[c]);
+}
+
 /// acc[c] += Σ_r x[r·C + c] on `dev` (the CUDA kernel sums in a fixed order too).
 template <class T>
 void add_column_sums(Device dev, const T* x, int64_t R, int64_t C, T* acc) {
   if (dev == Device::CUDA) {
-    if constexpr (kCudaFloat<T>) cuda::column_sums_accumulate(x, acc, R, C);
+    if constexpr (kCudaKernels<T>) cuda::column_sums_accumulate(x, acc, R, C);
     else cuda_branch_missing("column sums");
     return;
   }

@@ -3,6 +3,8 @@
 // scale kept values by 1/(1-p). The mask is a pure function of the generator's
 // (seed, counter) and the element, the same on every device and thread count:
 // a GPU run draws the CPU's masks, run to run and across a resume.
+// A bf16 tensor's mask is float (compute_t<T>, saved state stays float), so
+// the kept value x·(1/(1-p)) is rounded once.
 #pragma once
 
 #include "vit/core/rng.hpp"
@@ -26,8 +28,9 @@ template <class T>
 void dropout_mask(Device dev, T* mask, int64_t groups, const Generator& gen, uint64_t counter0,
                   double p, T keep_scale) {
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>)
-      cuda::dropout_mask(mask, groups, gen.seed(), counter0, p, keep_scale, dropout_counter_shift());
+    if constexpr (detail::kCudaKernels<T>)
+      cuda::dropout_mask(mask, groups, gen.seed(), counter0, p, static_cast<float>(keep_scale),
+                         dropout_counter_shift());
     else detail::cuda_branch_missing("dropout");
     return;
   }
@@ -35,16 +38,19 @@ void dropout_mask(Device dev, T* mask, int64_t groups, const Generator& gen, uin
   for (int64_t i = 0; i < groups; ++i) mask[i] = gen.uniform(counter0 + i) >= p ? keep_scale : T(0);
 }
 
-// out[i] = x[i] · mask[i / inner] (forward and backward alike); on `dev`.
+// out[i] = x[i] · mask[i / inner] (forward and backward alike); on `dev`. The
+// mask is in the compute type (float for bf16 x).
 template <class T>
-void apply_group_mask(Device dev, const T* x, const T* mask, T* out, int64_t n, int64_t inner) {
+void apply_group_mask(Device dev, const T* x, const compute_t<T>* mask, T* out, int64_t n,
+                      int64_t inner) {
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>) cuda::apply_group_mask(x, mask, out, n, inner);
+    if constexpr (detail::kCudaKernels<T>) cuda::apply_group_mask(x, mask, out, n, inner);
     else detail::cuda_branch_missing("dropout");
     return;
   }
+  using C = compute_t<T>;
 #pragma omp parallel for schedule(static) if (n > 32768)
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * mask[i / inner];
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(static_cast<C>(x[i]) * mask[i / inner]);
 }
 
 }  // namespace ops
@@ -52,7 +58,7 @@ void apply_group_mask(Device dev, const T* x, const T* mask, T* out, int64_t n, 
 namespace detail {
 template <class T>
 struct MaskNode : Node<T> {
-  Tensor<T> mask;  // 0 or 1/(1-p), broadcast over trailing dims by `inner`
+  Tensor<compute_t<T>> mask;  // 0 or 1/(1-p), broadcast over trailing dims by `inner`
   int64_t inner = 1;
   const char* name() const override { return inner == 1 ? "dropout" : "drop_path"; }
   void backward(const Tensor<T>& dout) override {
@@ -67,9 +73,10 @@ template <class T>
 Tensor<T> apply_mask(const Tensor<T>& x, double p, int64_t inner, Generator& gen) {
   const Device dev = x.device();
   const int64_t groups = x.numel() / std::max<int64_t>(inner, 1);
-  Tensor<T> mask = Tensor<T>::empty({groups}, dev);
+  using C = compute_t<T>;
+  Tensor<C> mask = Tensor<C>::empty({groups}, dev);
   const uint64_t c0 = gen.reserve(static_cast<uint64_t>(groups));
-  ops::dropout_mask(dev, mask.data(), groups, gen, c0, p, static_cast<T>(1.0 / (1.0 - p)));
+  ops::dropout_mask(dev, mask.data(), groups, gen, c0, p, static_cast<C>(1.0 / (1.0 - p)));
   Tensor<T> out = Tensor<T>::empty(x.shape(), dev);
   ops::apply_group_mask(dev, x.data(), mask.data(), out.data(), x.numel(), inner);
   if (autograd::needs_grad(x)) {

@@ -4,6 +4,9 @@
 // paths, every other broadcast goes through one general strided loop.
 // Backward reduces the gradient back to each input's shape (sum over the
 // broadcast dims), as autograd in PyTorch does.
+// bf16 tensors: bf16 storage, float math (compute_t<T>), each result rounded
+// once; sums accumulate in float and are rounded once; scalars (scale factors)
+// stay float.
 #pragma once
 
 #include <algorithm>
@@ -107,7 +110,9 @@ enum class BinaryOp { Add, Sub, Mul };
 
 template <class T>
 T apply(BinaryOp op, T a, T b) {
-  return op == BinaryOp::Add ? a + b : op == BinaryOp::Sub ? a - b : a * b;
+  using C = compute_t<T>;
+  const C x = static_cast<C>(a), y = static_cast<C>(b);
+  return static_cast<T>(op == BinaryOp::Add ? x + y : op == BinaryOp::Sub ? x - y : x * y);
 }
 
 // out (out_shape) = a op b, each broadcast from its shape; on `dev`.
@@ -120,7 +125,7 @@ void binary_forward(Device dev, BinaryOp op, const T* pa, const Shape& a_shape, 
   const BroadcastPlan plan_b = plan_broadcast(b_shape, out_shape);
   const bool same = plan_a.kind == BroadcastPlan::Same && plan_b.kind == BroadcastPlan::Same;
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>) {
+    if constexpr (detail::kCudaKernels<T>) {
       if (same && op == BinaryOp::Add) cuda::add(pa, pb, po, n);
       else if (same && op == BinaryOp::Sub) cuda::sub(pa, pb, po, n);
       else if (same) cuda::mul(pa, pb, po, n);
@@ -152,63 +157,72 @@ void binary_forward(Device dev, BinaryOp op, const T* pa, const Shape& a_shape, 
   }
 }
 
-// out = s·x over n elements on `dev` (out may be x).
+// out = s·x over n elements on `dev` (out may be x); s in the compute type (float for bf16).
 template <class T>
-void scale_forward(Device dev, const T* x, T s, T* out, int64_t n) {
+void scale_forward(Device dev, const T* x, compute_t<T> s, T* out, int64_t n) {
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>) cuda::scale(x, s, out, n);
+    if constexpr (detail::kCudaKernels<T>) cuda::scale(x, static_cast<float>(s), out, n);
     else detail::cuda_branch_missing("scale");
     return;
   }
+  using C = compute_t<T>;
 #pragma omp parallel for schedule(static) if (n > 32768)
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * s;
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(static_cast<C>(x[i]) * s);
 }
 
 template <class T>
 void tanh_forward(Device dev, const T* x, T* y, int64_t n) {
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>) cuda::tanh_forward(x, y, n);
+    if constexpr (detail::kCudaKernels<T>) cuda::tanh_forward(x, y, n);
     else detail::cuda_branch_missing("tanh");
     return;
   }
-  for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+  using C = compute_t<T>;
+  for (int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(std::tanh(static_cast<C>(x[i])));
 }
 
 // dx = dy·(1 - y²) from the forward's output y.
 template <class T>
 void tanh_backward(Device dev, const T* dy, const T* y, T* dx, int64_t n) {
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>) cuda::tanh_backward(dy, y, dx, n);
+    if constexpr (detail::kCudaKernels<T>) cuda::tanh_backward(dy, y, dx, n);
     else detail::cuda_branch_missing("tanh");
     return;
   }
-  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (T(1) - y[i] * y[i]);
+  using C = compute_t<T>;
+  for (int64_t i = 0; i < n; ++i) {
+    const C yi = static_cast<C>(y[i]);
+    dx[i] = static_cast<T>(static_cast<C>(dy[i]) * (C(1) - yi * yi));
+  }
 }
 
 // out (the kept dims of `x_shape`, row-major) = scale · Σ x over the other dims, written; on `dev`.
+// The sums are in the compute type (float for bf16), rounded once.
 template <class T>
 void reduce_sum(Device dev, const T* x, const Shape& x_shape, const std::vector<bool>& keep, T* out,
-                T scale) {
+                compute_t<T> scale) {
   const int64_t n = numel(x_shape);
   Shape out_shape;
   for (size_t d = 0; d < x_shape.size(); ++d)
     if (keep[d]) out_shape.push_back(x_shape[d]);
   const int64_t m = numel(out_shape);
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>) {
+    if constexpr (detail::kCudaKernels<T>) {
       VIT_CHECK(x_shape.size() <= static_cast<size_t>(cuda::kMaxDims), "reduce on cuda: ",
                 x_shape.size(), " dims (at most ", cuda::kMaxDims, ")");
       int64_t sizes[cuda::kMaxDims];
       bool kept[cuda::kMaxDims];
       for (size_t d = 0; d < x_shape.size(); ++d) sizes[d] = x_shape[d], kept[d] = keep[d];
-      if (m > 0) cuda::reduce_sum(x, out, static_cast<int>(x_shape.size()), sizes, kept, scale);
+      if (m > 0)
+        cuda::reduce_sum(x, out, static_cast<int>(x_shape.size()), sizes, kept,
+                         static_cast<float>(scale));
     } else {
       detail::cuda_branch_missing("reduce");
     }
     return;
   }
-  std::fill_n(out, m, T(0));
-  if (n == 0) return;
+  using C = compute_t<T>;
+  std::vector<C> acc(static_cast<size_t>(m), C(0));
   // Each x element adds into the output element its kept coordinates name.
   const auto xs = contiguous_strides(x_shape);
   const auto os = contiguous_strides(out_shape);
@@ -222,10 +236,9 @@ void reduce_sum(Device dev, const T* x, const Shape& x_shape, const std::vector<
       rem -= c * xs[d];
       o += c * ostride[d];
     }
-    out[o] += x[i];
+    acc[o] += static_cast<C>(x[i]);
   }
-  if (scale != T(1))
-    for (int64_t j = 0; j < m; ++j) out[j] *= scale;
+  for (int64_t j = 0; j < m; ++j) out[j] = static_cast<T>(scale != C(1) ? acc[j] * scale : acc[j]);
 }
 
 /// Sums g (shape `out`) into the shape `in` it was broadcast from, on g's device.
@@ -244,18 +257,20 @@ Tensor<T> reduce_to_shape(const Tensor<T>& g, const Shape& in) {
     const int64_t outer = n / std::max<int64_t>(p.inner, 1);
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t o = 0; o < outer; ++o) {
-      T acc = 0;
-      for (int64_t j = 0; j < p.inner; ++j) acc += src[o * p.inner + j];
-      dst[o] = acc;
+      compute_t<T> acc = 0;
+      for (int64_t j = 0; j < p.inner; ++j) acc += static_cast<compute_t<T>>(src[o * p.inner + j]);
+      dst[o] = static_cast<T>(acc);
     }
   } else if (dev == Device::CPU) {
-    for_each_broadcast(p, g.shape(), [&](int64_t i, int64_t k) { dst[k] += src[i]; });
+    std::vector<compute_t<T>> acc(static_cast<size_t>(r.numel()), compute_t<T>(0));
+    for_each_broadcast(p, g.shape(), [&](int64_t i, int64_t k) { acc[k] += static_cast<compute_t<T>>(src[i]); });
+    for (int64_t k = 0; k < r.numel(); ++k) dst[k] = static_cast<T>(acc[k]);
   } else {  // general broadcast on the device: sum over the dims where `in` is 1
     const Shape& out = g.shape();
     const size_t lead = out.size() - in.size();
     std::vector<bool> keep(out.size());
     for (size_t d = 0; d < out.size(); ++d) keep[d] = d >= lead && in[d - lead] != 1;
-    reduce_sum(dev, src, out, keep, dst, T(1));
+    reduce_sum(dev, src, out, keep, dst, compute_t<T>(1));
   }
   return r;
 }
@@ -345,7 +360,7 @@ Tensor<T> operator*(const Tensor<T>& a, const Tensor<T>& b) { return mul(a, b); 
 namespace detail {
 template <class T>
 struct ScaleNode : Node<T> {
-  T s;
+  compute_t<T> s;
   const char* name() const override { return "scale"; }
   void backward(const Tensor<T>& dout) override {
     Tensor<T> g = Tensor<T>::empty(dout.shape(), dout.device());
@@ -369,7 +384,7 @@ struct TanhNode : Node<T> {
 template <class T>
 Tensor<T> scale(const Tensor<T>& x, double s) {
   Tensor<T> out = Tensor<T>::empty(x.shape(), x.device());
-  const T st = static_cast<T>(s);
+  const compute_t<T> st = static_cast<compute_t<T>>(s);
   ops::scale_forward(x.device(), x.data(), st, out.data(), x.numel());
   if (autograd::needs_grad(x)) {
     auto node = std::make_shared<detail::ScaleNode<T>>();

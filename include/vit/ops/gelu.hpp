@@ -1,7 +1,13 @@
 // gelu as nn.GELU: exact 0.5·x·(1 + erf(x/√2)) by default, or the tanh
 // approximation (approximate='tanh'). The float path uses Eigen's vectorised
 // erf/tanh/exp: a scalar std::erf per element would cost more than the MLP GEMM
-// on small ViTs.
+// on small ViTs. bf16 tensors: the float code on widened buffers, each output
+// rounded once (ops/detail/bf16_buffers.hpp).
+// bias_gelu(x, bias) = gelu(x + bias) over the last dim as one op and one
+// autograd node (the MLP's fc1 bias and activation, issue 18 §4): on CUDA one
+// fused kernel each way (the backward takes the bias gradient's column sums in
+// the same pass); on the CPU the composition (row-broadcast add, then GELU),
+// with x + bias kept in float for bf16, as the fused kernel keeps it.
 #pragma once
 
 #include "vit/core/eigen.hpp"
@@ -68,10 +74,22 @@ void gelu_backward(const T* dout, const T* x, T* dx, int64_t n, GeluApprox appro
   });
 }
 
+// bf16 on the CPU: float math on widened copies, outputs rounded once.
+inline void gelu_forward(const bf16* x, bf16* out, int64_t n, GeluApprox approx) {
+  TensorF xf = detail::widen(x, n);
+  gelu_forward(xf.data(), xf.data(), n, approx);
+  detail::narrow(xf.data(), out, n);
+}
+inline void gelu_backward(const bf16* dout, const bf16* x, bf16* dx, int64_t n, GeluApprox approx) {
+  TensorF gf = detail::widen(dout, n), xf = detail::widen(x, n);
+  gelu_backward(gf.data(), xf.data(), gf.data(), n, approx);
+  detail::narrow(gf.data(), dx, n);
+}
+
 template <class T>
 void gelu_forward(Device dev, const T* x, T* out, int64_t n, GeluApprox approx) {
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>) cuda::gelu_forward(x, out, n, approx == GeluApprox::Tanh);
+    if constexpr (detail::kCudaKernels<T>) cuda::gelu_forward(x, out, n, approx == GeluApprox::Tanh);
     else detail::cuda_branch_missing("gelu");
     return;
   }
@@ -81,11 +99,77 @@ void gelu_forward(Device dev, const T* x, T* out, int64_t n, GeluApprox approx) 
 template <class T>
 void gelu_backward(Device dev, const T* dout, const T* x, T* dx, int64_t n, GeluApprox approx) {
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>) cuda::gelu_backward(dout, x, dx, n, approx == GeluApprox::Tanh);
+    if constexpr (detail::kCudaKernels<T>) cuda::gelu_backward(dout, x, dx, n, approx == GeluApprox::Tanh);
     else detail::cuda_branch_missing("gelu");
     return;
   }
   gelu_backward(dout, x, dx, n, approx);
+}
+
+// x: (R,C), bias: (C) -> out: (R,C) = gelu(x + bias[c]); on `dev`. out may be x.
+template <class T>
+void bias_gelu_forward(Device dev, const T* x, const T* bias, T* out, int64_t R, int64_t C,
+                       GeluApprox approx) {
+  if (R * C == 0) return;
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaKernels<T>)
+      cuda::bias_gelu_forward(x, bias, out, R, C, approx == GeluApprox::Tanh);
+    else detail::cuda_branch_missing("bias_gelu");
+    return;
+  }
+  using Cm = compute_t<T>;
+  // The composition: pre = x + bias (in the compute type), then the GELU.
+  Tensor<Cm> pre = Tensor<Cm>::empty({R * C});
+  Cm* pp = pre.data();
+#pragma omp parallel for schedule(static) if (R * C > 32768)
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t c = 0; c < C; ++c)
+      pp[r * C + c] = static_cast<Cm>(x[r * C + c]) + static_cast<Cm>(bias[c]);
+  if constexpr (is_bf16_v<T>) {
+    gelu_forward(pp, pp, R * C, approx);
+    detail::narrow(pp, out, R * C);
+  } else {
+    gelu_forward(pp, out, R * C, approx);
+  }
+}
+
+// dout, x: (R,C), bias: (C) -> dx (R,C) = dout·gelu'(x + bias) written (if
+// non-null), dbias (C) += Σ_r dx (if non-null); on `dev`. dx may be dout.
+template <class T>
+void bias_gelu_backward(Device dev, const T* dout, const T* x, const T* bias, T* dx, T* dbias,
+                        int64_t R, int64_t C, GeluApprox approx) {
+  if (R * C == 0 || (!dx && !dbias)) return;
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaKernels<T>)
+      cuda::bias_gelu_backward(dout, x, bias, dx, dbias, R, C, approx == GeluApprox::Tanh);
+    else detail::cuda_branch_missing("bias_gelu");
+    return;
+  }
+  using Cm = compute_t<T>;
+  const int64_t n = R * C;
+  Tensor<Cm> pre = Tensor<Cm>::empty({n}), g = Tensor<Cm>::empty({n});
+  Cm* pp = pre.data();
+  Cm* gp = g.data();
+#pragma omp parallel for schedule(static) if (n > 32768)
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t c = 0; c < C; ++c) {
+      pp[r * C + c] = static_cast<Cm>(x[r * C + c]) + static_cast<Cm>(bias[c]);
+      gp[r * C + c] = static_cast<Cm>(dout[r * C + c]);
+    }
+  gelu_backward(gp, pp, gp, n, approx);  // g = dout·gelu'(pre), in the compute type
+  if (dbias) {
+    if constexpr (is_bf16_v<T>) {
+      std::vector<float> sums(static_cast<size_t>(C), 0.f);
+      detail::add_column_sums(gp, R, C, sums.data());
+      for (int64_t c = 0; c < C; ++c) dbias[c] = bf16(float(dbias[c]) + sums[c]);
+    } else {
+      detail::add_column_sums(gp, R, C, dbias);
+    }
+  }
+  if (dx) {
+    if constexpr (is_bf16_v<T>) detail::narrow(gp, dx, n);
+    else std::copy_n(gp, n, dx);
+  }
 }
 
 }  // namespace ops
@@ -102,7 +186,46 @@ struct GeluNode : Node<T> {
     this->accumulate(0, dx);
   }
 };
+
+template <class T>
+struct BiasGeluNode : Node<T> {
+  Tensor<T> x, bias;  // the inputs: x + bias is recomputed, never stored
+  GeluApprox approx = GeluApprox::None;
+  const char* name() const override { return "bias_gelu"; }
+  void backward(const Tensor<T>& dout) override {
+    const int64_t C = bias.numel(), R = C == 0 ? 0 : x.numel() / C;
+    Tensor<T> dx;
+    if (this->needs_grad(0)) dx = Tensor<T>::empty(x.shape(), x.device());
+    T* db = this->needs_grad(1) ? this->grad_buffer(1).data() : nullptr;
+    ops::bias_gelu_backward(x.device(), dout.data(), x.data(), bias.data(),
+                            dx.defined() ? dx.data() : nullptr, db, R, C, approx);
+    if (dx.defined()) this->accumulate(0, dx);
+  }
+};
 }  // namespace detail
+
+/// gelu(x + bias) with bias (C) broadcast over the rows of x (..., C): the MLP's
+/// fc1 bias and activation as one op (one kernel each way on CUDA, the bias
+/// gradient's column sums fused into the backward). Equal to
+/// gelu(add(x, bias), approx) up to rounding (for bf16, x + bias is not
+/// rounded before the GELU).
+template <class T>
+Tensor<T> bias_gelu(const Tensor<T>& x, const Tensor<T>& bias, GeluApprox approx = GeluApprox::None) {
+  const Device dev = ops::detail::same_device("bias_gelu", x, bias);
+  VIT_CHECK(x.dim() >= 1 && bias.dim() == 1 && bias.shape()[0] == x.shape().back(),
+            "bias_gelu: x ", x.shape(), " vs bias ", bias.shape(), " (need (..., C) and (C))");
+  const int64_t C = bias.numel(), R = C == 0 ? 0 : x.numel() / C;
+  Tensor<T> out = Tensor<T>::empty(x.shape(), dev);
+  ops::bias_gelu_forward(dev, x.data(), bias.data(), out.data(), R, C, approx);
+  if (autograd::needs_grad(x, bias)) {
+    auto node = std::make_shared<detail::BiasGeluNode<T>>();
+    node->x = x.detach();
+    node->bias = bias.detach();
+    node->approx = approx;
+    autograd::attach(out, node, {&x, &bias});
+  }
+  return out;
+}
 
 /// nn.GELU(approximate='none' | 'tanh').
 template <class T>

@@ -2,6 +2,8 @@
 // i.e. timm's PatchEmbed, as one op. Non-overlapping patches make the
 // convolution an exact im2col gather followed by one GEMM against the weight
 // viewed as [C, ch·P·P]; the gathered patches are saved for the weight gradient.
+// patchify/unpatchify move elements of any type unchanged (bf16 included, on
+// both devices); the GEMM part is ops::linear's.
 #pragma once
 
 #include "vit/cuda/patchify.hpp"
@@ -43,7 +45,7 @@ void unpatchify(const T* dcols, T* dx, int64_t B, int64_t ch, int64_t H, int64_t
 template <class T>
 void patchify(Device dev, const T* x, T* cols, int64_t B, int64_t ch, int64_t H, int64_t W, int64_t P) {
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>) cuda::patchify(x, cols, B, ch, H, W, P);
+    if constexpr (detail::kCudaKernels<T>) cuda::patchify(x, cols, B, ch, H, W, P);
     else detail::cuda_branch_missing("patchify");
     return;
   }
@@ -54,7 +56,7 @@ template <class T>
 void unpatchify(Device dev, const T* dcols, T* dx, int64_t B, int64_t ch, int64_t H, int64_t W,
                 int64_t P) {
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>) cuda::unpatchify(dcols, dx, B, ch, H, W, P);
+    if constexpr (detail::kCudaKernels<T>) cuda::unpatchify(dcols, dx, B, ch, H, W, P);
     else detail::cuda_branch_missing("unpatchify");
     return;
   }

@@ -2,6 +2,8 @@
 // Only reshape shares storage; the others copy into a fresh contiguous tensor,
 // because every kernel here reads contiguous rows. Their backwards are the
 // inverse data movement (inverse permutation, slice, sum over the expanded dims).
+// Any element type (float, double, bf16): the moves copy elements as they are,
+// no float round trip; expand's backward sums in float for bf16 (reduce_to_shape).
 #pragma once
 
 #include <numeric>
@@ -47,7 +49,7 @@ void permute_copy(const T* x, const Shape& s, const std::vector<int>& perm, T* o
 template <class T>
 void permute_copy(Device dev, const T* x, const Shape& s, const std::vector<int>& perm, T* out) {
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>) {
+    if constexpr (detail::kCudaKernels<T>) {
       VIT_CHECK(s.size() <= static_cast<size_t>(cuda::kMaxDims), "permute on cuda: ", s.size(), " dims");
       if (numel(s) == 0) return;
       int64_t sizes[cuda::kMaxDims];
@@ -67,7 +69,7 @@ template <class T>
 void expand_copy(Device dev, const T* x, const Shape& x_shape, T* out, const Shape& shape) {
   if (numel(shape) == 0) return;
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>)
+    if constexpr (detail::kCudaKernels<T>)
       cuda::broadcast_copy(x, out, strided_layout(shape, x_shape, x_shape), 1.f);
     else detail::cuda_branch_missing("expand");
     return;
