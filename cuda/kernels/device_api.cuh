@@ -7,7 +7,7 @@
 //   __shfl_xor_sync(0xffffffff, v, m)   (all 32 lanes of the warp take part),
 //   __shared__ fixed-size arrays, VIT_DYNAMIC_SMEM(type, name), float4,
 //   and <cmath> float functions (expf, logf, erff, tanhf, sqrtf, fmaxf,
-//   fminf, fabsf) plus rsqrtf.
+//   fminf, fabsf) plus rsqrtf and __fmul_rn (a product never fused into an FMA).
 // No atomics: reductions go through per-block partials summed in a fixed
 // order, so every result is bitwise repeatable (the project's rule).
 // Kernels are templates or `inline`, declared VIT_KERNEL / VIT_DEVICE.

@@ -289,20 +289,21 @@ TEST_CASE("cuda cross_entropy matches the CPU op with labels, smoothing and soft
 }
 
 TEST_CASE("cuda launchers with zero rows launch nothing and bad arguments throw", "[cuda]") {
-  cuda::layer_norm_forward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 192, 1e-6f);
-  cuda::layer_norm_backward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-                            0, 192);
-  cuda::gelu_forward(nullptr, nullptr, 0, false);
-  cuda::gelu_backward(nullptr, nullptr, nullptr, 0, false);
-  cuda::softmax_forward(nullptr, nullptr, 0, 65);
-  cuda::softmax_backward(nullptr, nullptr, nullptr, 0, 65);
-  cuda::cross_entropy_forward(nullptr, nullptr, nullptr, 0.f, nullptr, nullptr, 0, 10);
-  cuda::cross_entropy_backward(nullptr, nullptr, nullptr, nullptr, 0.f, nullptr, 0, 10);
+  const float* none = nullptr;  // the launchers are overloaded on float and bf16 pointers
+  cuda::layer_norm_forward(none, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 192, 1e-6f);
+  cuda::layer_norm_backward(none, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0,
+                            192);
+  cuda::gelu_forward(none, nullptr, 0, false);
+  cuda::gelu_backward(none, nullptr, nullptr, 0, false);
+  cuda::softmax_forward(none, nullptr, 0, 65);
+  cuda::softmax_backward(none, nullptr, nullptr, 0, 65);
+  cuda::cross_entropy_forward(none, nullptr, nullptr, 0.f, nullptr, nullptr, 0, 10);
+  cuda::cross_entropy_backward(none, nullptr, nullptr, nullptr, 0.f, nullptr, 0, 10);
   cuda::synchronize();
-  REQUIRE_THROWS_WITH(cuda::softmax_forward(nullptr, nullptr, -1, 4),
+  REQUIRE_THROWS_WITH(cuda::softmax_forward(none, nullptr, -1, 4),
                       Catch::Contains("negative size"));
   REQUIRE_THROWS_WITH(
-      cuda::layer_norm_forward(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 4, 8, 1e-6f),
+      cuda::layer_norm_forward(none, nullptr, nullptr, nullptr, nullptr, nullptr, 4, 8, 1e-6f),
       Catch::Contains("null"));
   DeviceBuffer z(10), p(10), l(1);
   REQUIRE_THROWS_WITH(

@@ -1,9 +1,13 @@
 // Softmax cross-entropy with label smoothing on the GPU (cuda/cross_entropy.cu),
 // the twin of vit/ops/cross_entropy.hpp (F.cross_entropy, mean reduction).
-// Declarations only: no CUDA header.
+// Declarations only: no CUDA header. float and bf16 overloads; bf16 is storage
+// only: float math inside, per-row losses and their mean in float, each output
+// (probs, the loss, dlogits) rounded once.
 #pragma once
 
 #include <cstdint>
+
+#include "vit/core/bf16.hpp"
 
 namespace vit::cuda {
 
@@ -18,11 +22,16 @@ namespace vit::cuda {
 /// Device pointers, queued on vit::cuda::stream().
 void cross_entropy_forward(const float* logits, const int32_t* labels, const float* target,
                            double label_smoothing, float* probs, float* loss, int64_t B, int64_t K);
+void cross_entropy_forward(const bf16* logits, const int32_t* labels, const bf16* target,
+                           double label_smoothing, bf16* probs, bf16* loss, int64_t B, int64_t K);
 
 /// dloss: device pointer to ONE float (the upstream gradient of the loss).
 /// dlogits (B,K) = (probs − q) · dloss / B, written. dlogits may be probs.
 void cross_entropy_backward(const float* dloss, const float* probs, const int32_t* labels,
                             const float* target, double label_smoothing, float* dlogits, int64_t B,
+                            int64_t K);
+void cross_entropy_backward(const bf16* dloss, const bf16* probs, const int32_t* labels,
+                            const bf16* target, double label_smoothing, bf16* dlogits, int64_t B,
                             int64_t K);
 
 }  // namespace vit::cuda

@@ -3,6 +3,10 @@
 //   q = (1-ε)·onehot(y) + ε/K,  loss_b = logsumexp(z_b) − Σ_k q_k z_bk,
 //   dlogits = (softmax(z) − q) / B.
 // Soft targets (rows of q given directly, e.g. mixup) use the same kernel.
+// bf16 logits: bf16 storage (logits, probs, the loss, dlogits), float math: the
+// float loops on widened copies with q built in float from the labels (ε/K and
+// 1−ε rounded to float, as the float op and the kernels round them), each
+// output rounded once. The loss is a Tensor<bf16> computed in float.
 #pragma once
 
 #include <cmath>
@@ -10,6 +14,7 @@
 
 #include "vit/cuda/cross_entropy.hpp"
 #include "vit/ops/common.hpp"
+#include "vit/ops/detail/bf16_buffers.hpp"
 
 namespace vit {
 namespace ops {
@@ -43,21 +48,69 @@ void cross_entropy_backward(T dloss, const T* probs, const T* target, T* dlogits
   for (int64_t i = 0; i < B * K; ++i) dlogits[i] = (probs[i] - target[i]) * s;
 }
 
+namespace detail {
+/// q (B,K) in float for the bf16 path: the given target rows widened, or, from
+/// integer labels, ε/K rounded to float plus 1−ε rounded to float at the label
+/// (the float op's dense target, and the kernels' smoothing values).
+inline TensorF float_targets(const int32_t* labels, const bf16* target, double label_smoothing,
+                             int64_t B, int64_t K) {
+  if (!labels) {
+    VIT_CHECK(target, "cross_entropy (cpu): needs labels or a target distribution");
+    return widen(target, B * K);
+  }
+  TensorF q = TensorF::full({B * K}, static_cast<float>(label_smoothing / static_cast<double>(K)));
+  for (int64_t b = 0; b < B; ++b) {
+    VIT_CHECK(labels[b] >= 0 && labels[b] < K, "cross_entropy: label ", labels[b], " at row ", b,
+              " is out of range for ", K, " classes");
+    q.data()[b * K + labels[b]] += static_cast<float>(1.0 - label_smoothing);
+  }
+  return q;
+}
+}  // namespace detail
+
+// bf16 storage, float math. Targets: integer labels (B) with label smoothing, or
+// a target distribution (B,K) when labels is null. loss: one bf16, written.
+inline void cross_entropy_forward(const bf16* logits, const int32_t* labels, const bf16* target,
+                                  double label_smoothing, bf16* probs, bf16* loss, int64_t B,
+                                  int64_t K) {
+  const TensorF zf = detail::widen(logits, B * K),
+                qf = detail::float_targets(labels, target, label_smoothing, B, K);
+  TensorF pf = TensorF::empty({B * K});
+  loss[0] = bf16(cross_entropy_forward(zf.data(), qf.data(), pf.data(), B, K));
+  detail::narrow(pf.data(), probs, B * K);
+}
+
+// dloss: one bf16 -> dlogits (B,K) written; bf16 storage, float math.
+inline void cross_entropy_backward(const bf16* dloss, const bf16* probs, const int32_t* labels,
+                                   const bf16* target, double label_smoothing, bf16* dlogits,
+                                   int64_t B, int64_t K) {
+  const TensorF pf = detail::widen(probs, B * K),
+                qf = detail::float_targets(labels, target, label_smoothing, B, K);
+  TensorF df = TensorF::empty({B * K});
+  cross_entropy_backward(static_cast<float>(dloss[0]), pf.data(), qf.data(), df.data(), B, K);
+  detail::narrow(df.data(), dlogits, B * K);
+}
+
 // The same on `dev`. Targets are integer labels (B) with label smoothing
-// (only on CUDA, where the kernel builds q itself; the CPU wrapper passes the
-// dense q) or a dense target (B,K). loss: one element on `dev`, written.
+// (on CUDA, where the kernel builds q itself, and for bf16 on the CPU; the
+// float CPU wrapper passes the dense q) or a dense target (B,K). loss: one
+// element on `dev`, written.
 template <class T>
 void cross_entropy_forward(Device dev, const T* logits, const int32_t* labels, const T* target,
                            double label_smoothing, T* probs, T* loss, int64_t B, int64_t K) {
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>)
+    if constexpr (detail::kCudaKernels<T>)
       cuda::cross_entropy_forward(logits, labels, target, label_smoothing, probs,
                                   loss, B, K);
     else detail::cuda_branch_missing("cross_entropy");
     return;
   }
-  VIT_CHECK(target, "cross_entropy (cpu): needs the dense target");
-  loss[0] = cross_entropy_forward(logits, target, probs, B, K);
+  if constexpr (is_bf16_v<T>) {
+    cross_entropy_forward(logits, labels, target, label_smoothing, probs, loss, B, K);
+  } else {
+    VIT_CHECK(target, "cross_entropy (cpu): needs the dense target");
+    loss[0] = cross_entropy_forward(logits, target, probs, B, K);
+  }
 }
 
 // dloss: one element on `dev` -> dlogits written.
@@ -65,13 +118,16 @@ template <class T>
 void cross_entropy_backward(Device dev, const T* dloss, const T* probs, const int32_t* labels,
                             const T* target, double label_smoothing, T* dlogits, int64_t B, int64_t K) {
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>)
+    if constexpr (detail::kCudaKernels<T>)
       cuda::cross_entropy_backward(dloss, probs, labels, target, label_smoothing,
                                    dlogits, B, K);
     else detail::cuda_branch_missing("cross_entropy");
     return;
   }
-  cross_entropy_backward(dloss[0], probs, target, dlogits, B, K);
+  if constexpr (is_bf16_v<T>)
+    cross_entropy_backward(dloss, probs, labels, target, label_smoothing, dlogits, B, K);
+  else
+    cross_entropy_backward(dloss[0], probs, target, dlogits, B, K);
 }
 
 }  // namespace ops
@@ -147,14 +203,17 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<int64_t>& lab
                         double label_smoothing = 0.0) {
   detail::check_labels(logits, labels.data(), static_cast<int64_t>(labels.size()), label_smoothing);
   const int64_t B = logits.shape()[0], K = logits.shape()[1];
-  if (logits.device() == Device::CUDA) {
-    Tensor<int32_t> l32 = Tensor<int32_t>::empty({B});
-    for (int64_t b = 0; b < B; ++b) l32.data()[b] = static_cast<int32_t>(labels[b]);
-    return detail::cross_entropy_with(logits, l32.to(Device::CUDA), Tensor<T>{}, label_smoothing);
+  if constexpr (!is_bf16_v<T>) {
+    if (logits.device() == Device::CPU)  // the float CPU loops take the dense q
+      return detail::cross_entropy_with(
+          logits, Tensor<int32_t>{},
+          detail::smoothed_targets<T>(labels.data(), B, K, label_smoothing), label_smoothing);
   }
-  return detail::cross_entropy_with(
-      logits, Tensor<int32_t>{}, detail::smoothed_targets<T>(labels.data(), B, K, label_smoothing),
-      label_smoothing);
+  // CUDA, and bf16 on the CPU: q is built from the labels in float
+  Tensor<int32_t> l32 = Tensor<int32_t>::empty({B});
+  for (int64_t b = 0; b < B; ++b) l32.data()[b] = static_cast<int32_t>(labels[b]);
+  if (logits.device() == Device::CUDA) l32 = l32.to(Device::CUDA);
+  return detail::cross_entropy_with(logits, l32, Tensor<T>{}, label_smoothing);
 }
 
 /// The same with the labels in an int32 tensor (B) on the logits' device: the
@@ -174,10 +233,15 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<int32_t>& labels,
     return detail::cross_entropy_with(logits, labels, Tensor<T>{}, label_smoothing);
   }
   detail::check_labels(logits, labels.data(), labels.numel(), label_smoothing);
-  return detail::cross_entropy_with(
-      logits, Tensor<int32_t>{},
-      detail::smoothed_targets<T>(labels.data(), logits.shape()[0], logits.shape()[1], label_smoothing),
-      label_smoothing);
+  if constexpr (is_bf16_v<T>) {  // q is built in float from the labels
+    return detail::cross_entropy_with(logits, labels, Tensor<T>{}, label_smoothing);
+  } else {
+    return detail::cross_entropy_with(
+        logits, Tensor<int32_t>{},
+        detail::smoothed_targets<T>(labels.data(), logits.shape()[0], logits.shape()[1],
+                                    label_smoothing),
+        label_smoothing);
+  }
 }
 
 /// Cross-entropy against soft targets (B,K), each row a distribution (mixup/cutmix).

@@ -1,12 +1,16 @@
 // layer_norm over the last dim, as nn.LayerNorm: biased variance, eps inside
 // the square root, affine weight and bias. Two passes (mean, then centred
 // variance) keep float32 accurate; mean and rstd are saved for backward.
+// bf16 tensors: bf16 storage, float math (the float loops on widened copies),
+// mean and rstd saved in float (compute_t<T>), weight/bias gradients
+// accumulated in float and rounded once.
 #pragma once
 
 #include <cmath>
 
 #include "vit/cuda/layernorm.hpp"
 #include "vit/ops/common.hpp"
+#include "vit/ops/detail/bf16_buffers.hpp"
 
 namespace vit {
 namespace ops {
@@ -83,23 +87,54 @@ void layer_norm_backward(const T* dout, const T* x, const T* w, const T* mean, c
     }
 }
 
+// bf16 storage, float math: the float loops on widened copies, each output rounded
+// once; mean and rstd (R) float.
+inline void layer_norm_forward(const bf16* x, const bf16* w, const bf16* b, bf16* out, float* mean,
+                               float* rstd, int64_t R, int64_t C, float eps) {
+  const TensorF xf = detail::widen(x, R * C), wf = detail::widen(w, C), bf = detail::widen(b, C);
+  TensorF of = TensorF::empty({R * C});
+  layer_norm_forward(xf.data(), wf.data(), bf.data(), of.data(), mean, rstd, R, C, eps);
+  detail::narrow(of.data(), out, R * C);
+}
+
+// bf16 storage, float math; dw/db (bf16) accumulated in float and rounded once.
+inline void layer_norm_backward(const bf16* dout, const bf16* x, const bf16* w, const float* mean,
+                                const float* rstd, bf16* dx, bf16* dw, bf16* db, int64_t R,
+                                int64_t C) {
+  const TensorF gf = detail::widen(dout, R * C), xf = detail::widen(x, R * C),
+                wf = detail::widen(w, C);
+  TensorF dwf = detail::widen(dw, C), dbf = detail::widen(db, C);
+  TensorF dxf = dx ? TensorF::empty({R * C}) : TensorF{};
+  layer_norm_backward(gf.data(), xf.data(), wf.data(), mean, rstd, dx ? dxf.data() : nullptr,
+                      dw ? dwf.data() : nullptr, db ? dbf.data() : nullptr, R, C);
+  if (dx) detail::narrow(dxf.data(), dx, R * C);
+  if (dw) detail::narrow(dwf.data(), dw, C);
+  if (db) detail::narrow(dbf.data(), db, C);
+}
+
+// On `dev`. mean, rstd: compute_t<T> (float for bf16), eps too.
 template <class T>
-void layer_norm_forward(Device dev, const T* x, const T* w, const T* b, T* out, T* mean, T* rstd,
-                        int64_t R, int64_t C, T eps) {
+void layer_norm_forward(Device dev, const T* x, const T* w, const T* b, T* out, compute_t<T>* mean,
+                        compute_t<T>* rstd, int64_t R, int64_t C, compute_t<T> eps) {
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>) cuda::layer_norm_forward(x, w, b, out, mean, rstd, R, C, eps);
-    else detail::cuda_branch_missing("layer_norm");
+    if constexpr (detail::kCudaKernels<T>)
+      cuda::layer_norm_forward(x, w, b, out, mean, rstd, R, C, eps);
+    else
+      detail::cuda_branch_missing("layer_norm");
     return;
   }
   layer_norm_forward(x, w, b, out, mean, rstd, R, C, eps);
 }
 
 template <class T>
-void layer_norm_backward(Device dev, const T* dout, const T* x, const T* w, const T* mean,
-                         const T* rstd, T* dx, T* dw, T* db, int64_t R, int64_t C) {
+void layer_norm_backward(Device dev, const T* dout, const T* x, const T* w,
+                         const compute_t<T>* mean, const compute_t<T>* rstd, T* dx, T* dw, T* db,
+                         int64_t R, int64_t C) {
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>) cuda::layer_norm_backward(dout, x, w, mean, rstd, dx, dw, db, R, C);
-    else detail::cuda_branch_missing("layer_norm");
+    if constexpr (detail::kCudaKernels<T>)
+      cuda::layer_norm_backward(dout, x, w, mean, rstd, dx, dw, db, R, C);
+    else
+      detail::cuda_branch_missing("layer_norm");
     return;
   }
   layer_norm_backward(dout, x, w, mean, rstd, dx, dw, db, R, C);
@@ -110,7 +145,8 @@ void layer_norm_backward(Device dev, const T* dout, const T* x, const T* w, cons
 namespace detail {
 template <class T>
 struct LayerNormNode : Node<T> {
-  Tensor<T> x, w, mean, rstd;
+  Tensor<T> x, w;
+  Tensor<compute_t<T>> mean, rstd;  // float for bf16
   const char* name() const override { return "layer_norm"; }
   void backward(const Tensor<T>& dout) override {
     const int64_t C = w.numel(), R = x.numel() / std::max<int64_t>(C, 1);
@@ -136,9 +172,10 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
   VIT_CHECK(eps > 0, "layer_norm: eps must be positive, got ", eps);
   const int64_t C = x.shape().back(), R = ops::detail::rows_of(x);
   Tensor<T> out = Tensor<T>::empty(x.shape(), dev);
-  Tensor<T> mean = Tensor<T>::empty({R}, dev), rstd = Tensor<T>::empty({R}, dev);
+  using S = compute_t<T>;  // the saved statistics' type: float for bf16
+  Tensor<S> mean = Tensor<S>::empty({R}, dev), rstd = Tensor<S>::empty({R}, dev);
   ops::layer_norm_forward(dev, x.data(), weight.data(), bias.data(), out.data(), mean.data(), rstd.data(),
-                          R, C, static_cast<T>(eps));
+                          R, C, static_cast<S>(eps));
   if (autograd::needs_grad(x, weight, bias)) {
     auto node = std::make_shared<detail::LayerNormNode<T>>();
     node->x = x.detach();

@@ -1,10 +1,12 @@
 // softmax over the last dim (F.softmax(x, -1)): max-subtracted for stability,
 // the output saved for backward, dx = y ⊙ (dy − Σ dy·y).
-// The row kernels are reused by fused attention.
+// The row kernels are reused by fused attention. bf16 tensors: bf16 storage,
+// float math (the float loops on widened copies, each output rounded once).
 #pragma once
 
 #include "vit/cuda/softmax.hpp"
 #include "vit/ops/common.hpp"
+#include "vit/ops/detail/bf16_buffers.hpp"
 
 namespace vit {
 namespace ops {
@@ -44,10 +46,25 @@ void softmax_backward(const T* y, const T* dy, T* dx, int64_t R, int64_t n) {
   for (int64_t r = 0; r < R; ++r) softmax_row_backward(y + r * n, dy + r * n, dx + r * n, n);
 }
 
+// bf16 storage, float math.
+inline void softmax_forward(const bf16* x, bf16* out, int64_t R, int64_t n) {
+  const TensorF xf = detail::widen(x, R * n);
+  TensorF of = TensorF::empty({R * n});
+  softmax_forward(xf.data(), of.data(), R, n);
+  detail::narrow(of.data(), out, R * n);
+}
+
+inline void softmax_backward(const bf16* y, const bf16* dy, bf16* dx, int64_t R, int64_t n) {
+  const TensorF yf = detail::widen(y, R * n), gf = detail::widen(dy, R * n);
+  TensorF df = TensorF::empty({R * n});
+  softmax_backward(yf.data(), gf.data(), df.data(), R, n);
+  detail::narrow(df.data(), dx, R * n);
+}
+
 template <class T>
 void softmax_forward(Device dev, const T* x, T* out, int64_t R, int64_t n) {
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>) cuda::softmax_forward(x, out, R, n);
+    if constexpr (detail::kCudaKernels<T>) cuda::softmax_forward(x, out, R, n);
     else detail::cuda_branch_missing("softmax");
     return;
   }
@@ -57,7 +74,7 @@ void softmax_forward(Device dev, const T* x, T* out, int64_t R, int64_t n) {
 template <class T>
 void softmax_backward(Device dev, const T* y, const T* dy, T* dx, int64_t R, int64_t n) {
   if (dev == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>) cuda::softmax_backward(y, dy, dx, R, n);
+    if constexpr (detail::kCudaKernels<T>) cuda::softmax_backward(y, dy, dx, R, n);
     else detail::cuda_branch_missing("softmax");
     return;
   }
