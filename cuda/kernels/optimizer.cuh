@@ -201,6 +201,12 @@ inline OptimPrologue sgd_prologue() { return {0.0, 0.0, 0}; }
 // ---- kernels ----------------------------------------------------------------------
 
 VIT_DEVICE bool optim_aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+VIT_DEVICE bool optim_aligned8(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 7u) == 0; }
+
+/// Four bf16 written as one 8-byte store (a float4 step's low-precision copy).
+struct alignas(8) OptimBf16x4 {
+  vit::bf16 v[4];
+};
 
 /// The slot whose chunk range holds `block` (chunk_start strictly increases).
 VIT_DEVICE int optim_find_slot(const OptimSlotTable& t, int block) {
@@ -217,7 +223,10 @@ VIT_DEVICE int optim_find_slot(const OptimSlotTable& t, int block) {
 // updates chunk b - chunk_start[s] of slot s, with the step's scalars from
 // optim_prologue_kernel (nothing at all when the step is skipped). float4 steps when all of the
 // slot's arrays are 16-byte aligned (chunk starts are multiples of 4), then
-// the n % 4 tail; scalars otherwise.
+// the n % 4 tail; scalars otherwise. A slot with param_bf16 also gets
+// param_bf16[i] = bf16(new param[i]) from the register holding it: one 8-byte
+// store per float4 step when the copy is 8-byte aligned, four 2-byte ones if
+// not, one per element on the scalar path.
 template <int kStates, class Update>
 VIT_KERNEL void multi_tensor_update_kernel(VIT_GRID_CONSTANT const OptimSlotTable table, const Update up,
                                            const OptimStepScalars* scalars) {
@@ -229,6 +238,8 @@ VIT_KERNEL void multi_tensor_update_kernel(VIT_GRID_CONSTANT const OptimSlotTabl
   const float* g = slot.grad;
   float* s0 = slot.state0;
   float* s1 = slot.state1;
+  vit::bf16* w16 = slot.param_bf16;
+  const bool w16_vec = w16 != nullptr && optim_aligned8(w16);
   const typename Update::Coef c = up.coef(slot.weight_decay, sc);
   const float gs = sc.grad_scale;
   const bool scaled = sc.scaled != 0;
@@ -249,6 +260,15 @@ VIT_KERNEL void multi_tensor_update_kernel(VIT_GRID_CONSTANT const OptimSlotTabl
       up(wv.z, scaled ? gv.z * gs : gv.z, av.z, bv.z, c);
       up(wv.w, scaled ? gv.w * gs : gv.w, av.w, bv.w, c);
       *reinterpret_cast<float4*>(w + j) = wv;
+      if (w16_vec) {
+        *reinterpret_cast<OptimBf16x4*>(w16 + j) = {{vit::bf16(wv.x), vit::bf16(wv.y), vit::bf16(wv.z),
+                                                     vit::bf16(wv.w)}};
+      } else if (w16 != nullptr) {
+        w16[j] = vit::bf16(wv.x);
+        w16[j + 1] = vit::bf16(wv.y);
+        w16[j + 2] = vit::bf16(wv.z);
+        w16[j + 3] = vit::bf16(wv.w);
+      }
       if (kStates >= 1) *reinterpret_cast<float4*>(s0 + j) = av;
       if (kStates >= 2) *reinterpret_cast<float4*>(s1 + j) = bv;
     }
@@ -258,6 +278,7 @@ VIT_KERNEL void multi_tensor_update_kernel(VIT_GRID_CONSTANT const OptimSlotTabl
     float wi = w[i], a = kStates >= 1 ? s0[i] : 0.f, b = kStates >= 2 ? s1[i] : 0.f;
     up(wi, scaled ? g[i] * gs : g[i], a, b, c);
     w[i] = wi;
+    if (w16 != nullptr) w16[i] = vit::bf16(wi);
     if (kStates >= 1) s0[i] = a;
     if (kStates >= 2) s1[i] = b;
   }

@@ -10,6 +10,8 @@
 
 #include <cstdint>
 
+#include "vit/core/bf16.hpp"
+
 namespace vit::cuda {
 
 /// One parameter tensor: n floats of param, grad and state.
@@ -17,6 +19,10 @@ namespace vit::cuda {
 /// buffer for SGD (state1 unused, state0 unused without momentum).
 /// weight_decay: the group's value as the user gave it (double, as the CPU
 /// computes AdamW's decay 1 − lr·wd in double).
+/// param_bf16: n bf16 values, or null: the parameter's low-precision copy
+/// (the bf16 weights a mixed-precision forward reads), which the update kernel
+/// sets to bf16(new param) (round to nearest even) in the same launch, right
+/// after the fp32 update; a skipped step leaves it alone, as the parameter.
 struct ParamSlot {
   float* param;
   const float* grad;
@@ -24,6 +30,7 @@ struct ParamSlot {
   float* state1;
   int64_t n;
   double weight_decay;
+  vit::bf16* param_bf16 = nullptr;
 };
 
 /// What changes from step to step, as DEVICE pointers.

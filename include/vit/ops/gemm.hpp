@@ -7,6 +7,10 @@
 // which beats Eigen's here; double and other hosts use Eigen. Call it outside
 // OpenMP regions: it threads itself. Inside a parallel region it runs on the
 // calling thread only (that is what attention's per-head products want).
+// bf16 (the CPU reference of the bf16 path): A, B, bias (and C when beta !=
+// 0, a_row_sums) are widened to float, the float GEMM runs, C (and the row
+// sums) are rounded back once: bf16 operands, fp32 accumulation, as cuBLASLt.
+// alpha and beta are compute_t<T> (float for bf16).
 #pragma once
 
 #include "vit/core/eigen.hpp"
@@ -15,6 +19,7 @@
 #include "vit/core/device.hpp"
 #include "vit/cuda/elementwise.hpp"
 #include "vit/cuda/gemm.hpp"
+#include "vit/ops/detail/bf16_buffers.hpp"
 #include "vit/ops/detail/sgemm_avx2.hpp"
 #include "vit/ops/dispatch.hpp"
 
@@ -60,15 +65,28 @@ void gemm_eigen(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, cons
   else if (ta && !tb) c.noalias() += alpha * a.transpose() * b;
   else c.noalias() += alpha * a.transpose() * b.transpose();
 }
+
+/// Elements a row-major (rows, cols) operand with leading dimension ld spans.
+inline int64_t gemm_span(int64_t rows, int64_t cols, int64_t ld) {
+  return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols;
+}
+
+inline void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A,
+                      int64_t lda, const bf16* B, int64_t ldb, float beta, bf16* C, int64_t ldc,
+                      const bf16* bias, bf16* a_row_sums);
 }  // namespace detail
 
 /// bias: N values added to every row of C (a Linear layer's), or null.
 /// a_row_sums: M values that get sum_k op(A)(i,k) added (alpha not applied), or null.
 template <class T>
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, compute_t<T> alpha, const T* A,
+          int64_t lda, const T* B, int64_t ldb, compute_t<T> beta, T* C, int64_t ldc,
           const T* bias = nullptr, T* a_row_sums = nullptr) {
   if (M == 0 || (N == 0 && a_row_sums == nullptr)) return;
+  if constexpr (is_bf16_v<T>) {
+    detail::gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, a_row_sums);
+    return;
+  }
 #if VIT_HAVE_SGEMM_AVX2
   if constexpr (std::is_same_v<T, float>) {
     detail::sgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias,
@@ -76,16 +94,46 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
     return;
   }
 #endif
-  detail::gemm_eigen<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias,
-                        a_row_sums);
+  if constexpr (!is_bf16_v<T>)
+    detail::gemm_eigen<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias,
+                          a_row_sums);
+}
+
+/// The bf16 reference: widen, the float GEMM (threaded as gemm<float> is,
+/// or on the calling thread inside a parallel region), round once. Only the
+/// M×N elements of C are written (ldc > N leaves the gaps alone).
+inline void detail::gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                              const bf16* A, int64_t lda, const bf16* B, int64_t ldb, float beta,
+                              bf16* C, int64_t ldc, const bf16* bias, bf16* a_row_sums) {
+  const TensorF a = widen(A, gemm_span(ta ? K : M, ta ? M : K, lda));
+  const TensorF b = widen(B, gemm_span(tb ? N : K, tb ? K : N, ldb));
+  const TensorF bias_f = widen(bias, bias ? N : 0);
+  TensorF sums = widen(a_row_sums, a_row_sums ? M : 0);
+  TensorF c = TensorF::empty({M * N});
+  float* cf = c.data();
+  const bool big = M * N > 65536;
+  if (beta != 0.f) {  // beta == 0: C is not read
+#pragma omp parallel for schedule(static) if (big)
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) cf[i * N + j] = float(C[i * ldc + j]);
+  }
+  gemm<float>(ta, tb, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, cf, N,
+              bias ? bias_f.data() : nullptr, a_row_sums ? sums.data() : nullptr);
+#pragma omp parallel for schedule(static) if (big)
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = bf16(cf[i * N + j]);
+  if (a_row_sums)
+    for (int64_t i = 0; i < M; ++i) a_row_sums[i] = bf16(sums.data()[i]);
 }
 
 /// The same product on `dev`: cuBLAS on CUDA, with the bias added by a
 /// row-broadcast kernel and a_row_sums (only for op(A) = Aᵀ with lda == M, the
-/// Linear weight-gradient case) by the column-sum kernel.
+/// Linear weight-gradient case) by the column-sum kernel. bf16: cuBLASLt
+/// (fp32 accumulation) with the bias in its epilogue (cuda::gemm_bias, any
+/// beta: no pass over C), a_row_sums by the column-sum kernel (float sums).
 template <class T>
-void gemm(Device dev, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
-          const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+void gemm(Device dev, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, compute_t<T> alpha,
+          const T* A, int64_t lda, const T* B, int64_t ldb, compute_t<T> beta, T* C, int64_t ldc,
           const T* bias = nullptr, T* a_row_sums = nullptr) {
   if (dev == Device::CUDA) {
     if constexpr (detail::kCudaFloat<T>) {
@@ -95,12 +143,63 @@ void gemm(Device dev, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
       if (N > 0) cuda::gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
       if (bias && N > 0) cuda::add_row_broadcast(C, bias, C, M, N);
       if (a_row_sums) cuda::column_sums_accumulate(A, a_row_sums, K, M);
+    } else if constexpr (detail::kCudaBf16<T>) {
+      VIT_CHECK(!a_row_sums || (trans_a && lda == M), "gemm (cuda): row sums need op(A) = A^T, lda == M");
+      if (M == 0) return;
+      if (N > 0 && bias) cuda::gemm_bias(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+      else if (N > 0) cuda::gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      if (a_row_sums) cuda::column_sums_accumulate(A, a_row_sums, K, M);
     } else {
       detail::cuda_branch_missing("gemm");
     }
     return;
   }
   gemm<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, a_row_sums);
+}
+
+/// bf16 operands into an fp32 C: C = alpha·op(A)·op(B) + beta·C with fp32
+/// accumulation and no rounding of C (a weight gradient accumulated straight
+/// into an fp32 master gradient, beta = 1). CPU: the float GEMM of the widened
+/// operands; CUDA: cuBLASLt with bf16 A/B and fp32 C. T must be bf16.
+template <class T>
+void gemm_mixed(Device dev, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                const T* A, int64_t lda, const T* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  static_assert(is_bf16_v<T>, "gemm_mixed: bf16 operands");
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaBf16<T>) {
+      if (M == 0 || N == 0) return;
+      cuda::gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    } else {
+      detail::cuda_branch_missing("gemm");
+    }
+    return;
+  }
+  if (M == 0 || N == 0) return;
+  const TensorF a = detail::widen(A, detail::gemm_span(trans_a ? K : M, trans_a ? M : K, lda));
+  const TensorF b = detail::widen(B, detail::gemm_span(trans_b ? N : K, trans_b ? K : N, ldb));
+  gemm<float>(trans_a, trans_b, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, C, ldc);
+}
+
+/// `batch` independent products whose matrices lie stride_* elements apart
+/// (torch.matmul over batch dims): one strided-batched cuBLAS / cuBLASLt call
+/// on CUDA (float and bf16), a loop of gemm on the CPU.
+template <class T>
+void gemm_batched(Device dev, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                  compute_t<T> alpha, const T* A, int64_t lda, int64_t stride_a, const T* B, int64_t ldb,
+                  int64_t stride_b, compute_t<T> beta, T* C, int64_t ldc, int64_t stride_c, int64_t batch) {
+  if (dev == Device::CUDA) {
+    if constexpr (detail::kCudaKernels<T>) {
+      if (batch == 0 || M == 0 || N == 0) return;
+      cuda::gemm_strided_batched(trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta,
+                                 C, ldc, stride_c, batch);
+    } else {
+      detail::cuda_branch_missing("gemm");
+    }
+    return;
+  }
+  for (int64_t i = 0; i < batch; ++i)
+    gemm<T>(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
+            C + i * stride_c, ldc);
 }
 
 }  // namespace vit::ops

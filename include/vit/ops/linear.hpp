@@ -23,14 +23,17 @@ void linear_forward(const T* x, const T* w, const T* b, T* out, int64_t R, int64
 // dout: (R,Cout) -> dx: (R,Cout)·W written (if dx); dw += doutᵀ·x; db += Σ_r dout
 // With the AVX2 SGEMM and dw wanted, db comes out of the dw GEMM (row sums of
 // its A = doutᵀ, taken from the packed panels), saving a pass over dout; that
-// sum is also independent of the thread count.
+// sum is also independent of the thread count. bf16 (the reference of the
+// bf16 path): every product is bf16 in, fp32 accumulation, rounded once, and
+// db is summed in float and rounded once (the dw GEMM's float row sums, or
+// add_column_sums' float sums without dw).
 template <class T>
 void linear_backward(const T* dout, const T* x, const T* w, T* dx, T* dw, T* db, int64_t R,
                      int64_t Cin, int64_t Cout) {
 #if VIT_HAVE_SGEMM_AVX2
-  constexpr bool db_in_gemm = std::is_same_v<T, float>;
+  constexpr bool db_in_gemm = std::is_same_v<T, float> || is_bf16_v<T>;
 #else
-  constexpr bool db_in_gemm = false;
+  constexpr bool db_in_gemm = is_bf16_v<T>;  // gemm_bf16's float row sums
 #endif
   if (dx) gemm<T>(false, false, R, Cin, Cout, T(1), dout, Cout, w, Cin, T(0), dx, Cin);
   if (dw)
@@ -40,6 +43,8 @@ void linear_backward(const T* dout, const T* x, const T* w, T* dx, T* dw, T* db,
 }
 
 // The same on `dev` (cuBLAS on CUDA; the bias and its gradient by kernels).
+// bf16 on CUDA: cuBLASLt with fp32 accumulation, the forward's bias added in
+// the GEMM's epilogue (cuda::gemm_bias: no separate pass over out).
 template <class T>
 void linear_forward(Device dev, const T* x, const T* w, const T* b, T* out, int64_t R, int64_t Cin,
                     int64_t Cout) {
@@ -127,9 +132,8 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   if (b_shared) {  // one GEMM over all rows of a
     ops::gemm<T>(dev, false, false, batch * M, N, K, T(1), a.data(), K, b.data(), N, T(0), out.data(), N);
   } else {
-    for (int64_t i = 0; i < batch; ++i)
-      ops::gemm<T>(dev, false, false, M, N, K, T(1), a.data() + i * M * K, K, b.data() + i * K * N, N,
-                   T(0), out.data() + i * M * N, N);
+    ops::gemm_batched<T>(dev, false, false, M, N, K, T(1), a.data(), K, M * K, b.data(), N, K * N, T(0),
+                         out.data(), N, M * N, batch);
   }
   if (autograd::needs_grad(a, b)) {
     auto node = std::make_shared<detail::MatmulNode<T>>();
@@ -151,9 +155,8 @@ void detail::MatmulNode<T>::backward(const Tensor<T>& dout) {
     if (b_shared)
       ops::gemm<T>(dev, false, true, batch * M, K, N, T(1), dout.data(), N, b.data(), N, T(0), da.data(), K);
     else
-      for (int64_t i = 0; i < batch; ++i)
-        ops::gemm<T>(dev, false, true, M, K, N, T(1), dout.data() + i * M * N, N, b.data() + i * K * N, N,
-                     T(0), da.data() + i * M * K, K);
+      ops::gemm_batched<T>(dev, false, true, M, K, N, T(1), dout.data(), N, M * N, b.data(), N, K * N, T(0),
+                           da.data(), K, M * K, batch);
     this->accumulate(0, da);
   }
   if (this->needs_grad(1)) {  // db = aᵀ · dout
@@ -161,9 +164,8 @@ void detail::MatmulNode<T>::backward(const Tensor<T>& dout) {
     if (b_shared)
       ops::gemm<T>(dev, true, false, K, N, batch * M, T(1), a.data(), K, dout.data(), N, T(0), db.data(), N);
     else
-      for (int64_t i = 0; i < batch; ++i)
-        ops::gemm<T>(dev, true, false, K, N, M, T(1), a.data() + i * M * K, K, dout.data() + i * M * N, N,
-                     T(0), db.data() + i * K * N, N);
+      ops::gemm_batched<T>(dev, true, false, K, N, M, T(1), a.data(), K, M * K, dout.data(), N, M * N, T(0),
+                           db.data(), N, K * N, batch);
     this->accumulate(1, db);
   }
 }

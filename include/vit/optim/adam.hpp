@@ -26,6 +26,7 @@ struct AdamSlot {
   T* exp_avg_sq;
   int64_t n;
   double weight_decay;
+  bf16* param_bf16 = nullptr;  // set to bf16(new param) by the update, or null
 };
 
 // The Adam/AdamW update of every slot on `dev`; reads lr, grad scale, skip
@@ -37,7 +38,7 @@ void adam_update(Device dev, const std::vector<AdamSlot<T>>& slots, const AdamOp
     if constexpr (ops::detail::kCudaFloat<T>) {
       std::vector<cuda::ParamSlot> cs;
       for (const auto& s : slots)
-        cs.push_back({s.param, s.grad, s.exp_avg, s.exp_avg_sq, s.n, s.weight_decay});
+        cs.push_back({s.param, s.grad, s.exp_avg, s.exp_avg_sq, s.n, s.weight_decay, s.param_bf16});
       cuda::AdamHyper h;
       h.beta1 = o.beta1, h.beta2 = o.beta2, h.eps = o.eps, h.decoupled = decoupled;
       cuda::adam_step(cs.data(), static_cast<int>(cs.size()), h,
@@ -61,6 +62,7 @@ void adam_update(Device dev, const std::vector<AdamSlot<T>>& slots, const AdamOp
     const T wd = static_cast<T>(s.weight_decay);
     const T decay = static_cast<T>(1.0 - lr * s.weight_decay);
     T *m = s.exp_avg, *v = s.exp_avg_sq, *w = s.param;
+    bf16* w16 = s.param_bf16;
     const T* g = s.grad;
     const int64_t n = s.n;
     const bool dec = decoupled, l2 = !decoupled && s.weight_decay != 0;
@@ -72,6 +74,7 @@ void adam_update(Device dev, const std::vector<AdamSlot<T>>& slots, const AdamOp
       m[i] = b1 * m[i] + omb1 * gi;
       v[i] = b2 * v[i] + omb2 * gi * gi;
       w[i] -= step_size * m[i] / (std::sqrt(v[i]) / bc2s + eps);
+      if (w16) w16[i] = bf16(w[i]);
     }
   }
 }
@@ -93,13 +96,17 @@ class Adam : public Optimizer<T> {
     NoGradGuard no_grad;
     const Device dev = this->params_device();
     std::vector<detail::AdamSlot<T>> slots;
+    size_t index = 0;  // the parameter's place in the groups' order (its low-precision copy)
     for (auto& group : this->groups_)
       for (auto& [name, p] : group.params) {
         Tensor<T> grad = p.grad();
-        if (!grad.defined()) continue;
+        if (!grad.defined()) {
+          ++index;
+          continue;
+        }
         slots.push_back({p.data(), grad.data(), this->state(name, "exp_avg", p.shape(), dev).data(),
                          this->state(name, "exp_avg_sq", p.shape(), dev).data(), p.numel(),
-                         group.weight_decay});
+                         group.weight_decay, this->low_copy(index++, dev)});
       }
     detail::adam_update(dev, slots, opt_, decoupled_, this->step_state(dev));
   }

@@ -5,6 +5,9 @@
 // flag of a non-finite step, the count of updates applied) lives beside the
 // parameters, on their device, where the update kernels read it: a step on
 // the GPU never waits for the host and can be captured as a CUDA graph.
+// Mixed precision: set_low_precision_copies gives each parameter a bf16 copy
+// (the weights a bf16 forward reads), which step() refreshes in the update
+// itself (the same kernel launch on CUDA, the same loop on the CPU).
 #pragma once
 
 #include <map>
@@ -12,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "vit/core/bf16.hpp"
 #include "vit/core/tensor.hpp"
 #include "vit/cuda/runtime.hpp"
 #include "vit/ops/common.hpp"
@@ -106,6 +110,34 @@ class Optimizer {
   }
   const std::vector<ParamGroup<T>>& groups() const { return groups_; }
 
+  /// bf16 copies of the parameters, one per parameter in the groups' order
+  /// (group by group), each of its parameter's shape and device. From then on
+  /// every step() writes copy = bf16(new parameter) (round to nearest even,
+  /// bit for bit what to_dtype<bf16> gives) for each parameter it updates, in
+  /// the update itself; a skipped step (the skip flag) leaves them as they
+  /// are, like the parameters. It does not write them now: the caller fills
+  /// them first (to_dtype), and again after changing parameters outside
+  /// step() (loading a checkpoint). An empty vector turns the copies off.
+  void set_low_precision_copies(std::vector<Tensor<bf16>> copies) {
+    if (!copies.empty()) {
+      size_t k = 0;
+      for (const auto& g : groups_)
+        for (const auto& [name, p] : g.params) {
+          VIT_CHECK(k < copies.size(), "optimizer: ", copies.size(),
+                    " low-precision copies for more parameters (first without one: '", name, "')");
+          const Tensor<bf16>& c = copies[k++];
+          VIT_CHECK(c.defined() && c.shape() == p.shape(), "optimizer: the low-precision copy of '", name,
+                    "' has shape ", c.defined() ? c.shape() : Shape{}, ", the parameter ", p.shape());
+          VIT_CHECK(c.device() == p.device(), "optimizer: the low-precision copy of '", name, "' is on ",
+                    device_name(c.device()), ", the parameter on ", device_name(p.device()));
+        }
+      VIT_CHECK(k == copies.size(), "optimizer: ", copies.size(), " low-precision copies for ", k,
+                " parameters");
+    }
+    low_copies_ = std::move(copies);
+  }
+  const std::vector<Tensor<bf16>>& low_precision_copies() const { return low_copies_; }
+
   /// Every state tensor as "<param name>.<state name>" (shares storage).
   std::vector<std::pair<std::string, Tensor<T>>> named_state() const {
     std::vector<std::pair<std::string, Tensor<T>>> out;
@@ -161,6 +193,16 @@ class Optimizer {
     return false;
 #endif
   }
+  /// The low-precision copy of parameter `index` (in the groups' order), or
+  /// null without copies; it must still be on `dev` (the parameters' device).
+  bf16* low_copy(size_t index, Device dev) const {
+    if (low_copies_.empty()) return nullptr;
+    const Tensor<bf16>& c = low_copies_[index];
+    VIT_CHECK(c.device() == dev, "optimizer: a low-precision copy is on ", device_name(c.device()),
+              " but the parameters are on ", device_name(dev), " (set the copies again after Module::to)");
+    return c.data();
+  }
+
   /// The step's inputs, on `dev`: the learning rate is queued there (no wait).
   StepState<T> step_state(Device dev) {
     if (!step_count_.defined() || step_count_.device() != dev)
@@ -181,6 +223,7 @@ class Optimizer {
   Tensor<int64_t> step_count_;  // on the parameters' device
   Tensor<double> lr_buffer_;    // this step's lr, on the parameters' device
   Tensor<double> lr_host_ = Tensor<double>::empty({1});
+  std::vector<Tensor<bf16>> low_copies_;  // empty, or one per parameter
 
  private:
   const Tensor<T>* find_param_for_state(const std::string& key) const {

@@ -22,6 +22,7 @@ struct SgdSlot {
   T* momentum_buffer;  // null without momentum
   int64_t n;
   double weight_decay;
+  bf16* param_bf16 = nullptr;  // set to bf16(new param) by the update, or null
 };
 
 // The SGD update of every slot on `dev`. The buffer is set to d by the first
@@ -32,7 +33,8 @@ void sgd_update(Device dev, const std::vector<SgdSlot<T>>& slots, const SgdOptio
   if (dev == Device::CUDA) {
     if constexpr (ops::detail::kCudaFloat<T>) {
       std::vector<cuda::ParamSlot> cs;
-      for (const auto& s : slots) cs.push_back({s.param, s.grad, s.momentum_buffer, nullptr, s.n, s.weight_decay});
+      for (const auto& s : slots)
+        cs.push_back({s.param, s.grad, s.momentum_buffer, nullptr, s.n, s.weight_decay, s.param_bf16});
       cuda::SgdHyper h;
       h.momentum = o.momentum, h.dampening = o.dampening, h.nesterov = o.nesterov;
       cuda::sgd_step(cs.data(), static_cast<int>(cs.size()), h, {in.lr, in.grad_scale, in.skip, in.step});
@@ -50,10 +52,14 @@ void sgd_update(Device dev, const std::vector<SgdSlot<T>>& slots, const SgdOptio
   for (const auto& s : slots) {
     const T wd = static_cast<T>(s.weight_decay);
     T* w = s.param;
+    bf16* w16 = s.param_bf16;
     const T* g = s.grad;
     const int64_t n = s.n;
     if (!s.momentum_buffer) {
-      for (int64_t i = 0; i < n; ++i) w[i] -= lr * ((scaled ? g[i] * scale : g[i]) + wd * w[i]);
+      for (int64_t i = 0; i < n; ++i) {
+        w[i] -= lr * ((scaled ? g[i] * scale : g[i]) + wd * w[i]);
+        if (w16) w16[i] = bf16(w[i]);
+      }
       continue;
     }
     T* buf = s.momentum_buffer;
@@ -63,6 +69,7 @@ void sgd_update(Device dev, const std::vector<SgdSlot<T>>& slots, const SgdOptio
       const T d = (scaled ? g[i] * scale : g[i]) + wd * w[i];
       buf[i] = first ? d : mu * buf[i] + damp * d;
       w[i] -= lr * (nesterov ? d + mu * buf[i] : buf[i]);
+      if (w16) w16[i] = bf16(w[i]);
     }
   }
 }
@@ -87,12 +94,17 @@ class SGD : public Optimizer<T> {
     NoGradGuard no_grad;
     const Device dev = this->params_device();
     std::vector<detail::SgdSlot<T>> slots;
+    size_t index = 0;  // the parameter's place in the groups' order (its low-precision copy)
     for (auto& group : this->groups_)
       for (auto& [name, p] : group.params) {
         Tensor<T> grad = p.grad();
-        if (!grad.defined()) continue;
+        if (!grad.defined()) {
+          ++index;
+          continue;
+        }
         T* buf = opt_.momentum != 0 ? this->state(name, "momentum_buffer", p.shape(), dev).data() : nullptr;
-        slots.push_back({p.data(), grad.data(), buf, p.numel(), group.weight_decay});
+        slots.push_back(
+            {p.data(), grad.data(), buf, p.numel(), group.weight_decay, this->low_copy(index++, dev)});
       }
     detail::sgd_update(dev, slots, opt_, this->step_state(dev));
   }
