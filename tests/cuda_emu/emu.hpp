@@ -254,5 +254,52 @@ V __shfl_sync(unsigned, V v, int src_lane) {
   return vit_emu::shuffle(v, static_cast<unsigned>(src_lane));
 }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+/// CUDA's __fmul_rn: the product rounded on its own, never contracted into an
+/// FMA (g++ contracts a·b + c by default where the target has FMA, as nvcc does).
+inline float __fmul_rn(float a, float b) {
+  volatile float p = a * b;
+  return p;
+}
 inline float __expf(float x) { return std::exp(x); }
 // expf, logf, erff, tanhf, sqrtf, fmaxf, fminf, fabsf: <math.h>'s global float functions.
+
+// --- Warp-wide all-gather, for the emulated twins of warp matrix instructions
+// (cuda/kernels/mma.cuh: mma.sync and ldmatrix, whose operands are spread over
+// the 32 lanes by the fragment layouts of the PTX ISA). An addition: nothing
+// above uses it. Every lane of the warp must call it (warp-uniform control
+// flow, as a full-warp shuffle), with the same W.
+namespace vit_emu {
+
+constexpr int kGatherMaxWords = 16;  // 32-bit words a lane may publish per call
+
+/// Which of the two gather slot arrays this thread uses next; reset at the
+/// first call of each launch (launch_count is constant during a launch), so
+/// the lanes of one warp always agree on it, whatever earlier launches did.
+inline unsigned gather_round() {
+  static thread_local uint64_t launch_seen = ~uint64_t(0);
+  static thread_local unsigned round = 0;
+  const uint64_t now = launch_count().load(std::memory_order_relaxed);
+  if (now != launch_seen) launch_seen = now, round = 0;
+  const unsigned r = round;
+  round ^= 1u;
+  return r;
+}
+
+/// Lane l publishes mine[0..W) and receives all[s·W + w] = word w of lane s,
+/// for every lane s of its warp: one warp barrier per call. Double-buffered
+/// like shuffle(): a lane writes the same slot array again only two gathers
+/// on, after a barrier every lane reaches only once it has read this one.
+template <int W>
+void warp_all_gather(const uint32_t* mine, uint32_t* all) {
+  static_assert(W >= 1 && W <= kGatherMaxWords);
+  static uint32_t slots[2][kMaxThreadsPerBlock][kGatherMaxWords];
+  BlockState& s = state();
+  const unsigned t = flat_thread(), warp = t / 32;
+  uint32_t (*lanes)[kGatherMaxWords] = slots[gather_round()];
+  for (int w = 0; w < W; ++w) lanes[t][w] = mine[w];
+  s.warps[warp]->arrive_and_wait();  // every lane has published
+  for (unsigned l = 0; l < 32; ++l)
+    for (int w = 0; w < W; ++w) all[l * W + w] = lanes[warp * 32 + l][w];
+}
+
+}  // namespace vit_emu

@@ -54,7 +54,8 @@ void replay_graph(void* graph);
 /// Waits for the stream, frees the graph and returns its memory to the cache.
 void destroy_graph(void* graph);
 
-/// GEMMs may use TF32 tensor cores (as torch.backends.cuda.matmul.allow_tf32).
+/// GEMMs and the fused attention may use TF32 tensor cores (as
+/// torch.backends.cuda.matmul.allow_tf32 and SDPA under it); off, float stays exact float32.
 void set_allow_tf32(bool on);
 bool allow_tf32();
 

@@ -15,6 +15,11 @@
 // b, h, i, j) that the CUDA kernels redraw tile by tile, so neither device
 // stores it. The CPU saves the undropped P and redraws the mask in backward.
 // p == 0 runs exactly the code (and numerics) of attention without dropout.
+// bf16 tensors: the CPU reference widens qkv (and dout) to float, runs the
+// float op and rounds out (dqkv) to bf16 once; the saved state stays float as
+// the float op saves it (P on the CPU, lse on CUDA). CUDA runs the bf16
+// overloads of the launchers (tensor-core kernels, fp32 softmax and
+// accumulation).
 #pragma once
 
 #include <cmath>
@@ -22,9 +27,12 @@
 #include <type_traits>
 #include <vector>
 
+#include "vit/core/bf16.hpp"
 #include "vit/core/rng.hpp"
 #include "vit/cuda/attention.hpp"
 #include "vit/ops/detail/attention_avx2.hpp"
+#include "vit/ops/detail/bf16_buffers.hpp"
+#include "vit/ops/dispatch.hpp"
 #include "vit/ops/dropout.hpp"  // dropout_counter_shift
 #include "vit/ops/softmax.hpp"
 
@@ -184,12 +192,31 @@ void attention_backward(const T* dout, const T* qkv, const T* probs, T* dqkv, in
   }
 }
 
+// The CPU reference for bf16 storage: float math on widened copies, outputs
+// rounded once; probs (the saved P) stays float.
+inline void attention_forward(const bf16* qkv, bf16* out, float* probs, int64_t B, int64_t N, int64_t C,
+                              int64_t H, const AttentionDropout& drop = {}) {
+  const TensorF q = detail::widen(qkv, B * N * 3 * C);
+  TensorF o = TensorF::empty({B * N * C});
+  attention_forward<float>(q.data(), o.data(), probs, B, N, C, H, drop);
+  detail::narrow(o.data(), out, B * N * C);
+}
+inline void attention_backward(const bf16* dout, const bf16* qkv, const float* probs, bf16* dqkv, int64_t B,
+                               int64_t N, int64_t C, int64_t H, const AttentionDropout& drop = {}) {
+  const TensorF g = detail::widen(dout, B * N * C), q = detail::widen(qkv, B * N * 3 * C);
+  TensorF d = TensorF::empty({B * N * 3 * C});
+  attention_backward<float>(g.data(), q.data(), probs, d.data(), B, N, C, H, drop);
+  detail::narrow(d.data(), dqkv, B * N * 3 * C);
+}
+
 /// What attention_forward leaves for the backward: on the CPU `stats` is the
 /// undropped P (B,H,N,N); on CUDA it is the logsumexp (B,H,N) and `out` the
-/// (dropped) output. `drop` redraws the dropout mask on either device.
+/// (dropped) output. `drop` redraws the dropout mask on either device. The
+/// statistics are float for bf16 tensors (compute_t).
 template <class T>
 struct AttentionSaved {
-  Tensor<T> stats, out;
+  Tensor<compute_t<T>> stats;
+  Tensor<T> out;
   AttentionDropout drop;
 };
 
@@ -199,8 +226,8 @@ AttentionSaved<T> attention_forward(const Tensor<T>& qkv, const Tensor<T>& out, 
                                     const AttentionDropout& drop = {}) {
   const int64_t B = qkv.shape()[0], N = qkv.shape()[1], C = qkv.shape()[2] / 3;
   if (qkv.device() == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>) {
-      Tensor<T> lse = Tensor<T>::empty({B, H, N}, Device::CUDA);
+    if constexpr (detail::kCudaKernels<T>) {
+      Tensor<compute_t<T>> lse = Tensor<compute_t<T>>::empty({B, H, N}, Device::CUDA);
       cuda::attention_forward(qkv.data(), out.data(), lse.data(), B, N, C, H, drop.p, drop.seed,
                               drop.counter0, drop.counter_shift);
       return {lse, out.detach(), drop};
@@ -208,7 +235,7 @@ AttentionSaved<T> attention_forward(const Tensor<T>& qkv, const Tensor<T>& out, 
       detail::cuda_branch_missing("attention");
     }
   }
-  Tensor<T> probs = Tensor<T>::empty({B, H, N, N});
+  Tensor<compute_t<T>> probs = Tensor<compute_t<T>>::empty({B, H, N, N});
   attention_forward(qkv.data(), out.data(), probs.data(), B, N, C, H, drop);
   return {probs, {}, drop};
 }
@@ -219,7 +246,7 @@ void attention_backward(const T* dout, const Tensor<T>& qkv, const AttentionSave
                         T* dqkv, int64_t H) {
   const int64_t B = qkv.shape()[0], N = qkv.shape()[1], C = qkv.shape()[2] / 3;
   if (qkv.device() == Device::CUDA) {
-    if constexpr (detail::kCudaFloat<T>)
+    if constexpr (detail::kCudaKernels<T>)
       cuda::attention_backward(dout, qkv.data(), saved.out.data(), saved.stats.data(), dqkv, B, N, C,
                                H, saved.drop.p, saved.drop.seed, saved.drop.counter0,
                                saved.drop.counter_shift);
@@ -253,8 +280,9 @@ void check_attention_args(const Tensor<T>& qkv, int64_t heads) {
   VIT_CHECK(heads > 0 && C % heads == 0, "attention: dim ", C, " is not divisible by ", heads, " heads");
   if (qkv.device() == Device::CUDA) {
     const int64_t D = C / heads;
-    VIT_CHECK(D == 16 || D == 32 || D == 64, "attention: head dim ", D,
-              " on cuda (the fused kernel takes 16, 32 or 64)");
+    // float: 80 and 128 need TF32 allowed, which the launcher checks.
+    VIT_CHECK(cuda::attention_head_dim_supported(D, is_bf16_v<T>, true), "attention: head dim ", D,
+              " on cuda (the fused kernels take 16, 32 or 64 in fp32; 16, 32, 64, 80 or 128 in bf16; 80, 128 also in TF32)");
   }
 }
 
