@@ -49,7 +49,7 @@ TEST_CASE("bf16 rounds to nearest even", "[core][bf16]") {
   }
 }
 
-TEST_CASE("bf16 keeps infinities, NaN and signed zero; overflow rounds to infinity", "[core][bf16]") {
+TEST_CASE("bf16 keeps infinities, NaN and signed zero, and overflow rounds to infinity", "[core][bf16]") {
   const float inf = std::numeric_limits<float>::infinity();
   CHECK(float(bf16(inf)) == inf);
   CHECK(float(bf16(-inf)) == -inf);

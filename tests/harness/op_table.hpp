@@ -1,7 +1,7 @@
 // The table of ops that tests/harness/test_backend_ops.cpp runs on every
 // backend the build has (ggml's test-backend-ops). A row is an op called
 // through its public wrapper, written once as a generic expression over the
-// inputs x[0], x[1], ...; the harness instantiates it for double and float.
+// inputs x[0], x[1], ...; the harness instantiates it for double, float and bf16.
 // Adding an op means adding one row here.
 #pragma once
 
@@ -31,14 +31,19 @@ struct OpRow {
   std::vector<Input> inputs;
   OpFn<double> f64;
   OpFn<float> f32;
+  OpFn<bf16> b16;
   double atol = 2e-5, rtol = 2e-4;  // float32 against the float64 result
+  // bf16 against the float64 result of the same (bf16-rounded) inputs: the
+  // relative L2 error of every output and gradient (the bar).
+  double bf16_rel_l2 = 1e-2;
 };
 
-// One generic body, instantiated for both element types.
+// One generic body, instantiated for every element type.
 #define VIT_OP_ROW(NAME, INPUTS, ...)                                                  \
   vit::harness::OpRow {                                                                \
     NAME, INPUTS, [](const std::vector<vit::TensorD>& x) -> vit::TensorD { return __VA_ARGS__; }, \
-        [](const std::vector<vit::TensorF>& x) -> vit::TensorF { return __VA_ARGS__; }  \
+        [](const std::vector<vit::TensorF>& x) -> vit::TensorF { return __VA_ARGS__; },  \
+        [](const std::vector<vit::TensorBF16>& x) -> vit::TensorBF16 { return __VA_ARGS__; } \
   }
 
 /// A fixed generator per call, so a random op (dropout) draws the same mask on

@@ -5,7 +5,11 @@
 //   float32-cpu  float32 on the CPU against the float64 result;
 //   cuda         float32 on Device::CUDA against the float64 result: the real
 //                GPU in vit_cuda_tests, the emulated kernels
-//                (tests/cuda_emu/backend) in vit_emu_backend_tests.
+//                (tests/cuda_emu/backend) in vit_emu_backend_tests;
+//   bfloat16-cpu, cuda-bf16   bf16 storage (float32 math) on the CPU and on
+//                Device::CUDA, against the float64 result of the same inputs
+//                rounded to bf16: relative L2 error of the output and of each
+//                gradient below the row's bound (1e-2), no NaN or infinity.
 // Inputs are fresh random values per op; the emulated backend poisons every
 // fresh device block, so an output element a kernel forgets shows up as NaN.
 // The same file is compiled into each test binary; what the binary links
@@ -22,20 +26,29 @@
 namespace vit::harness {
 namespace {
 
-enum class Backend { Fd64, Cpu32, Cuda };
+enum class Backend { Fd64, Cpu32, Cuda, CpuBf16, CudaBf16 };
 
 const char* backend_name(Backend b) {
   switch (b) {
     case Backend::Fd64: return "float64-fd";
     case Backend::Cpu32: return "float32-cpu";
-    default:
+    case Backend::CpuBf16: return "bfloat16-cpu";
 #ifdef VIT_CUDA_EMULATED
-      return "cuda-emulated";
+    case Backend::CudaBf16: return "cuda-emulated-bf16";
+    default: return "cuda-emulated";
 #else
-      return "cuda";
+    case Backend::CudaBf16: return "cuda-bf16";
+    default: return "cuda";
 #endif
   }
 }
+
+bool is_bf16(Backend b) { return b == Backend::CpuBf16 || b == Backend::CudaBf16; }
+bool on_cuda(Backend b) { return b == Backend::Cuda || b == Backend::CudaBf16; }
+
+/// The values bf16 can hold nearest to t's (the bf16 rows' inputs, so the
+/// float64 reference sees exactly what the bf16 op sees).
+TensorD rounded_to_bf16(const TensorD& t) { return t.to_dtype<bf16>().to_dtype<double>(); }
 
 /// Fresh inputs for a row, in double on the CPU (seeded by the row's index).
 std::vector<TensorD> make_inputs(const OpRow& row, uint64_t seed) {
@@ -71,7 +84,8 @@ Result<T> evaluate(const OpRow& row, const OpFn<T>& f, const std::vector<TensorD
     xs.push_back(x);
   }
   Tensor<T> out = f(xs);
-  const TensorD w = test::randn<double>(out.shape(), 4242);
+  // Weights that bf16 holds exactly: every dtype's backward starts from the same dout.
+  const TensorD w = rounded_to_bf16(test::randn<double>(out.shape(), 4242));
   sum(mul(out, w.to_dtype<T>().to(d))).backward();
   Result<T> r;
   r.out = out.detach().to(Device::CPU).template to_dtype<double>();
@@ -105,8 +119,24 @@ void run(const OpRow& row, size_t index, Backend backend) {
         }());
     return;
   }
+  const Device d = on_cuda(backend) ? Device::CUDA : Device::CPU;
+  if (is_bf16(backend)) {
+    std::vector<TensorD> rounded;
+    for (const TensorD& x : inputs) rounded.push_back(rounded_to_bf16(x));
+    const Result<double> ref = evaluate<double>(row, row.f64, rounded, Device::CPU);
+    const Result<bf16> got = evaluate<bf16>(row, row.b16, rounded, d);
+    {
+      INFO("forward");
+      test::require_relative_l2(got.out, ref.out, row.bf16_rel_l2);
+    }
+    REQUIRE(got.grads.size() == ref.grads.size());
+    for (size_t k = 0; k < ref.grads.size(); ++k) {
+      INFO("gradient of checked input " << k);
+      test::require_relative_l2(got.grads[k], ref.grads[k], row.bf16_rel_l2);
+    }
+    return;
+  }
   const Result<double> ref = evaluate<double>(row, row.f64, inputs, Device::CPU);
-  const Device d = backend == Backend::Cuda ? Device::CUDA : Device::CPU;
   const Result<float> got = evaluate<float>(row, row.f32, inputs, d);
   {
     INFO("forward");
@@ -130,7 +160,7 @@ struct OpInvoker : Catch::ITestInvoker {
 };
 
 bool backend_present(Backend b) {
-  if (b != Backend::Cuda) return true;
+  if (!on_cuda(b)) return true;
 #if VIT_WITH_CUDA
   return cuda::available();
 #else
@@ -141,10 +171,10 @@ bool backend_present(Backend b) {
 const bool registered = [] {
   static std::vector<std::string> names;  // Catch keeps references to the names
   const std::vector<OpRow> rows = op_table();
-  names.reserve(rows.size() * 3);
-  for (Backend b : {Backend::Fd64, Backend::Cpu32, Backend::Cuda}) {
+  names.reserve(rows.size() * 5);
+  for (Backend b : {Backend::Fd64, Backend::Cpu32, Backend::CpuBf16, Backend::Cuda, Backend::CudaBf16}) {
     // The GPU binaries leave the CPU-only cases to vit_tests.
-    if (VIT_WITH_CUDA && b != Backend::Cuda) continue;
+    if (VIT_WITH_CUDA && !on_cuda(b)) continue;
     if (!backend_present(b)) continue;
     for (size_t i = 0; i < rows.size(); ++i) {
       names.push_back("op " + rows[i].name + " on " + backend_name(b));

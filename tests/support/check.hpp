@@ -1,9 +1,12 @@
 // Test helpers shared by every op test, so a new op's test stays short:
 //  - require_close: |a − b| <= atol + rtol·|b| elementwise, reporting the worst element;
+//  - require_relative_l2: ‖a − ref‖₂ / ‖ref‖₂ below a bound, every element finite
+//    (the bf16 bar: bf16 results against the float64 reference);
 //  - check_gradients: autograd against central finite differences in double.
 #pragma once
 
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <functional>
 #include <sstream>
 #include <vit/vit.hpp>
@@ -36,6 +39,25 @@ void require_close(const Tensor<A>& a, const Tensor<B>& ref, double atol, double
        << ", expected " << ref.data()[worst] << " (atol " << atol << ", rtol " << rtol << ")";
     FAIL(os.str());
   }
+}
+
+/// The bar of every bf16 result: ‖a − ref‖₂ / ‖ref‖₂ < bound (1e-2 for bf16
+/// storage with float32 math), and no NaN or infinity in a, ever (a NaN makes
+/// the norm NaN, which a plain `<` would let through on some paths). A zero
+/// reference needs a zero result.
+template <class A, class B>
+void require_relative_l2(const Tensor<A>& a, const Tensor<B>& ref, double bound = 1e-2) {
+  REQUIRE(a.shape() == ref.shape());
+  double diff = 0, norm = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const double x = static_cast<double>(static_cast<float>(a.data()[i]));
+    const double y = static_cast<double>(ref.data()[i]);
+    if (!std::isfinite(x)) FAIL("element " << i << " of " << to_string(a.shape()) << " is " << x);
+    diff += (x - y) * (x - y), norm += y * y;
+  }
+  const double rel = norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+  INFO("relative L2 error " << rel << " (bound " << bound << ") over " << a.numel() << " elements");
+  CHECK(rel < bound);
 }
 
 using Fn = std::function<TensorD(const std::vector<TensorD>&)>;

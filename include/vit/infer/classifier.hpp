@@ -33,6 +33,7 @@
 #include "vit/data/image.hpp"
 #include "vit/data/transforms.hpp"
 #include "vit/io/checkpoint.hpp"
+#include "vit/nn/mixed_precision.hpp"
 #include "vit/nn/vision_transformer.hpp"
 
 namespace vit {
@@ -47,6 +48,9 @@ struct Prediction {
 struct ClassifierOptions {
   std::string preset;           // architecture for weights without a config (timm's)
   Device device = Device::CPU;  // where the model runs
+  /// Run the model's bf16 twin (nn::MixedPrecision): bf16 activations and GEMM
+  /// operands, float32 accumulation and logits.
+  bool bf16 = false;
   /// Evaluation crop, overriding the checkpoint's "vit.crop_pct" (see eval_crop_pct).
   std::optional<double> crop_pct;
   /// Overrides the checkpoint's "vit.normalization" (default: timm's 0.5/0.5).
@@ -285,7 +289,7 @@ class Classifier {
   /// Logits (B,K) of prepared images, one forward, no graph.
   TensorF forward(const std::vector<data::Image>& prepared) const {
     NoGradGuard no_grad;
-    return model_->forward(input(prepared));
+    return mixed_ ? mixed_->forward(input(prepared)) : model_->forward(input(prepared));
   }
   /// Top-k of logits (B,K) with this model's class names.
   std::vector<std::vector<Prediction>> predictions(const TensorF& logits, int64_t k) const {
@@ -318,6 +322,7 @@ class Classifier {
       VIT_CHECK(std::isfinite(*crop_pct_) && *crop_pct_ > 0 && *crop_pct_ <= 1,
                 "Classifier: crop_pct must be in (0, 1], got ", *crop_pct_);
     model_->to(options_.device);
+    if (options_.bf16) mixed_ = std::make_unique<nn::MixedPrecision>(*model_);
     model_->eval();
   }
   void note(const std::string& text) {
@@ -327,6 +332,7 @@ class Classifier {
 
   ClassifierOptions options_;
   std::unique_ptr<nn::VisionTransformer<float>> model_;
+  std::unique_ptr<nn::MixedPrecision> mixed_;  // options_.bf16: the bf16 twin of model_
   std::vector<std::string> names_;
   data::Normalization norm_;
   std::optional<double> crop_pct_;
