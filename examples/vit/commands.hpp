@@ -47,6 +47,7 @@ struct EvalOptions {
   int64_t batch = 256;
   int threads = 0;
   std::string device = "cpu";
+  std::string precision = "fp32";  // fp32, tf32 or bf16 (the model's bf16 twin)
   double val_ratio = 0.2;  // folder data sets: must match the training run's
   uint64_t seed = 0;       // folder data sets: the split seed of the training run
   double crop_pct = 0;     // folder data sets; 0: the checkpoint's, else 0.875
@@ -64,6 +65,7 @@ struct PredictOptions {
   int64_t batch = 32;            // images per forward
   int threads = 0;
   std::string device = "cpu";
+  std::string precision = "fp32";  // fp32, tf32 or bf16 (the model's bf16 twin)
 };
 void add_predict_options(CLI::App& cmd, PredictOptions& o);
 int run_predict(const PredictOptions& o);

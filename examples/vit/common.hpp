@@ -5,9 +5,11 @@
 #pragma once
 
 #include <vit/dist/communicator.hpp>
+#include <vit/nn/mixed_precision.hpp>
 #include <vit/vit.hpp>
 
 #include <cmath>
+#include <memory>
 #include <optional>
 #include <regex>
 #include <string>
@@ -32,6 +34,21 @@ inline vit::Device checked_device(const std::string& name) {
             "finds nvcc)");
 #endif
   return vit::Device::CUDA;
+}
+
+/// --precision tf32 on the GPU: GEMMs and attention may use TF32 tensor cores.
+inline void allow_tf32() {
+#if VIT_WITH_CUDA
+  vit::cuda::set_allow_tf32(true);
+#endif
+}
+
+/// --precision of eval and predict: bf16 runs the model's bf16 twin (null otherwise).
+inline std::unique_ptr<vit::nn::MixedPrecision> inference_precision(
+    const std::string& precision, vit::nn::VisionTransformer<float>& model, vit::Device device) {
+  if (precision == "tf32" && device == vit::Device::CUDA) allow_tf32();
+  if (precision != "bf16") return nullptr;
+  return std::make_unique<vit::nn::MixedPrecision>(model);
 }
 
 /// Test-time loader config: no augmentation, file order, every image once.
@@ -63,7 +80,8 @@ struct EvalResult {
 inline EvalResult evaluate(vit::nn::VisionTransformer<float>& model, const vit::data::Dataset& data,
                            const vit::data::Normalization& norm, int64_t batch,
                            std::vector<float>* logits = nullptr,
-                           vit::dist::Communicator* comm = nullptr) {
+                           vit::dist::Communicator* comm = nullptr,
+                           vit::nn::MixedPrecision* mixed = nullptr) {
   const bool was_training = model.is_training();
   model.eval();
   vit::NoGradGuard no_grad;
@@ -84,7 +102,9 @@ inline EvalResult evaluate(vit::nn::VisionTransformer<float>& model, const vit::
   if (first < last) loader.start(0, first);
   for (int64_t b = first; b < last; ++b) {
     const vit::data::Batch& batch_data = loader.next();
-    const vit::TensorF out = model.forward(batch_data.images.to(device)).to(vit::Device::CPU);
+    const vit::TensorF images = batch_data.images.to(device);
+    // bf16: the model's bf16 twin, float32 logits.
+    const vit::TensorF out = (mixed ? mixed->forward(images) : model.forward(images)).to(vit::Device::CPU);
     for (int64_t i = 0; i < batch_data.size(); ++i) {
       const int64_t at = b * batch + i;  // the image's place in file order
       const float* row = out.data() + i * K;

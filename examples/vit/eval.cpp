@@ -24,6 +24,8 @@ void add_eval_options(CLI::App& cmd, EvalOptions& o) {
   cmd.add_option("--batch", o.batch, "Batch size")->check(positive_number())->capture_default_str();
   cmd.add_option("--threads", o.threads, "CPU threads (default: all cores, shared by the ranks of a job)")->check(positive_number());
   cmd.add_option("--device", o.device, "Device")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  cmd.add_option("--precision", o.precision, "Arithmetic: fp32, tf32 (GPU tensor cores) or bf16 (bf16 activations, float32 logits)")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
   cmd.add_option("--val-ratio", o.val_ratio, "Folder data sets: the training run's --val-ratio")
       ->check(number_in(0.0, 0.9))
       ->capture_default_str();
@@ -63,8 +65,9 @@ int run_eval(const EvalOptions& o) {
                         : normalization_for(o.dataset, cfg.in_chans);
   std::vector<float> logits;
   // Under mpirun every rank evaluates its share; rank 0 reports.
+  const auto mixed = inference_precision(o.precision, *model, device);
   const EvalResult r = evaluate(*model, data.test, norm, o.batch,
-                                o.dump_logits.empty() ? nullptr : &logits, &job());
+                                o.dump_logits.empty() ? nullptr : &logits, &job(), mixed.get());
   if (!main_rank()) return 0;
   if (!o.out.empty()) {  // before the files, so a bad --out fails with nothing half written
     std::error_code ec;

@@ -32,6 +32,8 @@ void add_predict_options(CLI::App& cmd, PredictOptions& o) {
   cmd.add_option("--batch", o.batch, "Images per forward pass")->check(positive_number())->capture_default_str();
   cmd.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(positive_number());
   cmd.add_option("--device", o.device, "Device")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  cmd.add_option("--precision", o.precision, "Arithmetic: fp32, tf32 (GPU tensor cores) or bf16 (bf16 activations, float32 logits)")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
 }
 
 namespace {
@@ -137,6 +139,8 @@ int run_predict(const PredictOptions& o) {
   vit::ClassifierOptions co;
   co.preset = o.model;
   co.device = checked_device(o.device);  // before anything is read
+  co.bf16 = o.precision == "bf16";
+  if (o.precision == "tf32" && co.device == vit::Device::CUDA) allow_tf32();
   co.on_note = [](const std::string& note) { std::fprintf(stderr, "note: %s\n", note.c_str()); };
   vit::Classifier clf(o.weights, co);
   const auto& cfg = clf.config();

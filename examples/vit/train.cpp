@@ -153,6 +153,27 @@ void agree_on_parameters(vit::nn::VisionTransformer<float>& model,
 
 /// Dropout and drop-path draw other masks on every rank: rank r > 0 derives
 /// its stream from rank 0's, which is the one checkpoints keep.
+/// --precision: tf32 lets the GPU's GEMMs and attention use TF32 tensor cores;
+/// bf16 makes the model's bf16 twin, which the optimizer's steps refresh.
+/// Said once where a precision is not what the device computes fast.
+std::unique_ptr<vit::nn::MixedPrecision> use_precision(const std::string& precision,
+                                                       vit::nn::VisionTransformer<float>& model,
+                                                       vit::optim::Optimizer<float>& opt,
+                                                       vit::Device device) {
+  if (precision == "tf32") {
+    if (device == vit::Device::CUDA) allow_tf32();
+    else if (main_rank())
+      std::fprintf(stderr, "train: --precision tf32 is a GPU mode; on the CPU the run computes in fp32\n");
+  }
+  if (precision != "bf16") return nullptr;
+  if (device == vit::Device::CPU && main_rank())
+    std::fprintf(stderr, "train: --precision bf16 on the CPU runs the reference kernels (bf16 storage, "
+                         "float32 math): slower than fp32 here\n");
+  auto mixed = std::make_unique<vit::nn::MixedPrecision>(model);
+  mixed->attach(opt);
+  return mixed;
+}
+
 void use_rank_dropout_stream(vit::nn::VisionTransformer<float>& model) {
   if (job().rank() == 0) return;
   vit::Generator& g = model.dropout_generator();
@@ -174,6 +195,7 @@ struct Run {
   vit::optim::Optimizer<float>& opt;
   vit::nn::VisionTransformer<float>* ema_model;  // --model-ema: the average, as a model
   vit::optim::ModelEma<float>* ema;
+  vit::nn::MixedPrecision* mixed;  // --precision bf16: the model's bf16 twin
   TensorBoardWriter* tensorboard;  // --tensorboard, rank 0
   vit::data::Loader& loader;
   int64_t steps_per_epoch;  // optimizer steps: loader batches / accum_steps
@@ -204,7 +226,7 @@ struct Window {
 void end_epoch(Run& r, MetricsLog* metrics, Progress& progress, int64_t epoch, bool last) {
   progress.status("evaluating on the test set...");
   const int64_t eval_batch = std::max<int64_t>(r.o.batch, 256);
-  const EvalResult ev = evaluate(r.model, r.data.test, r.norm, eval_batch, nullptr, &job());
+  const EvalResult ev = evaluate(r.model, r.data.test, r.norm, eval_batch, nullptr, &job(), r.mixed);
   const StepSums& e = r.st.epoch_sums;
   MetricsRow row;
   row.kind = "epoch", row.step = r.st.step, row.epoch = epoch;
@@ -291,7 +313,8 @@ void train_loop(Run& r, MetricsLog* metrics, int64_t last_step) {
                   .clip = o.clip_grad > 0 ? o.clip_grad : INFINITY,
                   .cuda_graph = o.cuda_graph,
                   .accum_steps = K,
-                  .comm = r.step_comm};
+                  .comm = r.step_comm,
+                  .mixed = r.mixed};
   for (auto& [n, p] : vit::nn::trainable_parameters(r.model)) ctx.params.push_back(p);
   TrainStep step(ctx, o.batch, r.model.config.num_classes);
   if (o.cuda_graph && ctx.device == vit::Device::CUDA && (K > 1 || job().size() > 1) &&
@@ -432,6 +455,8 @@ int run_train(const CLI::App& cmd, TrainOptions given) {
   }
   agree_on_parameters(*model, *opt, ema.get(), comm);
   use_rank_dropout_stream(*model);
+  // After the checkpoint and the broadcast: the twin starts from the weights every rank has.
+  std::unique_ptr<vit::nn::MixedPrecision> mixed = use_precision(o.precision, *model, *opt, device);
   TrainState& st = run.state;
   st.world_size = ranks;
   std::optional<MetricsLog> metrics;
@@ -467,6 +492,7 @@ int run_train(const CLI::App& cmd, TrainOptions given) {
         .opt = *opt,
         .ema_model = ema_model.get(),
         .ema = ema.get(),
+        .mixed = mixed.get(),
         .tensorboard = tensorboard ? &*tensorboard : nullptr,
         .loader = loader,
         .steps_per_epoch = steps_per_epoch,

@@ -236,6 +236,10 @@ const std::vector<TrainOption>& train_options() {
           .checked(positive_number()).given_on_resume(),
       option("--device", &O::device, "Device")
           .checked(CLI::IsMember({"cpu", "cuda"})).with_default().given_on_resume(),
+      option("--precision", &O::precision,
+             "Arithmetic: fp32; tf32 (TF32 tensor cores for GEMMs and attention on the GPU); bf16 "
+             "(bf16 activations and GEMM operands, float32 accumulation, float32 master weights)")
+          .checked(CLI::IsMember({"fp32", "tf32", "bf16"})).with_default().run_defining().added_later(),
       // The graph replays the very kernels of the eager step: the same bits either way.
       option("!--no-cuda-graph", &O::cuda_graph,
              "On the GPU, run each step op by op instead of replaying it as one CUDA graph")

@@ -42,6 +42,7 @@ struct TrainOptions {
   uint64_t seed = 0;
   int threads = 0;  // 0: all cores
   std::string device = "cpu";
+  std::string precision = "fp32";  // fp32, tf32 (GPU tensor cores) or bf16 (mixed, fp32 master weights)
   bool no_augment = false;
   bool no_shuffle = false;
   int64_t crop_padding = -1;  // < 0: 4 for 32x32 data, 2 for 28x28

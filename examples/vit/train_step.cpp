@@ -34,7 +34,8 @@ void TrainStep::micro_step(int64_t m) {
   const size_t i = static_cast<size_t>(m);
   if (m == 0) c_.optimizer.zero_grad();
   if (reducer_) reducer_->set_sync(m == c_.accum_steps - 1);
-  const vit::TensorF logits = c_.model.forward(images_);
+  // bf16: the twin's forward, float32 logits (a leaf) for a float32 loss.
+  const vit::TensorF logits = c_.mixed ? c_.mixed->forward(images_) : c_.model.forward(images_);
   vit::TensorF loss = c_.soft_targets ? vit::cross_entropy(logits, soft_targets_)
                                       : vit::cross_entropy(logits, labels_[i], c_.label_smoothing);
   if (poison_) loss = vit::scale(loss, NAN);
@@ -42,6 +43,9 @@ void TrainStep::micro_step(int64_t m) {
   // Gradients of micro-batch means add up to the gradient of the step's mean.
   if (c_.accum_steps == 1) loss.backward();
   else vit::scale(loss, 1.0 / static_cast<double>(c_.accum_steps)).backward();
+  // The bf16 graph, its gradients added into the float32 master gradients (the
+  // data-parallel reducer then takes them all at finish()).
+  if (c_.mixed) c_.mixed->backward();
 }
 
 void TrainStep::update() {

@@ -17,6 +17,7 @@
 #include <memory>
 #include <vector>
 #include <vit/dist/gradient_reducer.hpp>
+#include <vit/nn/mixed_precision.hpp>
 #include <vit/vit.hpp>
 
 namespace vitcli {
@@ -33,6 +34,7 @@ struct StepContext {
   bool cuda_graph;         // capture the step as a CUDA graph (on the GPU only)
   int64_t accum_steps = 1;                 // micro-batches per optimizer step
   vit::dist::Communicator* comm = nullptr;  // the job's, for tensors on `device`; null: one process
+  vit::nn::MixedPrecision* mixed = nullptr;  // --precision bf16: forward and backward in bf16
 };
 
 class TrainStep {
