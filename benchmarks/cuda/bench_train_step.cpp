@@ -6,10 +6,21 @@
 //          backward, AdamW (lr 1e-3, weight decay 0.05 on timm's default groups)
 //
 // on one fixed batch of N(0,1) images already on the GPU (no data loading is
-// timed). Presets: cifar-tiny and cifar-small (32x32) at batch 512 and 128,
-// vit-s16 (ViT-S/16, 224x224) at batch 256, falling back to 128 with a printed
-// note when 256 runs out of device memory. Each is run with FP32 GEMMs (TF32 off)
-// and with TF32 on (vit::cuda::set_allow_tf32), as the PyTorch script runs both.
+// timed). Configurations (issue 18's): cifar-tiny (32x32) at batch 512, vit-s16
+// (ViT-S/16, 224x224) at batch 256 and vit-b16 (ViT-B/16) at batch 128; a batch
+// above 128 that runs out of device memory is retried at half (a printed note).
+// Precisions, as `vit train --precision` runs them:
+//   fp32  float32 throughout, TF32 off
+//   tf32  float32 storage, TF32 tensor cores for GEMMs and attention
+//         (vit::cuda::set_allow_tf32)
+//   bf16  mixed precision (vit::nn::MixedPrecision): the float32 model holds the
+//         master weights, gradients and AdamW state; its bf16 twin runs forward
+//         and backward (bf16 activations and GEMM operands, fp32 accumulation);
+//         the logits come back in float32, the loss is taken in float32, and the
+//         optimizer's step refreshes the bf16 weights (mp.attach). As PyTorch's
+//         torch.autocast(bfloat16) step that torch_side_by_side.py times.
+// and each of them also as "<precision>-graph": the same step captured once as a
+// CUDA graph (optim::CapturedStep, what `vit train` replays) and replayed.
 //
 // Timing: W warm-up steps (default 5) fill the caching allocator and cuBLAS's
 // heuristics; then S steps (default 20) run back to back with no host read in
@@ -20,16 +31,21 @@
 // the caching allocator's peak bytes in use, and its cudaMalloc calls per timed
 // step (0 in steady state).
 //
-// Every (preset, batch) runs in a child process (this program re-run with
-// --child), so each peak-memory figure is that configuration's own and an out of
-// memory error cannot leave state behind for the next one.
+// Every (preset, batch) runs in child processes (this program re-run with
+// --child): one for the float32 storage precisions (fp32, tf32 and their graphs:
+// one memory footprint) and one for bf16 and bf16-graph, so each peak-memory
+// figure is that configuration's and storage's own (the caching allocator's
+// peak since the child started: a -graph row's peak covers its op-by-op run
+// too), and an out of memory error cannot leave state behind for the next one.
 //
 // Usage: bench_cuda_train_step [--csv PATH] [--steps S] [--warmup W]
-//          [--configs cifar-tiny:512,...] [--precisions fp32,tf32,fp32-graph,tf32-graph]
+//          [--configs cifar-tiny:512,...]
+//          [--precisions fp32,tf32,bf16,fp32-graph,tf32-graph,bf16-graph]
 // The last lines are a markdown table; --csv also writes the rows as CSV.
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -42,6 +58,7 @@
 #include <vector>
 
 #include "vit/cuda/runtime.hpp"
+#include "vit/nn/mixed_precision.hpp"
 #include "vit/vit.hpp"
 
 namespace {
@@ -51,8 +68,8 @@ constexpr int kExitOom = 3;  // the child's exit status for "out of device memor
 struct Options {
   std::string csv;
   int64_t steps = 20, warmup = 5;
-  std::string configs = "cifar-tiny:512,cifar-tiny:128,cifar-small:512,cifar-small:128,vit-s16:256";
-  std::string precisions = "fp32,tf32";
+  std::string configs = "cifar-tiny:512,vit-s16:256,vit-b16:128";
+  std::string precisions = "fp32,tf32,bf16,fp32-graph,tf32-graph,bf16-graph";
   bool child = false;
   std::string child_model;
   int64_t child_batch = 0;
@@ -69,7 +86,7 @@ std::vector<std::string> split(const std::string& s, char sep) {
 
 const char* kUsage =
     "usage: bench_cuda_train_step [--csv PATH] [--steps S] [--warmup W] [--configs PRESET:BATCH,...]\n"
-    "                             [--precisions fp32,tf32]\n";
+    "                             [--precisions fp32,tf32,bf16,fp32-graph,tf32-graph,bf16-graph]\n";
 
 [[noreturn]] void usage_error(const std::string& msg) {
   std::fprintf(stderr, "bench_cuda_train_step: %s\n%s", msg.c_str(), kUsage);
@@ -107,8 +124,8 @@ Options parse(int argc, char** argv) {
     else usage_error("unknown argument '" + a + "'");
   }
   for (const auto& p : split(o.precisions, ','))
-    if (p != "fp32" && p != "tf32" && p != "fp32-graph" && p != "tf32-graph")
-      usage_error("--precisions takes fp32, tf32, fp32-graph, tf32-graph, got '" + p + "'");
+    if (p != "fp32" && p != "tf32" && p != "bf16" && p != "fp32-graph" && p != "tf32-graph" && p != "bf16-graph")
+      usage_error("--precisions takes fp32, tf32, bf16, fp32-graph, tf32-graph, bf16-graph, got '" + p + "'");
   return o;
 }
 
@@ -151,8 +168,24 @@ int run_child(const Options& o) {
     const vit::TensorF target = vit::TensorF::from_data({B, K}, target_host).to(vit::Device::CUDA);
 
     vit::optim::AdamW<float> opt(vit::optim::default_param_groups(model->named_parameters(), 0.05), {1e-3});
+    // bf16: the model's bf16 twin, built only when a bf16 precision is asked for
+    // (the parent gives bf16 precisions a child of their own).
+    std::unique_ptr<vit::nn::MixedPrecision> mixed;
+    for (const std::string& prec : split(o.precisions, ','))
+      if (prec.rfind("bf16", 0) == 0 && !mixed) {
+        mixed = std::make_unique<vit::nn::MixedPrecision>(*model);
+        mixed->attach(opt);  // opt.step() refreshes the bf16 weights
+      }
+    bool use_bf16 = false;
     auto step = [&]() {
       opt.zero_grad();
+      if (use_bf16) {
+        vit::TensorF loss = vit::cross_entropy(mixed->forward(x), target);  // float32 logits and loss
+        loss.backward();
+        mixed->backward();  // through the bf16 graph; master gradients +=
+        opt.step();
+        return loss;
+      }
       vit::TensorF loss = vit::cross_entropy(model->forward(x), target);
       loss.backward();
       opt.step();
@@ -169,6 +202,7 @@ int run_child(const Options& o) {
 
     for (const std::string& prec : split(o.precisions, ',')) {
       vit::cuda::set_allow_tf32(prec.rfind("tf32", 0) == 0);
+      use_bf16 = prec.rfind("bf16", 0) == 0;
       // "-graph": the same step captured once as a CUDA graph (optim::CapturedStep)
       // and replayed; its loss tensor is the graph's, rewritten by every replay.
       vit::TensorF last;
@@ -232,11 +266,11 @@ std::string self_path() {
 }
 
 /// Runs one child; its output is echoed; returns its exit status (-1: no status).
-int spawn(const Options& o, const std::string& model, int64_t batch, std::vector<Row>& rows,
-          const std::string& note) {
+int spawn(const Options& o, const std::string& model, int64_t batch, const std::string& precisions,
+          std::vector<Row>& rows, const std::string& note) {
   std::string cmd = "'" + self_path() + "' --child '" + model + "' " + std::to_string(batch) +
                     " --steps " + std::to_string(o.steps) + " --warmup " + std::to_string(o.warmup) +
-                    " --precisions '" + o.precisions + "' 2>&1";
+                    " --precisions '" + precisions + "' 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) {
     std::printf("cannot start %s\n", cmd.c_str());
@@ -273,25 +307,36 @@ int run_parent(const Options& o) {
               "%lld timed steps back to back; img/s = batch*steps / wall time\n",
               (long long)o.warmup, (long long)o.steps);
   std::fflush(stdout);
+  // The precisions in groups of one storage type: float32 (fp32, tf32, graphs), bf16.
+  std::string f32_precs, bf16_precs;
+  for (const std::string& p : split(o.precisions, ',')) {
+    std::string& g = p.rfind("bf16", 0) == 0 ? bf16_precs : f32_precs;
+    g += (g.empty() ? "" : ",") + p;
+  }
   std::vector<Row> rows;
   for (const std::string& c : split(o.configs, ',')) {
     const size_t colon = c.find(':');
     if (colon == std::string::npos) usage_error("--configs entries are PRESET:BATCH, got '" + c + "'");
     const std::string model = c.substr(0, colon);
-    int64_t batch = to_int("--configs", c.substr(colon + 1), 1);
-    std::string note;
-    int rc = spawn(o, model, batch, rows, note);
-    while (rc == kExitOom && batch > 128) {
-      note = "batch " + std::to_string(batch) + " ran out of device memory";
-      batch = std::max<int64_t>(128, batch / 2);
-      std::printf("note: %s %s; retrying at batch %lld\n", model.c_str(), note.c_str(), (long long)batch);
-      rc = spawn(o, model, batch, rows, note);
-    }
-    if (rc != 0) {
-      Row r;
-      r.model = model, r.batch = batch, r.precision = "-";
-      r.note = "failed (exit status " + std::to_string(rc) + "; see the log above)";
-      rows.push_back(r);
+    const int64_t batch0 = to_int("--configs", c.substr(colon + 1), 1);
+    for (const std::string& precs : {f32_precs, bf16_precs}) {
+      if (precs.empty()) continue;
+      int64_t batch = batch0;
+      std::string note;
+      int rc = spawn(o, model, batch, precs, rows, note);
+      while (rc == kExitOom && batch > 128) {
+        note = "batch " + std::to_string(batch) + " ran out of device memory";
+        batch = std::max<int64_t>(128, batch / 2);
+        std::printf("note: %s %s; retrying at batch %lld\n", model.c_str(), note.c_str(), (long long)batch);
+        rc = spawn(o, model, batch, precs, rows, note);
+      }
+      if (rc != 0) {
+        Row r;
+        r.model = model, r.batch = batch, r.precision = precs;
+        std::replace(r.precision.begin(), r.precision.end(), ',', '+');
+        r.note = "failed (exit status " + std::to_string(rc) + "; see the log above)";
+        rows.push_back(r);
+      }
     }
   }
 

@@ -1,66 +1,77 @@
 #!/usr/bin/env python3
 """torch_side_by_side.py: PyTorch on the same GPU, at the same shapes, timed the
 same way as benchmarks/cuda/bench_kernels.cu and bench_train_step.cpp, and the
-tables of ours against theirs.
+tables of ours against theirs. run_all.sh runs it right after our benchmarks, in
+the same call, and benchmarks/cuda/bars.py reads its CSV for the bars of issue 18.
 
-Measures (all FP32; TF32 off unless a row says tf32):
-  ceilings      a 1 GiB device-to-device copy (bytes read + written) and an
-                8192^3 torch.mm, FP32 and TF32: PyTorch's view of the same ceilings
-                bench_cuda_kernels measures, to check the two agree;
-  kernels       F.layer_norm, F.gelu (exact erf), torch.softmax forward and backward
-                (backward: torch.autograd.grad on a retained graph, so only the
-                backward kernels run), F.cross_entropy forward+backward with soft
-                targets, F.scaled_dot_product_attention forward, backward and their
-                sum: on contiguous (B,H,N,D) q, k, v with the backend PyTorch picks
-                (printed), with each backend forced in turn (efficient, cudnn, math;
-                flash has no FP32), and in timm's layout (qkv (B,N,3C) viewed per
-                head, output transposed back to (B,N,C), as timm's Attention);
-                patchify as reshape/permute/copy; AdamW.step (foreach and fused) over
-                ViT-S/16's 152 parameter tensors; linear-layer GEMMs (F.linear and
-                addmm_) FP32 and TF32;
-  train steps   timm's vit_small_patch16_224 at 224 (batch 256) and timm
-                VisionTransformer built with the configs of our presets cifar-tiny
-                and cifar-small (32x32, batch 512 and 128): zero_grad, forward,
-                F.cross_entropy(label_smoothing=0.1), backward, AdamW (lr 1e-3,
-                wd 0.05 on timm's default groups; foreach), eager with TF32 off and
-                on, and torch.compile (default mode, whole model; TF32 off, and on
-                with --compile-tf32). If timm is missing, a local ViT with timm's
-                layout is used instead (said in the output).
+Suites (--suite):
+  bars  (run_all.sh's) what issue 18's bars compare with, most telling first:
+        ceilings (1 GiB copy; torch.mm 8192^3 in fp32, tf32 and bf16);
+        F.scaled_dot_product_attention forward, backward and their sum in bf16 on
+        contiguous (B,H,N,D) q, k, v, with the backend PyTorch picks (printed) and
+        with flash, cudnn and efficient forced in turn (torch.nn.attention.sdpa_kernel)
+        at N = 65 (B 512) and 197 (B 256), head dims 32, 64, 80 and 128;
+        train steps at cifar-tiny b512, vit-s16 b256, vit-b16 b128: eager bf16
+        (torch.autocast), torch.compile bf16, eager fp32, eager tf32; then, if time
+        is left, bf16 F.layer_norm, F.gelu, torch.softmax forward and backward (for
+        reading ours beside theirs; the bar is ours against the copy ceiling).
+  full  everything: the bars suite's, plus the fp32 kernels of the issue-14
+        comparison (LayerNorm, GELU, softmax, cross-entropy, SDPA fp32 with the
+        efficient/cudnn/math backends and in timm's layout, patchify, AdamW
+        foreach/fused over ViT-S/16's tensors, linear-layer GEMMs fp32/tf32/bf16),
+        cifar-tiny b128, and torch.compile fp32 (--compile-tf32: tf32 too).
+
+Train step (as bench_cuda_train_step): timm's vit_small_patch16_224 and
+vit_base_patch16_224 at 224, and timm VisionTransformer built with the config of
+our preset cifar-tiny (32x32): zero_grad, forward, F.cross_entropy(label_smoothing
+0.1), backward, AdamW (lr 1e-3, wd 0.05 on timm's default groups; foreach).
+bf16 = forward and loss under torch.autocast("cuda", dtype=torch.bfloat16) with
+float32 parameters, gradients and optimizer state (PyTorch AMP; bf16 needs no
+GradScaler). compile = torch.compile(model) (default mode) inside the same step.
+Peak memory: torch.cuda.max_memory_allocated() over that run (warm-up included),
+reset before it. If timm is missing, a local ViT with timm's layout is used
+instead (said in the output).
 
 Timing (as the C++ side): inputs random; rotation over enough input/output sets to
 exceed 3x L2; warm-up; torch.cuda._sleep queued first so the host queues all runs
 while the GPU waits (a row is marked "cpu-bound" if the sleep ended first); one pair
-of torch.cuda.Event per run; median of --runs (>= 50). Train steps: W warm-up steps,
-then S steps back to back between two events: img/s = batch*S / elapsed.
+of torch.cuda.Event per run; median of --runs (>= 50). Train steps: W warm-up steps
+(compile: 3 more), then S steps back to back between two events:
+img/s = batch*S / elapsed. --deadline-s: a run that would end past it is skipped
+and written as "skipped: deadline".
 
-Then, given our CSVs (--ours-kernels from bench_cuda_kernels, --ours-train from
-bench_cuda_train_step), prints ours, theirs and the ratio (speed ours/theirs =
-their time / our time: > 1 means ours is faster), and the issue's bars.
+Given our CSVs (--ours-kernels from bench_cuda_kernels, --ours-train from
+bench_cuda_train_step), it also prints ours, theirs and the ratio (speed ours/theirs
+= their time / our time: > 1 means ours is faster). The bars and their verdicts are
+bars.py's (summary.md).
 
 --dry-run: on the CPU at tiny sizes, in well under a minute: runs every code path
 except the CUDA timing itself and torch.compile, checks that timm's models and the
 local fallback ViT have the same parameter names and shapes, and exercises the
 comparison tables on made-up "ours" CSVs.
 """
-import argparse
-import csv
-import math
-import os
-import statistics
-import sys
-import tempfile
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+T_START = time.monotonic()  # --deadline-s counts from here: importing torch included
 
-T_START = time.monotonic()
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 # ---- the shapes (keep the labels identical to bench_kernels.cu's) -------------------
 BN = [(512, 65), (256, 197)]  # (B, N): 64 patches + cls at batch 512, 196 + cls at 256
 CS = [192, 384, 768]
-ATTN_CH = [(192, 3), (192, 6), (384, 6), (384, 12), (768, 12)]  # (C, H): D = 64, 32, 64, 32, 64
+# (C, H): D = 64, 32, 64, 32, 64, 80, 128 (bench_kernels.cu's kAttnCH)
+ATTN_CH = [(192, 3), (192, 6), (384, 6), (384, 12), (768, 12), (1280, 16), (1024, 8)]
+ATTN_CH_FP32 = ATTN_CH[:5]  # the issue-14 comparison (full suite)
 SOFTMAX_H = [6, 12]
 CE_BK = [(256, 10), (256, 100), (256, 1000), (512, 10), (512, 100), (512, 1000)]
 PATCH = [(256, 3, 224, 16), (512, 3, 32, 4)]
@@ -71,10 +82,15 @@ PRESETS = {
     "cifar-small": dict(img=32, patch=4, dim=384, depth=7, heads=12, mlp=384, classes=10),
     "vit-s16": dict(img=224, patch=16, dim=384, depth=12, heads=6, mlp=1536, classes=1000,
                     timm="vit_small_patch16_224"),
+    "vit-b16": dict(img=224, patch=16, dim=768, depth=12, heads=12, mlp=3072, classes=1000,
+                    timm="vit_base_patch16_224"),
 }
-TRAIN_CONFIGS = [("cifar-tiny", 512), ("cifar-tiny", 128), ("cifar-small", 512), ("cifar-small", 128),
-                 ("vit-s16", 256)]
-COMPILE_CONFIGS = [("vit-s16", 256), ("cifar-tiny", 512), ("cifar-small", 512)]  # most telling first
+# Issue 18's configurations (bench_cuda_train_step's defaults).
+TRAIN_CONFIGS = [("cifar-tiny", 512), ("vit-s16", 256), ("vit-b16", 128)]
+# Seconds one run needs, roughly (build, warm-up, steps; compile included): a run
+# is skipped when less than this is left before --deadline-s.
+NEED_S = {("eager", "cifar-tiny"): 8, ("eager", "vit-s16"): 15, ("eager", "vit-b16"): 18,
+          ("compile", "cifar-tiny"): 30, ("compile", "vit-s16"): 45, ("compile", "vit-b16"): 50}
 
 
 def shape_bnc(B, N, letter, C):
@@ -101,6 +117,14 @@ def set_tf32(on):
     torch.backends.cudnn.allow_tf32 = on
 
 
+DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16}
+
+
+def esize(dt):
+    """Bytes per element of a row's storage."""
+    return 2 if dt == "bf16" else 4
+
+
 # ---- timing -----------------------------------------------------------------------------------
 class Bench:
     def __init__(self, args):
@@ -110,7 +134,7 @@ class Bench:
         self.runs = args.runs if self.cuda else 1
         self.rows = []
         self.copy_gbps = math.nan
-        self.gemm = {"fp32": math.nan, "tf32": math.nan}
+        self.gemm = {"fp32": math.nan, "tf32": math.nan, "bf16": math.nan}
         if self.cuda:
             props = torch.cuda.get_device_properties(0)
             self.l2 = getattr(props, "L2_cache_size", 50 << 20) or (50 << 20)
@@ -168,10 +192,10 @@ class Bench:
         us = [1e3 * s.elapsed_time(e) for s, e in zip(starts, ends)]
         return statistics.median(us), cpu_bound
 
-    def add(self, kernel, variant, shape, time_us, nbytes, flops=0.0, ceil=None, note="", sets=0):
-        r = dict(impl="torch", kernel=kernel, variant=variant, shape=shape, time_us=time_us, bytes=nbytes,
-                 gbps=math.nan, pct_copy=math.nan, gflop=flops * 1e-9, tflops=math.nan, pct_gemm=math.nan,
-                 sets=sets, note=note)
+    def add(self, kernel, dtype, variant, shape, time_us, nbytes, flops=0.0, ceil=None, note="", sets=0):
+        r = dict(impl="torch", kernel=kernel, dtype=dtype, variant=variant, shape=shape, time_us=time_us,
+                 bytes=nbytes, gbps=math.nan, pct_copy=math.nan, gflop=flops * 1e-9, tflops=math.nan,
+                 pct_gemm=math.nan, sets=sets, note=note)
         if time_us and time_us > 0 and math.isfinite(time_us):
             if nbytes:
                 r["gbps"] = nbytes / (time_us * 1e-6) / 1e9
@@ -181,11 +205,11 @@ class Bench:
                 if ceil:
                     r["pct_gemm"] = 100 * r["tflops"] / self.gemm[ceil]
         self.rows.append(r)
-        log(f"  {kernel:22s} {variant:14s} {shape:28s} {time_us:10.2f} us {r['gbps']:9.1f} GB/s "
+        log(f"  {kernel:22s} {dtype:4s} {variant:16s} {shape:28s} {time_us:10.2f} us {r['gbps']:9.1f} GB/s "
             f"{r['pct_copy']:6.1f}% copy {r['tflops']:8.2f} TFLOP/s  sets {sets:3d}  {note}")
         return r
 
-    def case(self, kernel, variant, shape, nbytes, set_bytes, make, flops=0.0, ceil=None, runs=None):
+    def case(self, kernel, dtype, variant, shape, nbytes, set_bytes, make, flops=0.0, ceil=None, runs=None):
         """make() -> fn() for one set; times fn over rotating sets."""
         try:
             nsets = self.sets_for(set_bytes)
@@ -196,16 +220,17 @@ class Bench:
                 note.append("cpu-bound")
             if self.cuda and nsets * set_bytes < 2 * self.l2:
                 note.append("L2-resident")
-            r = self.add(kernel, variant, shape, t, nbytes, flops, ceil, "; ".join(note), nsets)
+            r = self.add(kernel, dtype, variant, shape, t, nbytes, flops, ceil, "; ".join(note), nsets)
             del fns
             return r
         except Exception as e:  # one failing case (an unsupported backend, say) must not stop the rest
             msg = str(e).strip().splitlines()[0][:100] if str(e).strip() else type(e).__name__
-            return self.add(kernel, variant, shape, math.nan, nbytes, flops, ceil, "error: " + msg.replace(",", ";"))
+            return self.add(kernel, dtype, variant, shape, math.nan, nbytes, flops, ceil,
+                            "error: " + msg.replace(",", ";"))
 
 
-def rnd(shape, dev, lo=-1.0, hi=1.0, requires_grad=False):
-    t = torch.empty(shape, device=dev, dtype=torch.float32).uniform_(lo, hi)
+def rnd(shape, dev, lo=-1.0, hi=1.0, requires_grad=False, dt="fp32"):
+    t = torch.empty(shape, device=dev, dtype=DTYPES[dt]).uniform_(lo, hi)
     return t.requires_grad_(requires_grad)
 
 
@@ -216,19 +241,19 @@ def bench_ceilings(b):
     src, dst = rnd((n,), dev), torch.empty(n, device=dev)
     t, _ = b.time(1, lambda i: dst.copy_(src), runs=30 if b.cuda else 1)
     b.copy_gbps = 8.0 * n / (t * 1e-6) / 1e9
-    b.add("ceiling_copy", "copy_", "D2D 1 GiB", t, 8.0 * n)
+    b.add("ceiling_copy", "-", "copy_", "D2D 1 GiB", t, 8.0 * n)
     del src, dst
     m = 8192 if b.cuda else 64
-    x, y = rnd((m, m), dev), rnd((m, m), dev)
-    out = torch.empty((m, m), device=dev)
-    for prec in ("fp32", "tf32"):
+    for prec in ("fp32", "tf32", "bf16"):
+        x, y = rnd((m, m), dev, dt=prec), rnd((m, m), dev, dt=prec)
+        out = torch.empty((m, m), device=dev, dtype=DTYPES[prec])
         set_tf32(prec == "tf32")
         t, _ = b.time(1, lambda i: torch.mm(x, y, out=out), runs=20 if b.cuda else 1)
         flops = 2.0 * m ** 3
         b.gemm[prec] = flops / (t * 1e-6) / 1e12
-        b.add(f"ceiling_gemm_{prec}", "torch.mm", "8192^3 NN", t, 12.0 * m * m, flops, prec)
+        b.add("ceiling_gemm", prec, "torch.mm", "8192^3 NN", t, 3.0 * esize(prec) * m * m, flops, prec)
+        del x, y, out
     set_tf32(False)
-    del x, y, out
 
 
 # ---- kernels -------------------------------------------------------------------------------------
@@ -237,17 +262,17 @@ def grad_fn(outputs, inputs, grad_out):
     return lambda: torch.autograd.grad(outputs, inputs, grad_out, retain_graph=True)
 
 
-def bench_layer_norm(b, bn, cs):
-    dev = b.dev
+def bench_layer_norm(b, bn, cs, dt):
+    dev, s = b.dev, esize(dt)
     for B, N in bn:
         for C in cs:
             R = B * N
             shape = shape_bnc(B, N, "C", C)
-            fwd_bytes = 4.0 * (2 * R * C + 2 * C + 2 * R)
-            bwd_bytes = 4.0 * (3 * R * C + 2 * R + 5 * C)
+            fwd_bytes = s * (2 * R * C + 2 * C) + 8.0 * R
+            bwd_bytes = s * (3 * R * C + 5 * C) + 8.0 * R
 
             def make_fwd():
-                x, w, bb = rnd((R, C), dev), rnd((C,), dev, 0.5, 1.5), rnd((C,), dev)
+                x, w, bb = rnd((R, C), dev, dt=dt), rnd((C,), dev, 0.5, 1.5, dt=dt), rnd((C,), dev, dt=dt)
 
                 def f():
                     with torch.no_grad():
@@ -255,17 +280,17 @@ def bench_layer_norm(b, bn, cs):
                 return f
 
             def make_bwd():
-                x = rnd((R, C), dev, requires_grad=True)
-                w, bb = rnd((C,), dev, 0.5, 1.5, True), rnd((C,), dev, requires_grad=True)
+                x = rnd((R, C), dev, requires_grad=True, dt=dt)
+                w, bb = rnd((C,), dev, 0.5, 1.5, True, dt=dt), rnd((C,), dev, requires_grad=True, dt=dt)
                 y = F.layer_norm(x, (C,), w, bb, 1e-6)
-                return grad_fn(y, (x, w, bb), rnd((R, C), dev))
+                return grad_fn(y, (x, w, bb), rnd((R, C), dev, dt=dt))
 
-            b.case("layer_norm_fwd", "F.layer_norm", shape, fwd_bytes, fwd_bytes, make_fwd)
-            b.case("layer_norm_bwd", "autograd", shape, bwd_bytes, bwd_bytes + 8.0 * R * C, make_bwd)
+            b.case("layer_norm_fwd", dt, "F.layer_norm", shape, fwd_bytes, fwd_bytes, make_fwd)
+            b.case("layer_norm_bwd", dt, "autograd", shape, bwd_bytes, bwd_bytes + 2.0 * s * R * C, make_bwd)
 
 
-def bench_gelu(b, bn, cs):
-    dev = b.dev
+def bench_gelu(b, bn, cs, dt):
+    dev, s = b.dev, esize(dt)
     for B, N in bn:
         for C in cs:
             R, M = B * N, 4 * C
@@ -273,7 +298,7 @@ def bench_gelu(b, bn, cs):
             shape = shape_bnc(B, N, "M", M)
 
             def make_fwd():
-                x = rnd((R, M), dev, -3, 3)
+                x = rnd((R, M), dev, -3, 3, dt=dt)
 
                 def f():
                     with torch.no_grad():
@@ -281,19 +306,19 @@ def bench_gelu(b, bn, cs):
                 return f
 
             def make_bwd():
-                x = rnd((R, M), dev, -3, 3, True)
-                return grad_fn(F.gelu(x), (x,), rnd((R, M), dev))
+                x = rnd((R, M), dev, -3, 3, True, dt=dt)
+                return grad_fn(F.gelu(x), (x,), rnd((R, M), dev, dt=dt))
 
-            b.case("gelu_fwd", "F.gelu", shape, 8.0 * n, 8.0 * n, make_fwd)
-            b.case("gelu_bwd", "autograd", shape, 12.0 * n, 16.0 * n, make_bwd)
+            b.case("gelu_fwd", dt, "F.gelu", shape, 2.0 * s * n, 2.0 * s * n, make_fwd)
+            b.case("gelu_bwd", dt, "autograd", shape, 3.0 * s * n, 4.0 * s * n, make_bwd)
 
 
-def bench_softmax_case(b, shape, R, n):
-    dev = b.dev
+def bench_softmax_case(b, shape, R, n, dt):
+    dev, s = b.dev, esize(dt)
     e = R * n
 
     def make_fwd():
-        x = rnd((R, n), dev, -4, 4)
+        x = rnd((R, n), dev, -4, 4, dt=dt)
 
         def f():
             with torch.no_grad():
@@ -301,20 +326,20 @@ def bench_softmax_case(b, shape, R, n):
         return f
 
     def make_bwd():
-        x = rnd((R, n), dev, -4, 4, True)
-        return grad_fn(torch.softmax(x, -1), (x,), rnd((R, n), dev))
+        x = rnd((R, n), dev, -4, 4, True, dt=dt)
+        return grad_fn(torch.softmax(x, -1), (x,), rnd((R, n), dev, dt=dt))
 
-    b.case("softmax_fwd", "torch.softmax", shape, 8.0 * e, 8.0 * e, make_fwd)
-    b.case("softmax_bwd", "autograd", shape, 12.0 * e, 16.0 * e, make_bwd)
+    b.case("softmax_fwd", dt, "torch.softmax", shape, 2.0 * s * e, 2.0 * s * e, make_fwd)
+    b.case("softmax_bwd", dt, "autograd", shape, 3.0 * s * e, 4.0 * s * e, make_bwd)
 
 
-def bench_softmax(b, bn, cs, hs):
+def bench_softmax(b, bn, cs, hs, dt):
     for B, N in bn:
         for H in hs:
-            bench_softmax_case(b, f"attn B={B} H={H} N={N}", B * H * N, N)
+            bench_softmax_case(b, f"attn B={B} H={H} N={N}", B * H * N, N, dt)
     for B, N in bn:
         for C in cs:
-            bench_softmax_case(b, shape_bnc(B, N, "C", C), B * N, C)
+            bench_softmax_case(b, shape_bnc(B, N, "C", C), B * N, C, dt)
 
 
 def bench_cross_entropy(b, bks):
@@ -329,12 +354,17 @@ def bench_cross_entropy(b, bks):
                 torch.autograd.grad(loss, (logits,))
             return f
 
-        b.case("cross_entropy_fwd_bwd", "F.cross_entropy", f"B={B} K={K}", 4.0 * (6 * B * K + 2),
+        b.case("cross_entropy_fwd_bwd", "fp32", "F.cross_entropy", f"B={B} K={K}", 4.0 * (6 * B * K + 2),
                4.0 * 4 * B * K, make)
 
 
-def sdpa_backends():
+def sdpa_backends(dt):
+    """The backends forced in turn: flash first for bf16 (issue 18's bar is against
+    it; it has no float32 kernel)."""
     from torch.nn.attention import SDPBackend
+    if dt == "bf16":
+        return [("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION),
+                ("efficient", SDPBackend.EFFICIENT_ATTENTION)]
     return [("efficient", SDPBackend.EFFICIENT_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION),
             ("math", SDPBackend.MATH)]
 
@@ -351,26 +381,26 @@ def default_sdpa_backend(q, k, v):
         return f"unknown ({type(e).__name__})"
 
 
-def bench_attention(b, bn, chs):
+def bench_attention(b, bn, chs, dt, timm_layout=False):
     from contextlib import nullcontext
     from torch.nn.attention import sdpa_kernel
-    dev = b.dev
+    dev, s = b.dev, esize(dt)
     picked = {}
     for B, N in bn:
         for C, H in chs:
             D = C // H
             shape = f"B={B} N={N} C={C} H={H}"
             bnc, bhn, nnd = B * N * C, B * H * N, B * H * N * N * D
-            fwd_bytes, bwd_bytes = 4.0 * (4 * bnc + bhn), 4.0 * (8 * bnc + bhn)
-            probe = [rnd((B, H, N, D), dev) for _ in range(3)]
-            picked[shape] = default_sdpa_backend(*probe)
+            fwd_bytes, bwd_bytes = s * 4.0 * bnc + 4.0 * bhn, s * 8.0 * bnc + 4.0 * bhn
+            probe = [rnd((B, H, N, D), dev, dt=dt) for _ in range(3)]
+            picked[(dt, shape)] = default_sdpa_backend(*probe)
             del probe
-            variants = [("default", None)] + ([] if not b.cuda else sdpa_backends())
+            variants = [("default", None)] + ([] if not b.cuda else sdpa_backends(dt))
             for name, backend in variants:
-                ctx = (lambda: sdpa_kernel([backend])) if backend is not None else nullcontext
+                ctx = (lambda backend=backend: sdpa_kernel([backend])) if backend is not None else nullcontext
 
                 def make_fwd(ctx=ctx):
-                    q, k, v = (rnd((B, H, N, D), dev) for _ in range(3))
+                    q, k, v = (rnd((B, H, N, D), dev, dt=dt) for _ in range(3))
 
                     def f():
                         with torch.no_grad(), ctx():
@@ -378,16 +408,18 @@ def bench_attention(b, bn, chs):
                     return f
 
                 def make_bwd(ctx=ctx):
-                    q, k, v = (rnd((B, H, N, D), dev, requires_grad=True) for _ in range(3))
+                    q, k, v = (rnd((B, H, N, D), dev, requires_grad=True, dt=dt) for _ in range(3))
                     with ctx():
                         o = F.scaled_dot_product_attention(q, k, v)
-                    return grad_fn(o, (q, k, v), rnd((B, H, N, D), dev))
+                    return grad_fn(o, (q, k, v), rnd((B, H, N, D), dev, dt=dt))
 
-                label = f"sdpa {name}" if name != "default" else f"sdpa default={picked[shape]}"
-                rf = b.case("attention_fwd", label, shape, fwd_bytes, 4.0 * 4 * bnc, make_fwd, 4.0 * nnd, "fp32")
-                rb = b.case("attention_bwd", label, shape, bwd_bytes, 4.0 * 12 * bnc, make_bwd, 8.0 * nnd, "fp32")
-                b.add("attention_fwd_bwd", label, shape, rf["time_us"] + rb["time_us"], fwd_bytes + bwd_bytes,
-                      12.0 * nnd, "fp32", "sum of the two medians")
+                label = f"sdpa {name}" if name != "default" else f"sdpa default={picked[(dt, shape)]}"
+                rf = b.case("attention_fwd", dt, label, shape, fwd_bytes, s * 4.0 * bnc, make_fwd, 4.0 * nnd, dt)
+                rb = b.case("attention_bwd", dt, label, shape, bwd_bytes, s * 12.0 * bnc, make_bwd, 8.0 * nnd, dt)
+                b.add("attention_fwd_bwd", dt, label, shape, rf["time_us"] + rb["time_us"], fwd_bytes + bwd_bytes,
+                      12.0 * nnd, dt, "sum of the two medians")
+            if not timm_layout:
+                continue
 
             # timm's Attention: qkv (B,N,3C) -> per-head views -> SDPA -> (B,N,C), default backend.
             def timm_attn(qkv):
@@ -395,7 +427,7 @@ def bench_attention(b, bn, chs):
                 return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, N, C)
 
             def make_fwd_timm():
-                qkv = rnd((B, N, 3 * C), dev)
+                qkv = rnd((B, N, 3 * C), dev, dt=dt)
 
                 def f():
                     with torch.no_grad():
@@ -403,15 +435,17 @@ def bench_attention(b, bn, chs):
                 return f
 
             def make_bwd_timm():
-                qkv = rnd((B, N, 3 * C), dev, requires_grad=True)
-                return grad_fn(timm_attn(qkv), (qkv,), rnd((B, N, C), dev))
+                qkv = rnd((B, N, 3 * C), dev, requires_grad=True, dt=dt)
+                return grad_fn(timm_attn(qkv), (qkv,), rnd((B, N, C), dev, dt=dt))
 
-            rf = b.case("attention_fwd", "timm layout", shape, fwd_bytes, 4.0 * 4 * bnc, make_fwd_timm, 4.0 * nnd, "fp32")
-            rb = b.case("attention_bwd", "timm layout", shape, bwd_bytes, 4.0 * 12 * bnc, make_bwd_timm, 8.0 * nnd, "fp32")
-            b.add("attention_fwd_bwd", "timm layout", shape, rf["time_us"] + rb["time_us"], fwd_bytes + bwd_bytes,
-                  12.0 * nnd, "fp32", "sum of the two medians")
-    log("  SDPA backend PyTorch picks for float32 (B,H,N,D) inputs: " +
-        ", ".join(f"{s}: {p}" for s, p in picked.items()))
+            rf = b.case("attention_fwd", dt, "timm layout", shape, fwd_bytes, s * 4.0 * bnc, make_fwd_timm,
+                        4.0 * nnd, dt)
+            rb = b.case("attention_bwd", dt, "timm layout", shape, bwd_bytes, s * 12.0 * bnc, make_bwd_timm,
+                        8.0 * nnd, dt)
+            b.add("attention_fwd_bwd", dt, "timm layout", shape, rf["time_us"] + rb["time_us"],
+                  fwd_bytes + bwd_bytes, 12.0 * nnd, dt, "sum of the two medians")
+    log(f"  SDPA backend PyTorch picks for {dt} (B,H,N,D) inputs: " +
+        ", ".join(f"{s_}: {p}" for (_, s_), p in picked.items()))
     return picked
 
 
@@ -429,8 +463,8 @@ def bench_patchify(b, shapes):
             cols = rnd((B * g * g, ch * P * P), dev)
             return lambda: cols.reshape(B, g, g, ch, P, P).permute(0, 3, 1, 4, 2, 5).reshape(B, ch, HW, HW)
 
-        b.case("patchify", "reshape-permute", shape, 8.0 * n, 8.0 * n, make_fwd)
-        b.case("unpatchify", "reshape-permute", shape, 8.0 * n, 8.0 * n, make_bwd)
+        b.case("patchify", "fp32", "reshape-permute", shape, 8.0 * n, 8.0 * n, make_fwd)
+        b.case("unpatchify", "fp32", "reshape-permute", shape, 8.0 * n, 8.0 * n, make_bwd)
 
 
 def vit_s16_param_shapes():
@@ -462,34 +496,35 @@ def bench_adam(b):
             opt.step()  # creates the state (exp_avg, exp_avg_sq)
             return opt.step
 
-        b.case("adam_step", f"AdamW {variant}", "vit-s16 params", 28.0 * total, 16.0 * total, make)
+        b.case("adam_step", "fp32", f"AdamW {variant}", "vit-s16 params", 28.0 * total, 16.0 * total, make)
 
 
 def bench_gemm(b, bn, cs):
     dev = b.dev
-    for prec in ("fp32", "tf32"):
+    for prec in ("fp32", "tf32", "bf16"):
         set_tf32(prec == "tf32")
+        s = esize(prec)
         for B, N in bn:
             for C in cs:
                 R = B * N
                 tail = f" B={B} N={N} C={C}"
                 for mult, layer in ((3, "qkv"), (4, "fc1")):
                     O = mult * C
-                    nbytes = 4.0 * (R * C + O * C + R * O)
+                    nbytes = s * (R * C + O * C + R * O)
 
                     def make(O=O):
-                        x, w = rnd((R, C), dev), rnd((O, C), dev, -0.05, 0.05)
+                        x, w = rnd((R, C), dev, dt=prec), rnd((O, C), dev, -0.05, 0.05, dt=prec)
                         return lambda: F.linear(x, w)
 
-                    b.case(f"gemm_{prec}", "F.linear", layer + tail, nbytes, nbytes, make, 2.0 * R * O * C, prec)
+                    b.case("gemm", prec, "F.linear", layer + tail, nbytes, nbytes, make, 2.0 * R * O * C, prec)
                 O = 4 * C
-                nbytes = 4.0 * (R * O + R * C + 2 * O * C)
+                nbytes = s * (R * O + R * C + 2 * O * C)
 
                 def make_dw(O=O):
-                    dout, x, dw = rnd((R, O), dev), rnd((R, C), dev), rnd((O, C), dev)
+                    dout, x, dw = rnd((R, O), dev, dt=prec), rnd((R, C), dev, dt=prec), rnd((O, C), dev, dt=prec)
                     return lambda: dw.addmm_(dout.t(), x)
 
-                b.case(f"gemm_{prec}", "addmm_", "fc1.dW" + tail, nbytes, nbytes, make_dw, 2.0 * R * O * C, prec)
+                b.case("gemm", prec, "addmm_", "fc1.dW" + tail, nbytes, nbytes, make_dw, 2.0 * R * O * C, prec)
     set_tf32(False)
 
 
@@ -592,6 +627,7 @@ def param_groups(model, wd=0.05):
 
 def train_step_rate(b, name, batch, mode, prec, use_timm, steps, warmup):
     """img/s of `steps` steps back to back after `warmup`; returns a row dict."""
+    from contextlib import nullcontext
     dev = b.dev
     set_tf32(prec == "tf32")
     p = PRESETS[name]
@@ -605,10 +641,15 @@ def train_step_rate(b, name, batch, mode, prec, use_timm, steps, warmup):
         run = torch.compile(model)
     x = torch.randn(batch, 3, p["img"], p["img"], device=dev)
     labels = torch.randint(0, p["classes"], (batch,), device=dev)
+    # bf16: PyTorch AMP: float32 parameters, gradients and AdamW state; the forward
+    # and the loss under autocast (bf16 GEMMs and attention, float32 LayerNorm,
+    # softmax and loss); no GradScaler (bf16 has float32's range).
+    amp = (lambda: torch.autocast(device_type=dev.type, dtype=torch.bfloat16)) if prec == "bf16" else nullcontext
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(run(x), labels, label_smoothing=0.1)
+        with amp():
+            loss = F.cross_entropy(run(x), labels, label_smoothing=0.1)
         loss.backward()
         opt.step()
         return loss
@@ -649,12 +690,27 @@ def train_step_rate(b, name, batch, mode, prec, use_timm, steps, warmup):
     return row
 
 
-def bench_train(b, args, use_timm):
+def train_runs(args, cuda):
+    """(preset, batch, mode, precision) in the order they run: issue 18's bars first."""
+    if not cuda:  # dry run: one small model is enough for the code path (check_models built all)
+        return [("cifar-tiny", 2, "eager", "fp32"), ("cifar-tiny", 2, "eager", "bf16")]
+    compile_ok = not args.no_compile
+    runs = [(n, bt, "eager", "bf16") for n, bt in TRAIN_CONFIGS]
+    if compile_ok:
+        runs += [(n, bt, "compile", "bf16") for n, bt in TRAIN_CONFIGS]
+    runs += [(n, bt, "eager", p) for p in ("fp32", "tf32") for n, bt in TRAIN_CONFIGS]
+    if args.suite == "full":
+        runs += [("cifar-tiny", 128, "eager", p) for p in ("bf16", "fp32", "tf32")]
+        if compile_ok:
+            for p in ("fp32", "tf32") if args.compile_tf32 else ("fp32",):
+                runs += [(n, bt, "compile", p) for n, bt in TRAIN_CONFIGS]
+    return runs
+
+
+def bench_train(b, args, use_timm, save=lambda trows: None):
+    """The train runs; save(rows) after each, so a run cut by its cap keeps what it measured."""
     rows = []
     steps, warmup = (args.steps, args.warmup) if b.cuda else (1, 1)
-    # Dry run: one small model is enough for the code path (check_models built all three).
-    configs = TRAIN_CONFIGS if b.cuda else [("cifar-tiny", 2)]
-    compile_configs = [] if (args.no_compile or not b.cuda) else COMPILE_CONFIGS
 
     def one(name, batch, mode, prec):
         oom = False
@@ -668,6 +724,7 @@ def bench_train(b, args, use_timm):
             log(f"  {name} batch {batch} {mode} {prec}: error: {msg}")
             rows.append(dict(impl="torch", model=name, batch=batch, precision=prec, mode=mode,
                              img_per_s=math.nan, note="error: " + msg.replace(",", ";")))
+        set_tf32(False)
         if not oom:
             return
         torch.cuda.empty_cache()
@@ -679,22 +736,15 @@ def bench_train(b, args, use_timm):
             rows.append(dict(impl="torch", model=name, batch=batch, precision=prec, mode=mode,
                              img_per_s=math.nan, note="out of memory"))
 
-    for name, batch in configs:
-        for prec in ("fp32", "tf32") if b.cuda else ("fp32",):
-            if time_left(args) < 20:
-                log(f"  {name} batch {batch} eager {prec}: skipped (deadline)")
-                continue
-            one(name, batch, "eager", prec)
-    compile_precs = ("fp32", "tf32") if args.compile_tf32 else ("fp32",)
-    for name, batch in compile_configs:
-        for prec in compile_precs:
-            need = 100 if name == "vit-s16" else 70  # compile + warm-up + steps, seconds, roughly
-            if time_left(args) < need:
-                log(f"  {name} batch {batch} compile {prec}: skipped ({time_left(args):.0f} s left, ~{need} s needed)")
-                rows.append(dict(impl="torch", model=name, batch=batch, precision=prec, mode="compile",
-                                 img_per_s=math.nan, note="skipped: deadline"))
-                continue
-            one(name, batch, "compile", prec)
+    for name, batch, mode, prec in train_runs(args, b.cuda):
+        need = NEED_S.get((mode, name), 20) if b.cuda else 0
+        if time_left(args) < need:
+            log(f"  {name} batch {batch} {mode} {prec}: skipped ({time_left(args):.0f} s left, ~{need} s needed)")
+            rows.append(dict(impl="torch", model=name, batch=batch, precision=prec, mode=mode,
+                             img_per_s=math.nan, note="skipped: deadline"))
+            continue
+        one(name, batch, mode, prec)
+        save(rows)
     return rows
 
 
@@ -716,127 +766,98 @@ def f1(x, digits=1):
     return "" if not math.isfinite(x) else f"{x:.{digits}f}"
 
 
+KCOLS = ["impl", "kernel", "dtype", "variant", "shape", "time_us", "bytes", "gbps", "pct_copy", "gflop", "tflops",
+         "pct_gemm", "sets", "note"]
+TCOLS = ["impl", "model", "batch", "precision", "mode", "img_per_s", "step_ms", "loss_first", "loss_last",
+         "peak_mib", "warmup_s", "note"]
+
+
 def write_csv(path, krows, trows):
-    kcols = ["impl", "kernel", "variant", "shape", "time_us", "bytes", "gbps", "pct_copy", "gflop", "tflops",
-             "pct_gemm", "sets", "note"]
-    tcols = ["impl", "model", "batch", "precision", "mode", "img_per_s", "step_ms", "loss_first", "loss_last",
-             "peak_mib", "warmup_s", "note"]
+    """One file, two sections: rows whose first field is "kernel" (columns KCOLS) and
+    "train" (TCOLS), each after its own "section" header row (bars.py reads it so)."""
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["section"] + kcols)
+        w.writerow(["section"] + KCOLS)
         for r in krows:
-            w.writerow(["kernel"] + [r.get(c, "") for c in kcols])
-        w.writerow(["section"] + tcols)
+            w.writerow(["kernel"] + [r.get(c, "") for c in KCOLS])
+        w.writerow(["section"] + TCOLS)
         for r in trows:
-            w.writerow(["train"] + [r.get(c, "") for c in tcols])
-    log(f"wrote {path}")
-
-
-BAR_KERNELS = ("layer_norm_fwd", "layer_norm_bwd", "gelu_fwd", "gelu_bwd", "softmax_fwd", "softmax_bwd")
+            w.writerow(["train"] + [r.get(c, "") for c in TCOLS])
 
 
 def print_tables(b, krows, trows, ours_k, ours_t, picked, info):
     print()
-    print(f"## PyTorch {torch.__version__} on {info} (TF32 off unless tf32 is named)")
+    print(f"## PyTorch {torch.__version__} on {info}")
     print()
     print(f"- ceilings seen by PyTorch: copy {b.copy_gbps:.0f} GB/s, torch.mm 8192^3 fp32 {b.gemm['fp32']:.1f} / "
-          f"tf32 {b.gemm['tf32']:.1f} TFLOP/s")
-    if picked:
-        print("- SDPA backend PyTorch picks for these float32 inputs: " + ", ".join(sorted(set(picked.values()))) +
-              (" (flash attention has no float32 kernel)" if b.cuda else ""))
-    print("- ratio = their time / our time (train: our img/s / their img/s): > 1 means ours is faster")
+          f"tf32 {b.gemm['tf32']:.1f} / bf16 {b.gemm['bf16']:.1f} TFLOP/s")
+    for dt in ("bf16", "fp32"):
+        got = sorted({p for (d, _), p in picked.items() if d == dt})
+        if got:
+            print(f"- SDPA backend PyTorch picks for {dt} inputs: " + ", ".join(got))
+    print("- ratio = their time / our time (train: our img/s / their img/s): > 1 means ours is faster;"
+          " the bars and their verdicts: summary.md (bars.py)")
 
     theirs = {}
     for r in krows:
-        theirs.setdefault((r["kernel"], r["shape"]), []).append(r)
+        theirs.setdefault((r["kernel"], r["dtype"], r["shape"]), []).append(r)
 
     if ours_k:
         print()
         print("## ours vs PyTorch: kernels (median us)")
         print()
-        print("| kernel | shape | ours us | ours %copy | torch us | torch variant | ratio |")
-        print("|---|---|---:|---:|---:|---|---:|")
+        print("| kernel | dtype | shape | ours us | ours %copy | torch us | torch variant | ratio |")
+        print("|---|---|---|---:|---:|---:|---|---:|")
         for o in ours_k:
-            key = (o["kernel"], o["shape"])
+            key = (o["kernel"], o.get("dtype") or "fp32", o["shape"])
             ours_us = fnum(o["time_us"])
             cands = [t for t in theirs.get(key, []) if math.isfinite(t["time_us"])]
-            if not cands:
+            if not cands or not math.isfinite(ours_us):
                 continue
             if o["kernel"].startswith("attention"):
-                # PyTorch's own choice, the fastest forced backend if another, and timm's layout
+                # PyTorch's own choice, flash, the fastest forced backend if another, timm's layout
                 # (every backend is in torch.csv and torch.log).
                 default = [t for t in cands if t["variant"].startswith("sdpa default")]
+                flash = [t for t in cands if t["variant"] == "sdpa flash"]
                 forced = [t for t in cands if t["variant"].startswith("sdpa ") and t not in default]
                 best = [min(forced, key=lambda t: t["time_us"])] if forced else []
-                if default and best and best[0]["time_us"] >= default[0]["time_us"]:
+                if best and (best[0] in flash or (default and best[0]["time_us"] >= default[0]["time_us"])):
                     best = []
-                cands = default + best + [t for t in cands if t["variant"] == "timm layout"]
+                cands = default + flash + best + [t for t in cands if t["variant"] == "timm layout"]
             for t in cands:
                 ratio = t["time_us"] / ours_us if ours_us > 0 else math.nan
-                print(f"| {o['kernel']} | {o['shape']} | {f1(ours_us)} | {f1(fnum(o['pct_copy']))} | "
+                print(f"| {o['kernel']} | {key[1]} | {o['shape']} | {f1(ours_us)} | {f1(fnum(o['pct_copy']))} | "
                       f"{f1(t['time_us'])} | {t['variant']} | {f1(ratio, 2)} |")
 
     if ours_t or trows:
         print()
-        print("## ours vs PyTorch: training step (img/s)")
+        print("## ours vs PyTorch: training step (img/s; ours: op by op / replayed as a CUDA graph)")
         print()
-        print("| model | batch | precision | ours | torch eager | ratio | torch compile | ratio | torch peak MiB | ours peak MiB |")
-        print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("| model | batch | precision | ours | ours graph | torch eager | ratio | torch compile | ratio | "
+              "torch eager peak MiB | ours peak MiB |")
+        print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         keys = []
         for r in list(ours_t) + list(trows):
             k = (r["model"], int(r["batch"]), r["precision"])
-            if k not in keys and r["precision"] in ("fp32", "tf32"):
+            if k not in keys and r["precision"] in ("fp32", "tf32", "bf16"):
                 keys.append(k)
+
+        def ours(k, prec):
+            return next((r for r in ours_t if (r["model"], int(r["batch"]), r["precision"]) == k[:2] + (prec,)), None)
+
         for k in keys:
-            o = next((r for r in ours_t if (r["model"], int(r["batch"]), r["precision"]) == k), None)
+            o, og = ours(k, k[2]), ours(k, k[2] + "-graph")
             e = next((r for r in trows if (r["model"], r["batch"], r["precision"], r["mode"]) == k + ("eager",)), None)
             c = next((r for r in trows if (r["model"], r["batch"], r["precision"], r["mode"]) == k + ("compile",)), None)
-            ov = fnum(o["img_per_s"]) if o else math.nan
+            ov = max(fnum(o["img_per_s"]) if o else math.nan, fnum(og["img_per_s"]) if og else math.nan,
+                     key=lambda v: v if math.isfinite(v) else -1)
             ev = fnum(e["img_per_s"]) if e else math.nan
             cv = fnum(c["img_per_s"]) if c else math.nan
-            print(f"| {k[0]} | {k[1]} | {k[2]} | {f1(ov)} | {f1(ev)} | {f1(ov / ev, 2) if ev else ''} | {f1(cv)} | "
-                  f"{f1(ov / cv, 2) if cv else ''} | {f1(fnum(e.get('peak_mib')) if e else math.nan, 0)} | "
-                  f"{f1(fnum(o['peak_mib']) if o else math.nan, 0)} |")
-
-    if not (ours_k or ours_t):
-        return
-    print()
-    print("## the issue's bars")
-    print()
-    lines = []
-    bar_rows = [o for o in ours_k if o["kernel"] in BAR_KERNELS]
-    if bar_rows:
-        fails = [o for o in bar_rows if not fnum(o["pct_copy"]) >= 80.0]
-        worst = min(bar_rows, key=lambda o: fnum(o["pct_copy"]) if math.isfinite(fnum(o["pct_copy"])) else -1)
-        lines.append(f"| LayerNorm/GELU/softmax fwd+bwd >= 80% of copy | {len(bar_rows) - len(fails)}/{len(bar_rows)} "
-                     f"rows pass | lowest: {worst['kernel']} {worst['shape']} {f1(fnum(worst['pct_copy']))}% |")
-        for o in fails:
-            lines.append(f"| - below: {o['kernel']} | {o['shape']} | {f1(fnum(o['pct_copy']))}% of copy |")
-    for o in (o for o in ours_k if o["kernel"] == "attention_fwd_bwd"):
-        cands = [t for t in theirs.get((o["kernel"], o["shape"]), []) if math.isfinite(t["time_us"])]
-        if not cands:
-            continue
-        default = next((t for t in cands if t["variant"].startswith("sdpa default")), None)
-        best = min((t for t in cands if t["variant"].startswith("sdpa")), key=lambda t: t["time_us"], default=None)
-        ours_us = fnum(o["time_us"])
-        for label, t in (("default", default), ("fastest backend", best)):
-            if t is None:
-                continue
-            ok = ours_us < t["time_us"]
-            lines.append(f"| attention fwd+bwd faster than SDPA ({label}) | {o['shape']} | "
-                         f"{'PASS' if ok else 'FAIL'}: ours {f1(ours_us)} us vs {f1(t['time_us'])} us "
-                         f"({t['variant']}), ratio {f1(t['time_us'] / ours_us, 2)} |")
-    for o in ours_t:
-        e = next((r for r in trows if r["model"] == o["model"] and r["batch"] == int(o["batch"])
-                  and r["precision"] == o["precision"] and r["mode"] == "eager"), None)
-        if e is None or not math.isfinite(fnum(e["img_per_s"])):
-            continue
-        ov, ev = fnum(o["img_per_s"]), fnum(e["img_per_s"])
-        lines.append(f"| train step >= PyTorch eager | {o['model']} batch {o['batch']} {o['precision']} | "
-                     f"{'PASS' if ov >= ev else 'FAIL'}: {f1(ov)} vs {f1(ev)} img/s, ratio {f1(ov / ev, 2)} |")
-    print("| bar | case | result |")
-    print("|---|---|---|")
-    print("\n".join(lines))
+            peaks = [fnum(r["peak_mib"]) for r in (o, og) if r]
+            op = max(peaks) if peaks else math.nan
+            print(f"| {k[0]} | {k[1]} | {k[2]} | {f1(fnum(o['img_per_s']) if o else math.nan)} | "
+                  f"{f1(fnum(og['img_per_s']) if og else math.nan)} | {f1(ev)} | {f1(ov / ev, 2)} | {f1(cv)} | "
+                  f"{f1(ov / cv, 2)} | {f1(fnum(e.get('peak_mib')) if e else math.nan, 0)} | {f1(op, 0)} |")
     sys.stdout.flush()
 
 
@@ -871,26 +892,33 @@ def fake_ours(tmp, krows, trows):
     kp, tp = os.path.join(tmp, "kernels.csv"), os.path.join(tmp, "train.csv")
     with open(kp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["kernel", "shape", "time_us", "bytes", "gbps", "pct_copy", "gflop", "tflops", "pct_gemm", "sets", "note"])
+        w.writerow(["kernel", "dtype", "shape", "time_us", "bytes", "gbps", "pct_copy", "gflop", "tflops", "pct_gemm",
+                    "sets", "note"])
         seen = set()
         for r in krows:
-            if (r["kernel"], r["shape"]) in seen or not math.isfinite(r["time_us"]):
+            key = (r["kernel"], r["dtype"], r["shape"])
+            if key in seen or not math.isfinite(r["time_us"]):
                 continue
-            seen.add((r["kernel"], r["shape"]))
-            w.writerow([r["kernel"], r["shape"], 0.9 * r["time_us"], r["bytes"], "", 85.0, "", "", "", 1, ""])
+            seen.add(key)
+            w.writerow([r["kernel"], r["dtype"], r["shape"], 0.9 * r["time_us"], r["bytes"], "", 85.0, "", "", "",
+                        1, ""])
     with open(tp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["model", "batch", "precision", "img_per_s", "step_ms", "loss_first", "loss_last", "peak_mib",
                     "gflop_per_step", "tflops", "mallocs_per_step", "note"])
         for r in trows:
-            if r["mode"] == "eager":
-                w.writerow([r["model"], r["batch"], r["precision"], 1.1 * r["img_per_s"], 1, 2.3, 2.2, 100, 1, 1, 0, ""])
+            if r["mode"] == "eager" and math.isfinite(fnum(r["img_per_s"])):
+                for suffix, f_ in (("", 1.1), ("-graph", 1.2)):
+                    w.writerow([r["model"], r["batch"], r["precision"] + suffix, f_ * r["img_per_s"], 1, 2.3, 2.2,
+                                100, 1, 1, 0, ""])
     return kp, tp
 
 
 # ---- main ---------------------------------------------------------------------------------------------------
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--suite", choices=("bars", "full"), default="full",
+                    help="bars: what issue 18's bars compare with (run_all.sh); full: also the issue-14 kernels")
     ap.add_argument("--ours-kernels", help="CSV written by bench_cuda_kernels")
     ap.add_argument("--ours-train", help="CSV written by bench_cuda_train_step --csv")
     ap.add_argument("--csv", help="write PyTorch's rows here")
@@ -899,7 +927,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--deadline-s", type=float, default=0, help="skip what would end after this many seconds")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile train steps")
-    ap.add_argument("--compile-tf32", action="store_true", help="also compile with TF32 on")
+    ap.add_argument("--compile-tf32", action="store_true", help="full suite: also compile fp32 steps with TF32 on")
     ap.add_argument("--skip-kernels", action="store_true")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--no-timm", action="store_true", help="use the local ViT even if timm is there")
@@ -913,7 +941,7 @@ def main():
     use_timm = have_timm() and not args.no_timm
     b = Bench(args)
     info = torch.cuda.get_device_name(0) if b.cuda else "CPU (dry run: timings meaningless)"
-    log(f"torch_side_by_side: torch {torch.__version__} on {info}; timm "
+    log(f"torch_side_by_side: torch {torch.__version__} on {info}; suite {args.suite}; timm "
         f"{'available' if use_timm else 'NOT used: local ViT with timm layout'}; L2 {b.l2 / 2**20:.0f} MiB; "
         f"median of {b.runs} runs")
     torch.manual_seed(0)
@@ -922,33 +950,58 @@ def main():
     log(f"(+{time.monotonic() - T_START:.0f} s)")
     if args.dry_run:
         bn, cs, chs, hs, bks, patch = [(2, 5)], [8], [(8, 2)], [2], [(4, 10)], [(2, 3, 8, 4)]
+        chs_fp32 = chs
         log("models:")
         check_models(use_timm)
     else:
         bn, cs, chs, hs, bks, patch = BN, CS, ATTN_CH, SOFTMAX_H, CE_BK, PATCH
+        chs_fp32 = ATTN_CH_FP32
+
+    trows = []
+
+    def save(rows=None):
+        """torch.csv rewritten as rows come in: a run stopped by its cap keeps what it measured."""
+        if args.csv:
+            write_csv(args.csv, b.rows, trows if rows is None else rows)
+
+    def kernels(fns):
+        for what, fn in fns:
+            if time_left(args) < 30:
+                log(f"  kernels: {what} and after skipped (deadline)")
+                return
+            fn()
+            save()
 
     picked = {}
     log("ceilings:")
     bench_ceilings(b)
     if not args.skip_kernels:
-        log("kernels:")
-        for fn in (lambda: bench_layer_norm(b, bn, cs), lambda: bench_gelu(b, bn, cs),
-                   lambda: bench_softmax(b, bn, cs, hs), lambda: bench_cross_entropy(b, bks),
-                   lambda: picked.update(bench_attention(b, bn, chs) or {}), lambda: bench_patchify(b, patch),
-                   lambda: bench_adam(b), lambda: bench_gemm(b, bn, cs)):
-            if time_left(args) < 30:
-                log("  kernels: stopped early (deadline)")
-                break
-            fn()
-    trows = []
+        log("kernels (bars):")
+        kernels([("attention bf16", lambda: picked.update(bench_attention(b, bn, chs, "bf16") or {}))])
     log(f"(+{time.monotonic() - T_START:.0f} s)")
     if not args.skip_train:
         log("train steps:")
-        trows = bench_train(b, args, use_timm)
+        trows = bench_train(b, args, use_timm, save)
+    log(f"(+{time.monotonic() - T_START:.0f} s)")
+    if not args.skip_kernels:
+        log("kernels (reference):")
+        fns = [("layer_norm bf16", lambda: bench_layer_norm(b, bn, cs, "bf16")),
+               ("gelu bf16", lambda: bench_gelu(b, bn, cs, "bf16")),
+               ("softmax bf16", lambda: bench_softmax(b, bn, cs, hs, "bf16"))]
+        if args.suite == "full":
+            fns += [("layer_norm fp32", lambda: bench_layer_norm(b, bn, cs, "fp32")),
+                    ("gelu fp32", lambda: bench_gelu(b, bn, cs, "fp32")),
+                    ("softmax fp32", lambda: bench_softmax(b, bn, cs, hs, "fp32")),
+                    ("cross_entropy", lambda: bench_cross_entropy(b, bks)),
+                    ("attention fp32", lambda: picked.update(bench_attention(b, bn, chs_fp32, "fp32", True) or {})),
+                    ("patchify", lambda: bench_patchify(b, patch)), ("adam", lambda: bench_adam(b)),
+                    ("gemm", lambda: bench_gemm(b, bn, cs))]
+        kernels(fns)
 
     log(f"(+{time.monotonic() - T_START:.0f} s)")
     if args.csv:
         write_csv(args.csv, b.rows, trows)
+        log(f"wrote {args.csv}")
     ours_k = read_csv(args.ours_kernels) if args.ours_kernels and os.path.exists(args.ours_kernels) else []
     ours_t = read_csv(args.ours_train) if args.ours_train and os.path.exists(args.ours_train) else []
     if args.dry_run and not (ours_k or ours_t):
