@@ -36,25 +36,7 @@ using vit::test::random_vector;
 
 const bf16 kNaN = bf16::from_bits(0x7fc0);
 
-/// ||got - ref|| / ||ref|| < bar; any NaN or Inf in got fails.
-void require_rel_l2(const std::vector<double>& got, const std::vector<double>& ref, const std::string& what,
-                    double bar = 1e-2) {
-  INFO(what);
-  REQUIRE(got.size() == ref.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (!std::isfinite(got[i])) {
-      std::ostringstream os;
-      os << what << ": element " << i << " of " << got.size() << " is " << got[i];
-      FAIL(os.str());
-    }
-    num += (got[i] - ref[i]) * (got[i] - ref[i]);
-    den += ref[i] * ref[i];
-  }
-  const double rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-  INFO("relative L2 error " << rel);
-  REQUIRE(rel < bar);
-}
+using vit::test::require_relative_l2;
 
 /// n + offset elements of T, NaN-poisoned; the kernels see them from `offset` on.
 template <class T>
@@ -141,7 +123,7 @@ TEST_CASE("emu bf16 flat maps: one rounding of the float result, every tail", "[
             run_binary(da.get(), db.get(), out.get(), n, max_blocks, op);
           else
             run_unary(da.get(), out.get(), n, max_blocks, op);
-          require_rel_l2(out.values(), ref, what);
+          require_relative_l2(out.values(), ref, what);
           CHECK(out.head_untouched());
           for (int64_t i = 0; i < n; ++i) REQUIRE(out.get()[i].bits == bf16(exact(i)).bits);
         };
@@ -163,13 +145,13 @@ TEST_CASE("emu bf16 flat maps: one rounding of the float result, every tail", "[
             run_unary(da.get(), out.get(), n, max_blocks, k::GeluForwardOp<false>{});
             run_binary(da.get(), db.get(), dx.get(), n, max_blocks, k::GeluBackwardOp<false>{});
           }
-          require_rel_l2(out.values(), f, t ? "gelu tanh" : "gelu");
-          require_rel_l2(dx.values(), gr, t ? "gelu tanh backward" : "gelu backward");
+          require_relative_l2(out.values(), f, t ? "gelu tanh" : "gelu");
+          require_relative_l2(dx.values(), gr, t ? "gelu tanh backward" : "gelu backward");
           for (int64_t i = 0; i < n; ++i) REQUIRE(out.get()[i].bits == bf16(k::gelu_value(float(a[i]), t)).bits);
         }
         // in place: a + b into a
         run_binary(da.get(), db.get(), da.get(), n, max_blocks, k::EwAdd{});
-        require_rel_l2(da.values(), sum, "add in place");
+        require_relative_l2(da.values(), sum, "add in place");
 
         Buf<bf16> filled(n, off);
         const auto g = k::map_launch<bf16>(n, max_blocks);
@@ -204,7 +186,7 @@ TEST_CASE("emu bf16 row-broadcast bias add and fused bias+GELU forward", "[cuda-
                               dx.get(), dbias.get(), out.get(), R, C, k::GeluForwardOp<false>{});
             std::vector<double> ref(R * C);
             for (int64_t i = 0; i < R * C; ++i) ref[i] = gelu_ref(double(float(x[i])) + float(b[i % C]), t);
-            require_rel_l2(out.values(), ref, "bias_gelu forward");
+            require_relative_l2(out.values(), ref, "bias_gelu forward");
             CHECK(out.head_untouched());
           }
         }
@@ -256,11 +238,11 @@ void bias_gelu_backward_case(int64_t R, int64_t C, size_t off, uint64_t seed) {
                    k::ew_aligned16(bb.get()) && k::ew_aligned16(bdx.get());
   if (vec) run_bias_gelu_backward<T, TA, V, kTanh>(bd.get(), bx.get(), bb.get(), bdx.get(), dbias.data(), R, C);
   else run_bias_gelu_backward<T, TA, 1, kTanh>(bd.get(), bx.get(), bb.get(), bdx.get(), dbias.data(), R, C);
-  require_rel_l2(bdx.values(), ref_dx, vec ? "bias_gelu dx (vector path)" : "bias_gelu dx (scalar path)");
+  require_relative_l2(bdx.values(), ref_dx, vec ? "bias_gelu dx (vector path)" : "bias_gelu dx (scalar path)");
   CHECK(bdx.head_untouched());
   std::vector<double> got_db;
   for (TA v : dbias) got_db.push_back(float(v));
-  require_rel_l2(got_db, ref_db, "bias_gelu dbias");
+  require_relative_l2(got_db, ref_db, "bias_gelu dbias");
 }
 
 }  // namespace
@@ -312,7 +294,7 @@ TEST_CASE("emu bf16 column sums and total sum accumulate in float", "[cuda-emu][
           run(accb.data());
           got = widen(accb);
         }
-        require_rel_l2(got, ref, float_acc ? "column sums into float" : "column sums into bf16");
+        require_relative_l2(got, ref, float_acc ? "column sums into float" : "column sums into bf16");
       }
       // total sum, two stages when there are several blocks
       const int64_t n = R * C;
@@ -328,7 +310,7 @@ TEST_CASE("emu bf16 column sums and total sum accumulate in float", "[cuda-emu][
         vit_emu::launch(dim3(1), s.block, 0, k::sum_all_partial_kernel_t<float, bf16>,
                         static_cast<const float*>(part.data()), static_cast<int64_t>(s.grid.x), &out);
       }
-      require_rel_l2({double(float(out))}, {total}, "sum_all");
+      require_relative_l2({double(float(out))}, {total}, "sum_all");
     }
 }
 
@@ -355,9 +337,9 @@ TEST_CASE("emu bf16 strided kernels: broadcast, copy, reduce, permute", "[cuda-e
     Buf<bf16> out(n, 0), copied(n, 0), plain(n, 0);
     vit_emu::launch(g.grid, g.block, g.smem, k::strided_binary_kernel<k::EwMul, bf16>, a.data(), b.data(), out.get(),
                     c, n, k::EwMul{});
-    require_rel_l2(out.values(), ref, "broadcast mul");
+    require_relative_l2(out.values(), ref, "broadcast mul");
     vit_emu::launch(g.grid, g.block, g.smem, k::strided_copy_kernel_t<bf16, true>, a.data(), copied.get(), c, n, 0.5f);
-    require_rel_l2(copied.values(), cref, "broadcast copy, scaled");
+    require_relative_l2(copied.values(), cref, "broadcast copy, scaled");
     vit_emu::launch(g.grid, g.block, g.smem, k::strided_copy_kernel_t<bf16, false>, a.data(), plain.get(), c, n, 1.f);
     for (int64_t i = 0; i < n; ++i) REQUIRE(plain.get()[i].bits == a[(i / (65 * 7)) * 7 + i % 7].bits);
   }
@@ -371,7 +353,7 @@ TEST_CASE("emu bf16 strided kernels: broadcast, copy, reduce, permute", "[cuda-e
                   p.n_reduced, 0.25f);
   std::vector<double> rref(65, 0.0);
   for (int64_t i = 0; i < n; ++i) rref[(i / 7) % 65] += 0.25 * float(x[i]);
-  require_rel_l2(red.values(), rref, "reduce_sum");
+  require_relative_l2(red.values(), rref, "reduce_sum");
   // permute (3,65,7) -> (7,3,65): exact
   const int perm[3] = {2, 0, 1};
   vit::cuda::StridedLayout pl;
@@ -429,7 +411,7 @@ TEST_CASE("emu bf16 dropout: float masks applied with one rounding", "[cuda-emu]
           ref[i] = double(float(x[i])) * mask[i / inner];
           REQUIRE(out.get()[i].bits == bf16(float(x[i]) * mask[i / inner]).bits);
         }
-        if (n > 8) require_rel_l2(out.values(), ref, "dropout");
+        if (n > 8) require_relative_l2(out.values(), ref, "dropout");
         CHECK(out.head_untouched());
       }
 }

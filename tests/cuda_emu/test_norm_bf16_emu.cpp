@@ -34,30 +34,7 @@ using vit::test::random_vector;
 template <class T>
 constexpr double kBar = std::is_same_v<T, bf16> ? 1e-2 : 1e-5;
 
-/// ‖got − ref‖₂ / ‖ref‖₂ < bar, every value finite (an unwritten, poisoned element
-/// fails); a zero reference needs an exact zero.
-void require_rel_l2(const std::vector<double>& got, const std::vector<double>& ref,
-                    const std::string& what, double bar) {
-  INFO(what);
-  REQUIRE(got.size() == ref.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (!std::isfinite(got[i])) {
-      std::ostringstream os;
-      os << what << ": element " << i << " of " << got.size() << " is " << got[i];
-      FAIL(os.str());
-    }
-    num += (got[i] - ref[i]) * (got[i] - ref[i]);
-    den += ref[i] * ref[i];
-  }
-  if (den == 0) {
-    CHECK(num == 0);
-    return;
-  }
-  const double rel = std::sqrt(num / den);
-  INFO("relative L2 error " << rel << " (bar " << bar << ")");
-  CHECK(rel < bar);
-}
+using vit::test::require_relative_l2;
 
 /// Storage vectors: values rounded to T, NaN poison, widening for references.
 template <class T>
@@ -122,9 +99,9 @@ void check_layer_norm_forward(int64_t R, int64_t C, size_t offset, bool in_place
   std::vector<double> out_ref(n), mean_ref(R), rstd_ref(R);
   vit::ops::layer_norm_forward<double>(xd.data(), wd.data(), bd.data(), out_ref.data(),
                                        mean_ref.data(), rstd_ref.data(), R, C, eps);
-  require_rel_l2(wide(out, offset), out_ref, "out", kBar<T>);
-  require_rel_l2({mean.begin(), mean.end()}, mean_ref, "mean (float)", 1e-5);
-  require_rel_l2({rstd.begin(), rstd.end()}, rstd_ref, "rstd (float)", 1e-5);
+  require_relative_l2(wide(out, offset), out_ref, "out", kBar<T>);
+  require_relative_l2({mean.begin(), mean.end()}, mean_ref, "mean (float)", 1e-5);
+  require_relative_l2({rstd.begin(), rstd.end()}, rstd_ref, "rstd (float)", 1e-5);
   if (!in_place)
     for (size_t i = 0; i < offset; ++i) CHECK(is_nan_value(static_cast<float>(out[i])));
 }
@@ -184,15 +161,15 @@ void check_layer_norm_backward(int64_t R, int64_t C, LnGrads grads, size_t offse
                                         rstd_r.data(), dx_ref.data(), dw_ref.data(), db_ref.data(),
                                         R, C);
   if (want_dx)
-    require_rel_l2(wide(dx, offset), dx_ref, "dx", kBar<T>);
+    require_relative_l2(wide(dx, offset), dx_ref, "dx", kBar<T>);
   else
     CHECK(is_nan_value(static_cast<float>(dx[offset])));  // dx == nullptr: nothing written
   if (want_dw)
-    require_rel_l2(wide(dw), dw_ref, "dweight (accumulated)", kBar<T>);
+    require_relative_l2(wide(dw), dw_ref, "dweight (accumulated)", kBar<T>);
   else
     CHECK(wide(dw) == wide(dw_init));  // dweight == nullptr: untouched
   if (want_db)
-    require_rel_l2(wide(db), db_ref, "dbias (accumulated)", kBar<T>);
+    require_relative_l2(wide(db), db_ref, "dbias (accumulated)", kBar<T>);
   else
     CHECK(wide(db) == wide(db_init));
   for (size_t i = 0; i < offset; ++i) CHECK(is_nan_value(static_cast<float>(dx[i])));
@@ -217,7 +194,7 @@ void check_softmax(int64_t R, int64_t n, size_t offset, bool in_place, uint64_t 
   auto f = k::softmax_forward_geometry<T>(R, n, all_aligned16(xp, out.data() + offset));
   if (grid_override) f.grid = dim3(grid_override);
   vit_emu::launch(f.grid, f.block, f.smem, f.kernel, xp, out.data() + offset, R, n);
-  require_rel_l2(wide(out, offset), y_ref, "y", kBar<T>);
+  require_relative_l2(wide(out, offset), y_ref, "y", kBar<T>);
 
   // Backward from the saved output as the forward stores it (y rounded to T).
   std::vector<T> y(offset, T(0.f));
@@ -232,7 +209,7 @@ void check_softmax(int64_t R, int64_t n, size_t offset, bool in_place, uint64_t 
   if (grid_override) g.grid = dim3(grid_override);
   vit_emu::launch(g.grid, g.block, g.smem, g.kernel, static_cast<const T*>(y.data() + offset), dyp,
                   dx.data() + offset, R, n);
-  require_rel_l2(wide(dx, offset), dx_ref, "dx", kBar<T>);
+  require_relative_l2(wide(dx, offset), dx_ref, "dx", kBar<T>);
 }
 
 // ---- cross-entropy ----------------------------------------------------------------------
@@ -281,8 +258,8 @@ void check_cross_entropy(int64_t B, int64_t K, Target kind, double eps, uint64_t
                   probs.data(), row_loss.data(), B, K);
   vit_emu::launch(f.mean_grid, f.mean_block, 0, f.mean_kernel,
                   static_cast<const float*>(row_loss.data()), loss.data(), B);
-  require_rel_l2(wide(probs), probs_ref, "probs", kBar<T>);
-  require_rel_l2(wide(loss), {loss_ref}, "loss", kBar<T>);
+  require_relative_l2(wide(probs), probs_ref, "probs", kBar<T>);
+  require_relative_l2(wide(loss), {loss_ref}, "loss", kBar<T>);
 
   // Backward from the probs the forward saved (rounded to T) and dloss in T.
   const std::vector<T> dloss = {T(0.37f)};
@@ -296,7 +273,7 @@ void check_cross_entropy(int64_t B, int64_t K, Target kind, double eps, uint64_t
   std::vector<double> dlogits_ref(n);
   vit::ops::cross_entropy_backward<double>(static_cast<float>(dloss[0]), pd.data(), q.data(),
                                            dlogits_ref.data(), B, K);
-  require_rel_l2(wide(dlogits), dlogits_ref, "dlogits", kBar<T>);
+  require_relative_l2(wide(dlogits), dlogits_ref, "dlogits", kBar<T>);
 }
 
 const int64_t kRows[] = {1, 3, 33};

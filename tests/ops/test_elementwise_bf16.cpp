@@ -15,6 +15,7 @@
 
 #include "vit/ops/cast.hpp"
 #include "vit/vit.hpp"
+#include "support/vector_check.hpp"
 
 namespace {
 
@@ -24,27 +25,8 @@ using vit::TensorBF16;
 using vit::TensorD;
 using vit::TensorF;
 
-constexpr double kBar = 1e-2;
 
-/// ||got - ref|| / ||ref|| < bar; a non-finite element in got fails outright.
-void require_rel_l2(const std::vector<double>& got, const std::vector<double>& ref, const std::string& what,
-                    double bar = kBar) {
-  INFO(what);
-  REQUIRE(got.size() == ref.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (!std::isfinite(got[i])) {
-      std::ostringstream os;
-      os << what << ": element " << i << " of " << got.size() << " is " << got[i];
-      FAIL(os.str());
-    }
-    num += (got[i] - ref[i]) * (got[i] - ref[i]);
-    den += ref[i] * ref[i];
-  }
-  const double rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-  INFO("relative L2 error " << rel);
-  CHECK(rel < bar);
-}
+using vit::test::require_relative_l2;
 
 std::vector<double> values(const TensorBF16& t) {
   std::vector<double> r;
@@ -83,14 +65,14 @@ void check_op(const std::vector<Shape>& shapes, F&& f, const std::string& what, 
   TensorBF16 ob = f(xb);
   TensorD od = f(xd);
   REQUIRE(ob.shape() == od.shape());
-  require_rel_l2(values(ob), values(od), what + ": forward");
+  require_relative_l2(values(ob), values(od), what + ": forward");
   if (!backward) return;
   Pair g = random_pair(od.shape(), seed * 100 + 99);
   ob.backward(g.b);
   od.backward(g.d);
   for (size_t k = 0; k < shapes.size(); ++k) {
     REQUIRE(xb[k].grad().defined());
-    require_rel_l2(values(xb[k].grad()), values(xd[k].grad()),
+    require_relative_l2(values(xb[k].grad()), values(xd[k].grad()),
                    what + ": gradient of input " + std::to_string(k));
   }
 }
@@ -175,13 +157,13 @@ TEST_CASE("bias_gelu matches gelu of the bias add, in bf16 against float64", "[b
       TensorBF16 ob = vit::bias_gelu(x.b, bias.b, approx);
       TensorD od = vit::gelu(vit::add(x.d, bias.d), approx);
       TensorD od2 = vit::bias_gelu(x.d, bias.d, approx);
-      require_rel_l2(values(ob), values(od), "bias_gelu forward");
-      require_rel_l2(values(od2), values(od), "bias_gelu forward, float64", 1e-12);
+      require_relative_l2(values(ob), values(od), "bias_gelu forward");
+      require_relative_l2(values(od2), values(od), "bias_gelu forward, float64", 1e-12);
       Pair g = random_pair(s, 52);
       ob.backward(g.b);
       od.backward(g.d);
-      require_rel_l2(values(x.b.grad()), values(x.d.grad()), "bias_gelu dx");
-      require_rel_l2(values(bias.b.grad()), values(bias.d.grad()), "bias_gelu dbias");
+      require_relative_l2(values(x.b.grad()), values(x.d.grad()), "bias_gelu dx");
+      require_relative_l2(values(bias.b.grad()), values(bias.d.grad()), "bias_gelu dbias");
     }
   }
 }
@@ -209,7 +191,7 @@ TEST_CASE("bias_gelu accumulates the bias gradient", "[bf16][ops][gelu]") {
   vit::bias_gelu(x.b, bias.b).backward(TensorBF16::ones({9, 5}));
   vit::bias_gelu(x.d, bias.d).backward(TensorD::ones({9, 5}));
   vit::bias_gelu(x.d, bias.d).backward(TensorD::ones({9, 5}));
-  require_rel_l2(values(bias.b.grad()), values(bias.d.grad()), "two backwards add up");
+  require_relative_l2(values(bias.b.grad()), values(bias.d.grad()), "two backwards add up");
 }
 
 TEST_CASE("bf16 patchify and unpatchify move elements exactly", "[bf16][ops][patch_embed]") {
@@ -257,7 +239,7 @@ TEST_CASE("bf16 gradients of a tensor used twice add up", "[bf16][autograd]") {
   auto f = [](const auto& t) { return vit::sum(vit::add(vit::mul(t, t), vit::tanh(t))); };
   f(x.b).backward();
   f(x.d).backward();
-  require_rel_l2(values(x.b.grad()), values(x.d.grad()), "x·x + tanh(x)");
+  require_relative_l2(values(x.b.grad()), values(x.d.grad()), "x·x + tanh(x)");
 
   // The raw gradient add: float math, one rounding.
   const auto a = random_pair({1027}, 101).b.to_vector(), b = random_pair({1027}, 102).b.to_vector();
@@ -279,7 +261,7 @@ TEST_CASE("bf16 column sums sum in float and round once", "[bf16][ops]") {
       for (int64_t c = 0; c < C; ++c) ref[c] += xv[r * C + c];
     std::vector<double> got;
     for (bf16 v : accb) got.push_back(float(v));
-    require_rel_l2(got, ref, "column sums, R " + std::to_string(R));
+    require_relative_l2(got, ref, "column sums, R " + std::to_string(R));
   }
 }
 

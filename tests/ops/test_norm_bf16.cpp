@@ -11,36 +11,14 @@
 #include <vector>
 #include <vit/vit.hpp>
 
+#include "support/vector_check.hpp"
+
 using namespace vit;
 
 namespace {
 
-constexpr double kBar = 1e-2;
 
-/// ‖got − ref‖₂ / ‖ref‖₂ < bar, every value finite (NaN never passes); a zero
-/// reference needs an exact zero.
-void require_rel_l2(const std::vector<double>& got, const std::vector<double>& ref,
-                    const std::string& what, double bar = kBar) {
-  INFO(what);
-  REQUIRE(got.size() == ref.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (!std::isfinite(got[i])) {
-      std::ostringstream os;
-      os << what << ": element " << i << " of " << got.size() << " is " << got[i];
-      FAIL(os.str());
-    }
-    num += (got[i] - ref[i]) * (got[i] - ref[i]);
-    den += ref[i] * ref[i];
-  }
-  if (den == 0) {
-    CHECK(num == 0);
-    return;
-  }
-  const double rel = std::sqrt(num / den);
-  INFO("relative L2 error " << rel);
-  CHECK(rel < bar);
-}
+using vit::test::require_relative_l2;
 
 std::vector<double> values(const TensorBF16& t) {
   std::vector<double> v(static_cast<size_t>(t.numel()));
@@ -87,15 +65,15 @@ void check_layer_norm(const Shape& shape, uint64_t seed) {
   for (int pass = 1; pass <= 2; ++pass) {
     TensorBF16 out = layer_norm(x, w, b, eps);
     static_assert(std::is_same_v<decltype(out), TensorBF16>);
-    require_rel_l2(values(out), out_ref, "out");
+    require_relative_l2(values(out), out_ref, "out");
     out.backward(g);
     auto scaled = [pass](std::vector<double> v) {
       for (double& e : v) e *= pass;
       return v;
     };
-    require_rel_l2(values(x.grad()), scaled(dx_ref), "dx, pass " + std::to_string(pass));
-    require_rel_l2(values(w.grad()), scaled(dw_ref), "dweight, pass " + std::to_string(pass));
-    require_rel_l2(values(b.grad()), scaled(db_ref), "dbias, pass " + std::to_string(pass));
+    require_relative_l2(values(x.grad()), scaled(dx_ref), "dx, pass " + std::to_string(pass));
+    require_relative_l2(values(w.grad()), scaled(dw_ref), "dweight, pass " + std::to_string(pass));
+    require_relative_l2(values(b.grad()), scaled(db_ref), "dbias, pass " + std::to_string(pass));
   }
 
   // The raw op: mean/rstd saved in float (to float accuracy, not bf16), dw without db
@@ -104,15 +82,15 @@ void check_layer_norm(const Shape& shape, uint64_t seed) {
   TensorBF16 out = TensorBF16::empty(shape);
   ops::layer_norm_forward(Device::CPU, x.data(), w.data(), b.data(), out.data(), mean.data(),
                           rstd.data(), R, C, static_cast<float>(eps));
-  require_rel_l2({mean.begin(), mean.end()}, mean_ref, "mean (float)", 1e-5);
-  require_rel_l2({rstd.begin(), rstd.end()}, rstd_ref, "rstd (float)", 1e-5);
+  require_relative_l2({mean.begin(), mean.end()}, mean_ref, "mean (float)", 1e-5);
+  require_relative_l2({rstd.begin(), rstd.end()}, rstd_ref, "rstd (float)", 1e-5);
   TensorBF16 dw = random_bf16({C}, seed + 4);
   std::vector<double> dw_acc = values(dw);
   for (int64_t c = 0; c < C; ++c) dw_acc[c] += dw_ref[c];
   ops::layer_norm_backward(Device::CPU, g.data(), x.data(), w.data(), mean.data(), rstd.data(),
                            static_cast<bf16*>(nullptr), dw.data(), static_cast<bf16*>(nullptr), R,
                            C);
-  require_rel_l2(values(dw), dw_acc, "dweight accumulated onto a non-zero gradient");
+  require_relative_l2(values(dw), dw_acc, "dweight accumulated onto a non-zero gradient");
 }
 
 // ---- softmax ------------------------------------------------------------------------------
@@ -128,12 +106,12 @@ void check_softmax(const Shape& shape, uint64_t seed) {
   const TensorD xd = as_double(x), gd = as_double(g);
   std::vector<double> y_ref(R * n), dx_ref(R * n);
   ops::softmax_forward<double>(xd.data(), y_ref.data(), R, n);
-  require_rel_l2(values(y), y_ref, "y");
+  require_relative_l2(values(y), y_ref, "y");
   y.backward(g);
   // The reference backward takes the bf16 y the op saved (its input), widened.
   const std::vector<double> ys = values(y);
   ops::softmax_backward<double>(ys.data(), gd.data(), dx_ref.data(), R, n);
-  require_rel_l2(values(x.grad()), dx_ref, "dx");
+  require_relative_l2(values(x.grad()), dx_ref, "dx");
 }
 
 // ---- cross-entropy ------------------------------------------------------------------------
@@ -180,13 +158,13 @@ void check_cross_entropy(int64_t B, int64_t K, Target kind, double eps, uint64_t
   const TensorD zd = as_double(z);
   std::vector<double> probs_ref(B * K), dz_ref(B * K);
   const double loss_ref = ops::cross_entropy_forward<double>(zd.data(), q.data(), probs_ref.data(), B, K);
-  require_rel_l2(values(loss), {loss_ref}, "loss");
+  require_relative_l2(values(loss), {loss_ref}, "loss");
 
   const bf16 dloss(0.37f);  // the upstream gradient is not always 1
   loss.backward(TensorBF16::full({}, dloss));
   ops::cross_entropy_backward<double>(static_cast<float>(dloss), probs_ref.data(), q.data(),
                                       dz_ref.data(), B, K);
-  require_rel_l2(values(z.grad()), dz_ref, "dlogits");
+  require_relative_l2(values(z.grad()), dz_ref, "dlogits");
 }
 
 }  // namespace

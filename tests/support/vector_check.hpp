@@ -1,12 +1,14 @@
 // Vector-level helpers shared by the kernel tests (emulated and [cuda]):
-// fresh random inputs, NaN-poisoned outputs, and |got − ref| <= atol + rtol·|ref|
-// for every element (NaN fails), naming the worst element on failure.
+// fresh random inputs, NaN-poisoned outputs, |got − ref| <= atol + rtol·|ref|
+// for every element (NaN fails), naming the worst element on failure, and the
+// bf16 bar: relative L2 error against a float64 reference.
 #pragma once
 
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <string>
 #include <vector>
 #include <vit/vit.hpp>
 
@@ -49,6 +51,34 @@ inline void require_close(const std::vector<float>& got, const std::vector<float
        << ", expected " << ref[worst] << " (atol " << atol << ", rtol " << rtol << ")";
     FAIL(os.str());
   }
+}
+
+/// The bar of every bf16 result: ‖got − ref‖₂ / ‖ref‖₂ < bar (1e-2 for bf16
+/// storage with float32 math), every element finite (a NaN or infinity fails
+/// outright, naming it: a NaN norm would slip past a plain `<` on some paths);
+/// a zero reference needs an exact zero.
+inline void require_relative_l2(const std::vector<double>& got, const std::vector<double>& ref,
+                                const std::string& what, double bar = 1e-2) {
+  INFO(what);
+  REQUIRE(got.size() == ref.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (!std::isfinite(got[i])) {
+      std::ostringstream os;
+      os << what << ": element " << i << " of " << got.size() << " is " << got[i];
+      FAIL(os.str());
+    }
+    num += (got[i] - ref[i]) * (got[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  if (den == 0) {
+    INFO("the reference is zero: so must the result be");
+    CHECK(num == 0);
+    return;
+  }
+  const double rel = std::sqrt(num / den);
+  INFO("relative L2 error " << rel << " (bar " << bar << ") over " << got.size() << " elements");
+  CHECK(rel < bar);
 }
 
 }  // namespace vit::test
