@@ -32,8 +32,11 @@ std::vector<TensorF> make_params(uint64_t seed) {
 
 std::vector<ParamGroup<float>> groups_of(const std::vector<TensorF>& ps) {
   ParamGroup<float> decay{{}, 0.05}, no_decay{{}, 0.0};
-  for (size_t i = 0; i < ps.size(); ++i)
-    (i % 2 == 0 ? decay : no_decay).params.emplace_back("p" + std::to_string(i), ps[i]);
+  for (size_t i = 0; i < ps.size(); ++i) {
+    std::string name(1, 'p');  // appended, not "p" + ...: a g++ 12 -Wrestrict false positive
+    name += std::to_string(i);
+    (i % 2 == 0 ? decay : no_decay).params.emplace_back(name, ps[i]);
+  }
   return {decay, no_decay};
 }
 
