@@ -7,8 +7,9 @@
 // library's float64 ops on the same values. Every result is
 // held to the bf16 bar against a float64 reference computed from the same
 // bf16 inputs (relative L2 < 1e-2, no NaN), and to "rounded once": it equals
-// bf16(float GEMM of the widened inputs) bit for bit, with the gaps of a
-// padded C untouched.
+// bf16(float32 result) bit for bit (of the vdpbf16ps kernel with AVX512-BF16,
+// else of the float GEMM of the widened inputs), with the gaps of a padded C
+// untouched.
 #include <array>
 #include <cmath>
 #include <limits>
@@ -101,13 +102,20 @@ void run_case(const Case& c, uint64_t seed) {
             << " alpha=" << c.alpha << " beta=" << c.beta << " bias=" << c.bias);
   test::require_relative_l2(block(C, c.M, c.N, ldc), TensorD::from_data({c.M, c.N}, ref));
 
-  // Rounded once: the float GEMM of the widened values, then bf16.
+  // Rounded once from float32 sums: with AVX512-BF16, the vdpbf16ps kernel's
+  // float result (its pairwise sums differ from FMAs in the last bits); else
+  // the float GEMM of the widened values.
   std::vector<float> Cf(static_cast<size_t>(c.M * ldc));
   for (size_t i = 0; i < Cf.size(); ++i) Cf[i] = c.beta == 0.f ? 0.f : float(C0[i]);
   const std::vector<float> Af = widen(A), Bf = widen(B), biasf = widen(bias);
   std::vector<float> sumsf = widen(row_sums0);
+#if VIT_HAVE_SBGEMM_AVX512
+  ops::detail::sbgemm_avx512(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A.data(), lda, B.data(), ldb, c.beta,
+                             Cf.data(), ldc, c.bias ? biasf.data() : nullptr, c.row_sums ? sumsf.data() : nullptr);
+#else
   ops::gemm<float>(c.ta, c.tb, c.M, c.N, c.K, c.alpha, Af.data(), lda, Bf.data(), ldb, c.beta, Cf.data(), ldc,
                    c.bias ? biasf.data() : nullptr, c.row_sums ? sumsf.data() : nullptr);
+#endif
   std::vector<bf16> want = C0;  // the gaps (j >= N) stay as they were
   for (int64_t i = 0; i < c.M; ++i)
     for (int64_t j = 0; j < c.N; ++j) want[i * ldc + j] = bf16(Cf[i * ldc + j]);

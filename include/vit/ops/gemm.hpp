@@ -3,14 +3,17 @@
 //   all row-major, op(X) = X or X^T, leading dimensions in elements; optionally
 //   also a_row_sums(M) += op(A)·1 (a Linear layer's bias gradient, from the
 //   weight-gradient product, where the AVX2 path gets it from its packed A).
-// float on an AVX2+FMA host goes to our packed micro-kernel (sgemm_avx2.hpp),
-// which beats Eigen's here; double and other hosts use Eigen. Call it outside
+// float goes to our packed micro-kernels (packed_gemm.hpp): AVX-512 where the
+// build targets it (gemm_avx512.hpp), else AVX2+FMA (sgemm_avx2.hpp), both
+// faster than Eigen's here; double and other hosts use Eigen. Call it outside
 // OpenMP regions: it threads itself. Inside a parallel region it runs on the
 // calling thread only (that is what attention's per-head products want).
-// bf16 (the CPU reference of the bf16 path): A, B, bias (and C when beta !=
-// 0, a_row_sums) are widened to float, the float GEMM runs, C (and the row
-// sums) are rounded back once: bf16 operands, fp32 accumulation, as cuBLASLt.
-// alpha and beta are compute_t<T> (float for bf16).
+// bf16: bf16 operands, fp32 accumulation, C rounded once, as cuBLASLt. With
+// AVX512-BF16 the packed kernel multiplies bf16 pairs with vdpbf16ps and
+// writes bf16 C directly where the product is one pass over C (else through a
+// float C); elsewhere A, B, bias (and C when beta != 0, a_row_sums) are
+// widened to float, the float GEMM runs, and C (and the row sums) are rounded
+// back once (the reference). alpha and beta are compute_t<T> (float for bf16).
 #pragma once
 
 #include "vit/core/eigen.hpp"
@@ -20,10 +23,21 @@
 #include "vit/cuda/elementwise.hpp"
 #include "vit/cuda/gemm.hpp"
 #include "vit/ops/detail/bf16_buffers.hpp"
+#include "vit/ops/detail/gemm_avx512.hpp"
 #include "vit/ops/detail/sgemm_avx2.hpp"
 #include "vit/ops/dispatch.hpp"
 
 namespace vit::ops {
+
+/// The CPU GEMM kernels this build compiled in, chosen by the target ISA at
+/// build time: "avx512-bf16", "avx512", "avx2" or "eigen".
+inline constexpr const char* cpu_gemm_kernels = VIT_HAVE_SBGEMM_AVX512  ? "avx512-bf16"
+                                                : VIT_HAVE_SGEMM_AVX512 ? "avx512"
+                                                : VIT_HAVE_SGEMM_AVX2   ? "avx2"
+                                                                        : "eigen";
+/// Whether bf16 products run natively on the CPU (vdpbf16ps). Without it a
+/// bf16 model computes through float32 and is no faster than fp32.
+inline constexpr bool cpu_bf16_native = VIT_HAVE_SBGEMM_AVX512;
 
 namespace detail {
 template <class T>
@@ -87,7 +101,13 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, compute_t
     detail::gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, a_row_sums);
     return;
   }
-#if VIT_HAVE_SGEMM_AVX2
+#if VIT_HAVE_SGEMM_AVX512
+  if constexpr (std::is_same_v<T, float>) {
+    detail::sgemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias,
+                         a_row_sums);
+    return;
+  }
+#elif VIT_HAVE_SGEMM_AVX2
   if constexpr (std::is_same_v<T, float>) {
     detail::sgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias,
                        a_row_sums);
@@ -99,16 +119,27 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, compute_t
                           a_row_sums);
 }
 
-/// The bf16 reference: widen, the float GEMM (threaded as gemm<float> is,
-/// or on the calling thread inside a parallel region), round once. Only the
-/// M×N elements of C are written (ldc > N leaves the gaps alone).
+/// bf16 products (threaded as gemm<float> is, or on the calling thread inside
+/// a parallel region). Only the M×N elements of C are written (ldc > N
+/// leaves the gaps alone).
 inline void detail::gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                               const bf16* A, int64_t lda, const bf16* B, int64_t ldb, float beta,
                               bf16* C, int64_t ldc, const bf16* bias, bf16* a_row_sums) {
-  const TensorF a = widen(A, gemm_span(ta ? K : M, ta ? M : K, lda));
-  const TensorF b = widen(B, gemm_span(tb ? N : K, tb ? K : N, ldb));
   const TensorF bias_f = widen(bias, bias ? N : 0);
   TensorF sums = widen(a_row_sums, a_row_sums ? M : 0);
+  const float* const bias_p = bias ? bias_f.data() : nullptr;
+  float* const sums_p = a_row_sums ? sums.data() : nullptr;
+  const auto narrow_sums = [&] {
+    if (a_row_sums)
+      for (int64_t i = 0; i < M; ++i) a_row_sums[i] = bf16(sums_p[i]);
+  };
+#if VIT_HAVE_SBGEMM_AVX512
+  if (sbgemm_writes_bf16(ta, tb, M, N, K)) {
+    sbgemm_avx512_to_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias_p, sums_p);
+    narrow_sums();
+    return;
+  }
+#endif
   TensorF c = TensorF::empty({M * N});
   float* cf = c.data();
   const bool big = M * N > 65536;
@@ -117,13 +148,17 @@ inline void detail::gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K,
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) cf[i * N + j] = float(C[i * ldc + j]);
   }
-  gemm<float>(ta, tb, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, cf, N,
-              bias ? bias_f.data() : nullptr, a_row_sums ? sums.data() : nullptr);
+#if VIT_HAVE_SBGEMM_AVX512
+  sbgemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, cf, N, bias_p, sums_p);
+#else
+  const TensorF a = widen(A, gemm_span(ta ? K : M, ta ? M : K, lda));
+  const TensorF b = widen(B, gemm_span(tb ? N : K, tb ? K : N, ldb));
+  gemm<float>(ta, tb, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, cf, N, bias_p, sums_p);
+#endif
 #pragma omp parallel for schedule(static) if (big)
   for (int64_t i = 0; i < M; ++i)
     for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = bf16(cf[i * N + j]);
-  if (a_row_sums)
-    for (int64_t i = 0; i < M; ++i) a_row_sums[i] = bf16(sums.data()[i]);
+  narrow_sums();
 }
 
 /// The same product on `dev`: cuBLAS on CUDA, with the bias added by a
@@ -159,8 +194,8 @@ void gemm(Device dev, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
 
 /// bf16 operands into an fp32 C: C = alpha·op(A)·op(B) + beta·C with fp32
 /// accumulation and no rounding of C (a weight gradient accumulated straight
-/// into an fp32 master gradient, beta = 1). CPU: the float GEMM of the widened
-/// operands; CUDA: cuBLASLt with bf16 A/B and fp32 C. T must be bf16.
+/// into an fp32 master gradient, beta = 1). CPU: the vdpbf16ps kernel, or the
+/// float GEMM of the widened operands without AVX512-BF16; CUDA: cuBLASLt with bf16 A/B and fp32 C. T must be bf16.
 template <class T>
 void gemm_mixed(Device dev, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                 const T* A, int64_t lda, const T* B, int64_t ldb, float beta, float* C, int64_t ldc) {
@@ -175,9 +210,13 @@ void gemm_mixed(Device dev, bool trans_a, bool trans_b, int64_t M, int64_t N, in
     return;
   }
   if (M == 0 || N == 0) return;
+#if VIT_HAVE_SBGEMM_AVX512
+  detail::sbgemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#else
   const TensorF a = detail::widen(A, detail::gemm_span(trans_a ? K : M, trans_a ? M : K, lda));
   const TensorF b = detail::widen(B, detail::gemm_span(trans_b ? N : K, trans_b ? K : N, ldb));
   gemm<float>(trans_a, trans_b, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, C, ldc);
+#endif
 }
 
 /// `batch` independent products whose matrices lie stride_* elements apart

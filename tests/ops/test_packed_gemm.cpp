@@ -1,8 +1,11 @@
-// Checks sgemm_avx2 against a double-precision reference over all transpose
+// Checks every float micro-kernel of the packed GEMM this build has (AVX2,
+// AVX-512) against a double-precision reference over all transpose
 // combinations, edge shapes, alpha/beta variants and padded leading dims, and
 // that results are bitwise reproducible and independent of the thread count.
+// The bf16 kernel (AVX512-BF16) has its own cases in test_gemm_bf16_kernel.cpp.
 #include <catch2/catch.hpp>
 
+#include "vit/ops/detail/gemm_avx512.hpp"
 #include "vit/ops/detail/sgemm_avx2.hpp"
 
 #if VIT_HAVE_SGEMM_AVX2
@@ -21,6 +24,28 @@
 #endif
 
 namespace {
+
+using sgemm_fn = void (*)(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                          const float*, int64_t, float, float*, int64_t, const float*, float*);
+struct named_kernel {
+  const char* name;
+  sgemm_fn fn;
+};
+// The kernels under test; each TEST_CASE runs for every one.
+std::vector<named_kernel> kernels() {
+  std::vector<named_kernel> all{{"avx2", &vit::ops::detail::sgemm_avx2}};
+#if VIT_HAVE_SGEMM_AVX512
+  all.push_back({"avx512", &vit::ops::detail::sgemm_avx512});
+#endif
+  return all;
+}
+sgemm_fn current_kernel = nullptr;  // the kernel of the current pass
+
+void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
+           const float* bias = nullptr, float* a_sums = nullptr) {
+  current_kernel(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, a_sums);
+}
 
 struct gemm_case {
   bool ta, tb;
@@ -57,7 +82,7 @@ gemm_data make_data(const gemm_case& g, uint32_t seed) {
 }
 
 void run(const gemm_case& g, gemm_data& d) {
-  vit::ops::detail::sgemm_avx2(g.ta, g.tb, g.m, g.n, g.k, g.alpha, d.a.data(), d.lda, d.b.data(),
+  sgemm(g.ta, g.tb, g.m, g.n, g.k, g.alpha, d.a.data(), d.lda, d.b.data(),
                                d.ldb, g.beta, d.c.data(), d.ldc);
 }
 
@@ -100,7 +125,21 @@ int64_t check_against_reference(const gemm_case& g, uint32_t seed) {
 
 }  // namespace
 
-TEST_CASE("sgemm_avx2 matches a double reference", "[ops][gemm]") {
+// A TEST_CASE whose body runs once per kernel, with `sgemm` set to it.
+#define KERNEL_TEST_CASE(test_name, test_tags) \
+  KERNEL_TEST_CASE_IMPL(test_name, test_tags, INTERNAL_CATCH_UNIQUE_NAME(kernel_body))
+#define KERNEL_TEST_CASE_IMPL(test_name, test_tags, body) \
+  static void body();                              \
+  TEST_CASE(test_name, test_tags) {                \
+    for (const named_kernel& k : kernels()) {      \
+      INFO("kernel " << k.name);                   \
+      current_kernel = k.fn;                       \
+      body();                                      \
+    }                                              \
+  }                                                \
+  static void body()
+
+KERNEL_TEST_CASE("packed sgemm matches a double reference", "[ops][gemm]") {
   // Tiny (the plain path), single tiles, partial tiles on every side, several
   // K slices (513), single rows/columns, and a 4 KiB row stride (K = 1024).
   const int64_t shapes[][3] = {
@@ -126,7 +165,7 @@ TEST_CASE("sgemm_avx2 matches a double reference", "[ops][gemm]") {
   }
 }
 
-TEST_CASE("sgemm_avx2 handles ViT-sized products", "[ops][gemm]") {
+KERNEL_TEST_CASE("packed sgemm handles ViT-sized products", "[ops][gemm]") {
   // Patch-embedding / qkv shaped: tokens x 192 times (576 x 192)^T, and the
   // weight-gradient form with the long token axis as K.
   const gemm_case cases[] = {
@@ -142,7 +181,7 @@ TEST_CASE("sgemm_avx2 handles ViT-sized products", "[ops][gemm]") {
   }
 }
 
-TEST_CASE("sgemm_avx2 adds a bias row where C is first written", "[ops][gemm]") {
+KERNEL_TEST_CASE("packed sgemm adds a bias row where C is first written", "[ops][gemm]") {
   // Tiny (plain loop), edge tiles, several K slices (800), threaded sizes; every
   // transpose form and alpha/beta variant against a double reference.
   const int64_t shapes[][3] = {{1, 1, 1},     {3, 5, 2},     {6, 16, 8},     {13, 33, 9},
@@ -162,7 +201,7 @@ TEST_CASE("sgemm_avx2 adds a bias row where C is first written", "[ops][gemm]") 
                    << " alpha=" << g.alpha << " beta=" << g.beta << " pad=" << g.pad);
         gemm_data d = make_data(g, static_cast<uint32_t>(s[0] + s[1] + s[2]));
         const std::vector<float> c0 = d.c;
-        vit::ops::detail::sgemm_avx2(g.ta, g.tb, g.m, g.n, g.k, g.alpha, d.a.data(), d.lda,
+        sgemm(g.ta, g.tb, g.m, g.n, g.k, g.alpha, d.a.data(), d.lda,
                                      d.b.data(), d.ldb, g.beta, d.c.data(), d.ldc, bias.data());
         const int64_t row_step = std::max<int64_t>(1, g.m / 64);
         int64_t bad = 0;
@@ -193,7 +232,7 @@ TEST_CASE("sgemm_avx2 adds a bias row where C is first written", "[ops][gemm]") 
           // What linear did before: prefill C with the bias, then beta = 1. Same bits.
           gemm_data e = make_data(g, static_cast<uint32_t>(s[0] + s[1] + s[2]));
           for (int64_t i = 0; i < g.m; ++i) std::copy_n(bias.data(), g.n, e.c.data() + i * e.ldc);
-          vit::ops::detail::sgemm_avx2(g.ta, g.tb, g.m, g.n, g.k, 1.0f, e.a.data(), e.lda,
+          sgemm(g.ta, g.tb, g.m, g.n, g.k, 1.0f, e.a.data(), e.lda,
                                        e.b.data(), e.ldb, 1.0f, e.c.data(), e.ldc);
           for (int64_t i = 0; i < g.m; ++i)
             CHECK(std::memcmp(d.c.data() + i * d.ldc, e.c.data() + i * e.ldc,
@@ -204,18 +243,18 @@ TEST_CASE("sgemm_avx2 adds a bias row where C is first written", "[ops][gemm]") 
   }
 }
 
-TEST_CASE("sgemm_avx2 with a bias and nothing to multiply writes beta*C + bias", "[ops][gemm]") {
+KERNEL_TEST_CASE("packed sgemm with a bias and nothing to multiply writes beta*C + bias", "[ops][gemm]") {
   std::vector<float> a(1, 1.0f), b(1, 1.0f), c(4 * 5, 2.0f), bias = {1, 2, 3, 4, 5};
-  vit::ops::detail::sgemm_avx2(false, false, 4, 5, 0, 1.0f, a.data(), 1, b.data(), 5, 0.5f,
+  sgemm(false, false, 4, 5, 0, 1.0f, a.data(), 1, b.data(), 5, 0.5f,
                                c.data(), 5, bias.data());
   for (int64_t i = 0; i < 20; ++i) CHECK(c[i] == 1.0f + bias[i % 5]);
   std::fill(c.begin(), c.end(), std::numeric_limits<float>::quiet_NaN());
-  vit::ops::detail::sgemm_avx2(false, false, 4, 5, 3, 0.0f, a.data(), 1, b.data(), 5, 0.0f,
+  sgemm(false, false, 4, 5, 3, 0.0f, a.data(), 1, b.data(), 5, 0.0f,
                                c.data(), 5, bias.data());
   for (int64_t i = 0; i < 20; ++i) CHECK(c[i] == bias[i % 5]);
 }
 
-TEST_CASE("sgemm_avx2 adds the row sums of op(A) when asked", "[ops][gemm]") {
+KERNEL_TEST_CASE("packed sgemm adds the row sums of op(A) when asked", "[ops][gemm]") {
   // Weight-gradient shapes (deep K, several slices) and small/edge ones, both
   // A layouts; a_sums accumulates (+=) and ignores alpha; C is unaffected.
   const int64_t shapes[][3] = {{1, 1, 1},    {3, 5, 2},     {7, 9, 13},     {13, 33, 9},
@@ -228,7 +267,7 @@ TEST_CASE("sgemm_avx2 adds the row sums of op(A) when asked", "[ops][gemm]") {
       gemm_data d = make_data(g, static_cast<uint32_t>(s[0] * 3 + s[2]));
       gemm_data plain = d;
       std::vector<float> sums(static_cast<size_t>(g.m), 1.5f);
-      vit::ops::detail::sgemm_avx2(g.ta, g.tb, g.m, g.n, g.k, g.alpha, d.a.data(), d.lda,
+      sgemm(g.ta, g.tb, g.m, g.n, g.k, g.alpha, d.a.data(), d.lda,
                                    d.b.data(), d.ldb, g.beta, d.c.data(), d.ldc, nullptr,
                                    sums.data());
       run(g, plain);
@@ -255,7 +294,7 @@ TEST_CASE("sgemm_avx2 adds the row sums of op(A) when asked", "[ops][gemm]") {
     omp_set_num_threads(threads);
     gemm_data d = make_data(g, 9u);
     std::vector<float> sums(static_cast<size_t>(g.m), 0.0f);
-    vit::ops::detail::sgemm_avx2(g.ta, g.tb, g.m, g.n, g.k, g.alpha, d.a.data(), d.lda,
+    sgemm(g.ta, g.tb, g.m, g.n, g.k, g.alpha, d.a.data(), d.lda,
                                  d.b.data(), d.ldb, g.beta, d.c.data(), d.ldc, nullptr,
                                  sums.data());
     results.push_back(sums);
@@ -267,27 +306,27 @@ TEST_CASE("sgemm_avx2 adds the row sums of op(A) when asked", "[ops][gemm]") {
 #endif
   // Nothing to multiply (alpha 0, or N 0): the sums are still added.
   std::vector<float> a = {1, 2, 3, 4, 5, 6}, b(6, 1.0f), c(4, 7.0f), sums(2, 0.0f);
-  vit::ops::detail::sgemm_avx2(false, false, 2, 2, 3, 0.0f, a.data(), 3, b.data(), 2, 1.0f,
+  sgemm(false, false, 2, 2, 3, 0.0f, a.data(), 3, b.data(), 2, 1.0f,
                                c.data(), 2, nullptr, sums.data());
   CHECK(sums == std::vector<float>{6, 15});
   for (float x : c) CHECK(x == 7.0f);
-  vit::ops::detail::sgemm_avx2(true, false, 2, 0, 2, 1.0f, a.data(), 3, b.data(), 1, 0.0f,
+  sgemm(true, false, 2, 0, 2, 1.0f, a.data(), 3, b.data(), 1, 0.0f,
                                c.data(), 1, nullptr, sums.data());
   CHECK(sums == std::vector<float>{6 + 5, 15 + 7});
 }
 
-TEST_CASE("sgemm_avx2 with K == 0 scales C by beta", "[ops][gemm]") {
+KERNEL_TEST_CASE("packed sgemm with K == 0 scales C by beta", "[ops][gemm]") {
   std::vector<float> a(1), b(1), c(4 * 5, 2.0f);
-  vit::ops::detail::sgemm_avx2(false, false, 4, 5, 0, 1.0f, a.data(), 1, b.data(), 5, 0.5f,
+  sgemm(false, false, 4, 5, 0, 1.0f, a.data(), 1, b.data(), 5, 0.5f,
                                c.data(), 5);
   for (float x : c) CHECK(x == 1.0f);
   std::fill(c.begin(), c.end(), std::numeric_limits<float>::quiet_NaN());
-  vit::ops::detail::sgemm_avx2(false, false, 4, 5, 0, 1.0f, a.data(), 1, b.data(), 5, 0.0f,
+  sgemm(false, false, 4, 5, 0, 1.0f, a.data(), 1, b.data(), 5, 0.0f,
                                c.data(), 5);
   for (float x : c) CHECK(x == 0.0f);
 }
 
-TEST_CASE("sgemm_avx2 is deterministic and thread-count independent", "[ops][gemm]") {
+KERNEL_TEST_CASE("packed sgemm is deterministic and thread-count independent", "[ops][gemm]") {
   const gemm_case cases[] = {
       {false, true, 1000, 290, 300, 1.0f, 0.0f, 0},
       {true, false, 200, 190, 2000, 0.5f, 1.0f, 1},
@@ -324,7 +363,7 @@ TEST_CASE("sgemm_avx2 is deterministic and thread-count independent", "[ops][gem
     gemm_data bias1 = make_data(g, 12u), bias3 = bias1;
     for (auto [threads, d] : {std::pair{1, &bias1}, std::pair{3, &bias3}}) {
       omp_set_num_threads(threads);
-      vit::ops::detail::sgemm_avx2(g.ta, g.tb, g.m, g.n, g.k, g.alpha, d->a.data(), d->lda,
+      sgemm(g.ta, g.tb, g.m, g.n, g.k, g.alpha, d->a.data(), d->lda,
                                    d->b.data(), d->ldb, g.beta, d->c.data(), d->ldc, bias.data());
     }
     omp_set_num_threads(saved);
@@ -338,7 +377,7 @@ TEST_CASE("sgemm_avx2 is deterministic and thread-count independent", "[ops][gem
 }
 
 #ifdef _OPENMP
-TEST_CASE("sgemm_avx2 called inside a parallel region matches the threaded call", "[ops][gemm]") {
+KERNEL_TEST_CASE("packed sgemm called inside a parallel region matches the threaded call", "[ops][gemm]") {
   // Attention-style use: independent per-head products from an omp loop run
   // single-threaded each and must reproduce the top-level (threaded) result.
   const gemm_case cases[] = {
