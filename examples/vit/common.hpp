@@ -43,11 +43,24 @@ inline void allow_tf32() {
 #endif
 }
 
-/// --precision of eval and predict: bf16 runs the model's bf16 twin (null otherwise).
+/// --precision bf16 on a CPU whose build has no AVX512-BF16 kernels: said once
+/// (the run works, through float32 math, but is not faster than fp32).
+inline void say_cpu_bf16_not_faster(const char* command) {
+  if (!vit::ops::cpu_bf16_native)
+    std::fprintf(stderr,
+                 "%s: --precision bf16: this build's CPU kernels (%s) have no AVX512-BF16, so bf16 "
+                 "computes through float32 here and is not faster than fp32\n",
+                 command, vit::ops::cpu_gemm_kernels);
+}
+
+/// --precision of eval and predict: bf16 runs the model's bf16 twin (null
+/// otherwise). speak: this process prints notes (rank 0).
 inline std::unique_ptr<vit::nn::MixedPrecision> inference_precision(
-    const std::string& precision, vit::nn::VisionTransformer<float>& model, vit::Device device) {
+    const std::string& precision, vit::nn::VisionTransformer<float>& model, vit::Device device,
+    const char* command, bool speak) {
   if (precision == "tf32" && device == vit::Device::CUDA) allow_tf32();
   if (precision != "bf16") return nullptr;
+  if (device == vit::Device::CPU && speak) say_cpu_bf16_not_faster(command);
   return std::make_unique<vit::nn::MixedPrecision>(model);
 }
 

@@ -65,7 +65,7 @@ int run_eval(const EvalOptions& o) {
                         : normalization_for(o.dataset, cfg.in_chans);
   std::vector<float> logits;
   // Under mpirun every rank evaluates its share; rank 0 reports.
-  const auto mixed = inference_precision(o.precision, *model, device);
+  const auto mixed = inference_precision(o.precision, *model, device, "eval", main_rank());
   const EvalResult r = evaluate(*model, data.test, norm, o.batch,
                                 o.dump_logits.empty() ? nullptr : &logits, &job(), mixed.get());
   if (!main_rank()) return 0;

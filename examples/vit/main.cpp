@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <memory>
 #include <new>
+#include <string>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -43,7 +44,8 @@ int main(int argc, char** argv) {
   } end_job;
 
   CLI::App app{"vit: Vision Transformers trained from scratch in C++ (train, eval, predict, info)", "vit"};
-  app.set_version_flag("--version", "vit " VIT_VERSION_STRING);
+  app.set_version_flag("--version", std::string("vit " VIT_VERSION_STRING " (CPU GEMM kernels: ") +
+                                        vit::ops::cpu_gemm_kernels + ")");
   app.require_subcommand(1, 1);
   // One line per parse error, like every other error of this tool.
   app.failure_message([](const CLI::App*, const CLI::Error& e) {

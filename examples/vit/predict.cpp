@@ -140,6 +140,7 @@ int run_predict(const PredictOptions& o) {
   co.preset = o.model;
   co.device = checked_device(o.device);  // before anything is read
   co.bf16 = o.precision == "bf16";
+  if (co.bf16 && co.device == vit::Device::CPU) say_cpu_bf16_not_faster("predict");
   if (o.precision == "tf32" && co.device == vit::Device::CUDA) allow_tf32();
   co.on_note = [](const std::string& note) { std::fprintf(stderr, "note: %s\n", note.c_str()); };
   vit::Classifier clf(o.weights, co);

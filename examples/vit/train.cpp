@@ -166,9 +166,7 @@ std::unique_ptr<vit::nn::MixedPrecision> use_precision(const std::string& precis
       std::fprintf(stderr, "train: --precision tf32 is a GPU mode; on the CPU the run computes in fp32\n");
   }
   if (precision != "bf16") return nullptr;
-  if (device == vit::Device::CPU && main_rank())
-    std::fprintf(stderr, "train: --precision bf16 on the CPU runs the reference kernels (bf16 storage, "
-                         "float32 math): slower than fp32 here\n");
+  if (device == vit::Device::CPU && main_rank()) say_cpu_bf16_not_faster("train");
   auto mixed = std::make_unique<vit::nn::MixedPrecision>(model);
   mixed->attach(opt);
   return mixed;

@@ -3,7 +3,13 @@
 #include "support/check.hpp"
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
+#include <random>
+#include <vector>
+
+#include "vit/ops/detail/bf16_buffers.hpp"
 
 using namespace vit;
 
@@ -101,5 +107,34 @@ TEST_CASE("safetensors stores Tensor<bf16> as BF16 and reads it back bit for bit
   for (int64_t i = 0; i < b.numel(); ++i) {
     CHECK(wide.data()[i] == float(b.data()[i]));
     CHECK(narrow.data()[i].bits == b.data()[i].bits);
+  }
+}
+
+TEST_CASE("vectorised widen_n and narrow_n match bf16(float) bit for bit", "[core][bf16]") {
+  // Every special class: ties both ways, the carry into the exponent, overflow
+  // to inf, infinities, NaNs of both signs and payloads, denormals, zeros;
+  // then random bit patterns. Lengths cover the vector body and the tail.
+  std::vector<uint32_t> bits = {0x3f808000u, 0x3f818000u, 0x3f80ffffu, 0x3fffffffu, 0x7f7fffffu,
+                                0xff7fffffu, 0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00001u,
+                                0x7f800001u, 0x7fbfffffu, 0x00000001u, 0x807fffffu, 0x00008000u,
+                                0x00018000u, 0x00000000u, 0x80000000u};
+  std::mt19937 rng(3);
+  while (bits.size() < 1000) bits.push_back(static_cast<uint32_t>(rng()));
+  std::vector<float> f(bits.size());
+  std::memcpy(f.data(), bits.data(), bits.size() * sizeof(float));
+  for (const int64_t n : {int64_t(1), int64_t(7), int64_t(15), int64_t(16), int64_t(17), int64_t(1000)}) {
+    std::vector<vit::bf16> got(static_cast<size_t>(n));
+    vit::ops::detail::narrow_n(f.data(), got.data(), n);
+    int64_t differ = 0;
+    for (int64_t i = 0; i < n; ++i) differ += got[i].bits != vit::bf16(f[i]).bits;
+    CHECK(differ == 0);
+    std::vector<float> back(static_cast<size_t>(n));
+    vit::ops::detail::widen_n(got.data(), back.data(), n);
+    differ = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const float want = float(got[i]);
+      differ += std::memcmp(&back[i], &want, sizeof(float)) != 0;
+    }
+    CHECK(differ == 0);
   }
 }

@@ -192,21 +192,57 @@ void attention_backward(const T* dout, const T* qkv, const T* probs, T* dqkv, in
   }
 }
 
-// The CPU reference for bf16 storage: float math on widened copies, outputs
-// rounded once; probs (the saved P) stays float.
+// bf16 storage on the CPU: each head's q, k, v (and dout) are converted into
+// a compact float (N, 3D) copy in the thread's scratch, the float head runs
+// (the AVX2 small-product kernels where they apply), and its outputs are
+// rounded once into the bf16 tensor; probs (the saved P) stays float. The
+// head's dropout counters start at counter0 + bh·N·N, as in the batched call.
+namespace detail {
+// Copies the (N, D) column block at column `col` of a (N, ld) bf16 matrix into
+// dst (N, ldd) as float, or back (rounding) with the other overload.
+inline void head_block_widen(const bf16* src, int64_t ld, int64_t N, int64_t D, float* dst, int64_t ldd) {
+  for (int64_t i = 0; i < N; ++i) widen_n(src + i * ld, dst + i * ldd, D);
+}
+inline void head_block_narrow(const float* src, int64_t lds, int64_t N, int64_t D, bf16* dst, int64_t ld) {
+  for (int64_t i = 0; i < N; ++i) narrow_n(src + i * lds, dst + i * ld, D);
+}
+inline AttentionDropout head_dropout(const AttentionDropout& d, int64_t bh, int64_t N) {
+  AttentionDropout h = d;
+  h.counter0 = d.counter0 + static_cast<uint64_t>(bh) * static_cast<uint64_t>(N * N);
+  return h;
+}
+}  // namespace detail
+
 inline void attention_forward(const bf16* qkv, bf16* out, float* probs, int64_t B, int64_t N, int64_t C,
                               int64_t H, const AttentionDropout& drop = {}) {
-  const TensorF q = detail::widen(qkv, B * N * 3 * C);
-  TensorF o = TensorF::empty({B * N * C});
-  attention_forward<float>(q.data(), o.data(), probs, B, N, C, H, drop);
-  detail::narrow(o.data(), out, B * N * C);
+  const int64_t D = C / H, ld = 3 * C;
+#pragma omp parallel for schedule(static) if (B * H > 1 && B * H * N * N * D > 32768)
+  for (int64_t bh = 0; bh < B * H; ++bh) {
+    const int64_t b = bh / H, h = bh % H;
+    float* q = detail::row_scratch(0, N * 3 * D);
+    float* o = detail::row_scratch(1, N * D);
+    for (int part = 0; part < 3; ++part)
+      detail::head_block_widen(qkv + b * N * ld + part * C + h * D, ld, N, D, q + part * D, 3 * D);
+    attention_forward<float>(q, o, probs + bh * N * N, 1, N, D, 1, detail::head_dropout(drop, bh, N));
+    detail::head_block_narrow(o, D, N, D, out + b * N * C + h * D, C);
+  }
 }
 inline void attention_backward(const bf16* dout, const bf16* qkv, const float* probs, bf16* dqkv, int64_t B,
                                int64_t N, int64_t C, int64_t H, const AttentionDropout& drop = {}) {
-  const TensorF g = detail::widen(dout, B * N * C), q = detail::widen(qkv, B * N * 3 * C);
-  TensorF d = TensorF::empty({B * N * 3 * C});
-  attention_backward<float>(g.data(), q.data(), probs, d.data(), B, N, C, H, drop);
-  detail::narrow(d.data(), dqkv, B * N * 3 * C);
+  const int64_t D = C / H, ld = 3 * C;
+#pragma omp parallel for schedule(static) if (B * H > 1 && B * H * N * N * D > 32768)
+  for (int64_t bh = 0; bh < B * H; ++bh) {
+    const int64_t b = bh / H, h = bh % H;
+    float* q = detail::row_scratch(0, N * 3 * D);
+    float* g = detail::row_scratch(1, N * D);
+    float* d = detail::row_scratch(2, N * 3 * D);
+    for (int part = 0; part < 3; ++part)
+      detail::head_block_widen(qkv + b * N * ld + part * C + h * D, ld, N, D, q + part * D, 3 * D);
+    detail::head_block_widen(dout + b * N * C + h * D, C, N, D, g, D);
+    attention_backward<float>(g, q, probs + bh * N * N, d, 1, N, D, 1, detail::head_dropout(drop, bh, N));
+    for (int part = 0; part < 3; ++part)
+      detail::head_block_narrow(d + part * D, 3 * D, N, D, dqkv + b * N * ld + part * C + h * D, ld);
+  }
 }
 
 /// What attention_forward leaves for the backward: on the CPU `stats` is the

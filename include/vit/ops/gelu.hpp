@@ -1,8 +1,8 @@
 // gelu as nn.GELU: exact 0.5·x·(1 + erf(x/√2)) by default, or the tanh
 // approximation (approximate='tanh'). The float path uses Eigen's vectorised
 // erf/tanh/exp: a scalar std::erf per element would cost more than the MLP GEMM
-// on small ViTs. bf16 tensors: the float code on widened buffers, each output
-// rounded once (ops/detail/bf16_buffers.hpp).
+// on small ViTs. bf16 tensors: the float code on float copies of each block,
+// each output rounded once (ops/detail/bf16_buffers.hpp).
 // bias_gelu(x, bias) = gelu(x + bias) over the last dim as one op and one
 // autograd node (the MLP's fc1 bias and activation, issue 18 §4): on CUDA one
 // fused kernel each way (the backward takes the bias gradient's column sums in
@@ -74,16 +74,30 @@ void gelu_backward(const T* dout, const T* x, T* dx, int64_t n, GeluApprox appro
   });
 }
 
-// bf16 on the CPU: float math on widened copies, outputs rounded once.
+// bf16 on the CPU: float math on float copies of each block, outputs rounded once.
 inline void gelu_forward(const bf16* x, bf16* out, int64_t n, GeluApprox approx) {
-  TensorF xf = detail::widen(x, n);
-  gelu_forward(xf.data(), xf.data(), n, approx);
-  detail::narrow(xf.data(), out, n);
+  constexpr int64_t block = 4096;
+  detail::for_row_blocks((n + block - 1) / block, block, detail::row_block_threads(n, 1),
+                         [&](int64_t b0, int64_t blocks, int) {
+                           const int64_t s = b0 * block, len = std::min(blocks * block, n - s);
+                           float* xs = detail::row_scratch(0, len);
+                           detail::widen_n(x + s, xs, len);
+                           gelu_forward(xs, xs, len, approx);
+                           detail::narrow_n(xs, out + s, len);
+                         });
 }
 inline void gelu_backward(const bf16* dout, const bf16* x, bf16* dx, int64_t n, GeluApprox approx) {
-  TensorF gf = detail::widen(dout, n), xf = detail::widen(x, n);
-  gelu_backward(gf.data(), xf.data(), gf.data(), n, approx);
-  detail::narrow(gf.data(), dx, n);
+  constexpr int64_t block = 4096;
+  detail::for_row_blocks((n + block - 1) / block, block, detail::row_block_threads(n, 1),
+                         [&](int64_t b0, int64_t blocks, int) {
+                           const int64_t s = b0 * block, len = std::min(blocks * block, n - s);
+                           float* gs = detail::row_scratch(0, len);
+                           float* xs = detail::row_scratch(1, len);
+                           detail::widen_n(dout + s, gs, len);
+                           detail::widen_n(x + s, xs, len);
+                           gelu_backward(gs, xs, gs, len, approx);
+                           detail::narrow_n(gs, dx + s, len);
+                         });
 }
 
 template <class T>

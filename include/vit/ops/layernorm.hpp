@@ -1,7 +1,8 @@
 // layer_norm over the last dim, as nn.LayerNorm: biased variance, eps inside
 // the square root, affine weight and bias. Two passes (mean, then centred
 // variance) keep float32 accurate; mean and rstd are saved for backward.
-// bf16 tensors: bf16 storage, float math (the float loops on widened copies),
+// bf16 tensors: bf16 storage, float math (the float loops on float copies of
+// each block of rows),
 // mean and rstd saved in float (compute_t<T>), weight/bias gradients
 // accumulated in float and rounded once.
 #pragma once
@@ -87,29 +88,47 @@ void layer_norm_backward(const T* dout, const T* x, const T* w, const T* mean, c
     }
 }
 
-// bf16 storage, float math: the float loops on widened copies, each output rounded
-// once; mean and rstd (R) float.
+// bf16 storage, float math: the float loops on float copies of each block of
+// rows, each output rounded once; mean and rstd (R) float.
 inline void layer_norm_forward(const bf16* x, const bf16* w, const bf16* b, bf16* out, float* mean,
                                float* rstd, int64_t R, int64_t C, float eps) {
-  const TensorF xf = detail::widen(x, R * C), wf = detail::widen(w, C), bf = detail::widen(b, C);
-  TensorF of = TensorF::empty({R * C});
-  layer_norm_forward(xf.data(), wf.data(), bf.data(), of.data(), mean, rstd, R, C, eps);
-  detail::narrow(of.data(), out, R * C);
+  const TensorF wf = detail::widen(w, C), bf = detail::widen(b, C);
+  detail::for_row_blocks(R, C, detail::row_block_threads(R, C), [&](int64_t r0, int64_t rows, int) {
+    float* xs = detail::row_scratch(0, rows * C);
+    float* os = detail::row_scratch(1, rows * C);
+    detail::widen_n(x + r0 * C, xs, rows * C);
+    layer_norm_forward(xs, wf.data(), bf.data(), os, mean + r0, rstd + r0, rows, C, eps);
+    detail::narrow_n(os, out + r0 * C, rows * C);
+  });
 }
 
-// bf16 storage, float math; dw/db (bf16) accumulated in float and rounded once.
+// bf16 storage, float math; dw/db (bf16) accumulated in float (per-thread
+// partials added in thread order, as the float path) and rounded once.
 inline void layer_norm_backward(const bf16* dout, const bf16* x, const bf16* w, const float* mean,
                                 const float* rstd, bf16* dx, bf16* dw, bf16* db, int64_t R,
                                 int64_t C) {
-  const TensorF gf = detail::widen(dout, R * C), xf = detail::widen(x, R * C),
-                wf = detail::widen(w, C);
-  TensorF dwf = detail::widen(dw, C), dbf = detail::widen(db, C);
-  TensorF dxf = dx ? TensorF::empty({R * C}) : TensorF{};
-  layer_norm_backward(gf.data(), xf.data(), wf.data(), mean, rstd, dx ? dxf.data() : nullptr,
-                      dw ? dwf.data() : nullptr, db ? dbf.data() : nullptr, R, C);
-  if (dx) detail::narrow(dxf.data(), dx, R * C);
-  if (dw) detail::narrow(dwf.data(), dw, C);
-  if (db) detail::narrow(dbf.data(), db, C);
+  const TensorF wf = detail::widen(w, C);
+  const int nt = detail::row_block_threads(R, C);
+  TensorF partials = TensorF::zeros({2 * C * nt});
+  detail::for_row_blocks(R, C, nt, [&](int64_t r0, int64_t rows, int t) {
+    float* gs = detail::row_scratch(0, rows * C);
+    float* xs = detail::row_scratch(1, rows * C);
+    float* ds = dx ? detail::row_scratch(2, rows * C) : nullptr;
+    detail::widen_n(dout + r0 * C, gs, rows * C);
+    detail::widen_n(x + r0 * C, xs, rows * C);
+    float* pw = partials.data() + 2 * C * t;
+    layer_norm_backward(gs, xs, wf.data(), mean + r0, rstd + r0, ds, pw, pw + C, rows, C);
+    if (dx) detail::narrow_n(ds, dx + r0 * C, rows * C);
+  });
+  for (int64_t c = 0; c < C; ++c) {
+    float sw = dw ? float(dw[c]) : 0.f, sb = db ? float(db[c]) : 0.f;
+    for (int t = 0; t < nt; ++t) {
+      sw += partials.data()[2 * C * t + c];
+      sb += partials.data()[2 * C * t + C + c];
+    }
+    if (dw) dw[c] = bf16(sw);
+    if (db) db[c] = bf16(sb);
+  }
 }
 
 // On `dev`. mean, rstd: compute_t<T> (float for bf16), eps too.

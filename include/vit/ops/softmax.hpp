@@ -1,7 +1,8 @@
 // softmax over the last dim (F.softmax(x, -1)): max-subtracted for stability,
 // the output saved for backward, dx = y ⊙ (dy − Σ dy·y).
 // The row kernels are reused by fused attention. bf16 tensors: bf16 storage,
-// float math (the float loops on widened copies, each output rounded once).
+// float math (the float loops on float copies of each block of rows, each
+// output rounded once).
 #pragma once
 
 #include "vit/cuda/softmax.hpp"
@@ -46,19 +47,26 @@ void softmax_backward(const T* y, const T* dy, T* dx, int64_t R, int64_t n) {
   for (int64_t r = 0; r < R; ++r) softmax_row_backward(y + r * n, dy + r * n, dx + r * n, n);
 }
 
-// bf16 storage, float math.
+// bf16 storage, float math on float copies of each block of rows.
 inline void softmax_forward(const bf16* x, bf16* out, int64_t R, int64_t n) {
-  const TensorF xf = detail::widen(x, R * n);
-  TensorF of = TensorF::empty({R * n});
-  softmax_forward(xf.data(), of.data(), R, n);
-  detail::narrow(of.data(), out, R * n);
+  detail::for_row_blocks(R, n, detail::row_block_threads(R, n), [&](int64_t r0, int64_t rows, int) {
+    float* xs = detail::row_scratch(0, rows * n);
+    float* os = detail::row_scratch(1, rows * n);
+    detail::widen_n(x + r0 * n, xs, rows * n);
+    softmax_forward(xs, os, rows, n);
+    detail::narrow_n(os, out + r0 * n, rows * n);
+  });
 }
 
 inline void softmax_backward(const bf16* y, const bf16* dy, bf16* dx, int64_t R, int64_t n) {
-  const TensorF yf = detail::widen(y, R * n), gf = detail::widen(dy, R * n);
-  TensorF df = TensorF::empty({R * n});
-  softmax_backward(yf.data(), gf.data(), df.data(), R, n);
-  detail::narrow(df.data(), dx, R * n);
+  detail::for_row_blocks(R, n, detail::row_block_threads(R, n), [&](int64_t r0, int64_t rows, int) {
+    float* ys = detail::row_scratch(0, rows * n);
+    float* gs = detail::row_scratch(1, rows * n);
+    detail::widen_n(y + r0 * n, ys, rows * n);
+    detail::widen_n(dy + r0 * n, gs, rows * n);
+    softmax_backward(ys, gs, gs, rows, n);
+    detail::narrow_n(gs, dx + r0 * n, rows * n);
+  });
 }
 
 template <class T>
