@@ -160,6 +160,68 @@ inline double measure_peak_gflops(int threads) {
   return best;
 }
 
+namespace detail {
+#if defined(__AVX512BF16__)
+// kAccumulators chains of vdpbf16ps (16 lanes × 2 products, added into float32):
+// the bf16 GEMM kernel's instruction. acc += m·m with m = 2^-20 stays finite.
+inline float bf16_dot_chains(int64_t iters, float seed) {
+  const __m512bh m = reinterpret_cast<__m512bh>(_mm512_set1_epi32(0x35803580));  // bf16 2^-20, twice
+  // Named accumulators, not an array: an array is stored back every iteration.
+  __m512 a0 = _mm512_set1_ps(seed + 0.0f), a1 = _mm512_set1_ps(seed + 0.1f);
+  __m512 a2 = _mm512_set1_ps(seed + 0.2f), a3 = _mm512_set1_ps(seed + 0.3f);
+  __m512 a4 = _mm512_set1_ps(seed + 0.4f), a5 = _mm512_set1_ps(seed + 0.5f);
+  __m512 a6 = _mm512_set1_ps(seed + 0.6f), a7 = _mm512_set1_ps(seed + 0.7f);
+  __m512 a8 = _mm512_set1_ps(seed + 0.8f), a9 = _mm512_set1_ps(seed + 0.9f);
+  for (int64_t i = 0; i < iters; ++i) {
+    a0 = _mm512_dpbf16_ps(a0, m, m);
+    a1 = _mm512_dpbf16_ps(a1, m, m);
+    a2 = _mm512_dpbf16_ps(a2, m, m);
+    a3 = _mm512_dpbf16_ps(a3, m, m);
+    a4 = _mm512_dpbf16_ps(a4, m, m);
+    a5 = _mm512_dpbf16_ps(a5, m, m);
+    a6 = _mm512_dpbf16_ps(a6, m, m);
+    a7 = _mm512_dpbf16_ps(a7, m, m);
+    a8 = _mm512_dpbf16_ps(a8, m, m);
+    a9 = _mm512_dpbf16_ps(a9, m, m);
+    asm volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7),
+                      "+v"(a8), "+v"(a9));
+  }
+  const __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                                 _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)),
+                                               _mm512_add_ps(a8, a9)));
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, s);
+  float r = 0;
+  for (float v : lanes) r += v;
+  return r;
+}
+#endif
+}  // namespace detail
+
+/// Measured bf16 dot-product peak in GFLOP/s (vdpbf16ps: 64 FLOP each) of
+/// `threads` threads, the ceiling of the bf16 GEMM; 0 where the build has no
+/// AVX512-BF16.
+inline double measure_peak_bf16_gflops(int threads) {
+#if defined(__AVX512BF16__)
+  threads = std::max(1, threads);
+  const int64_t iters = 10'000'000;
+  double best = 0;
+  for (int rep = 0; rep < 4; ++rep) {  // rep 0 warms threads and clocks, untimed
+    float sink = 0;
+    const double t0 = wall_seconds();
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    { sink += detail::bf16_dot_chains(iters, 0.5f); }
+    const double dt = wall_seconds() - t0;
+    detail::g_sink = detail::g_sink + sink;
+    if (rep > 0) best = std::max(best, detail::kAccumulators * 64.0 * static_cast<double>(iters) * threads / dt * 1e-9);
+  }
+  return best;
+#else
+  (void)threads;
+  return 0;
+#endif
+}
+
 /// Measured copy bandwidth in GB/s (1e9 bytes/s, read + written) on `threads` threads.
 inline double measure_copy_gbs(int threads, size_t bytes = size_t(128) << 20) {
   threads = std::max(1, threads);
