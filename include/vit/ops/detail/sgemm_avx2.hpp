@@ -31,8 +31,6 @@ namespace sgemm_avx2_impl {
 
 using operands = packed_gemm::operands<float>;
 using aligned_buffer = packed_gemm::aligned_buffer<float>;
-using packed_gemm::update_scalar;
-
 
 inline constexpr int64_t mr = 6;
 inline constexpr int64_t nr = 16;
@@ -201,11 +199,8 @@ inline void pack_b(const operands& op, int64_t p0, int64_t kc, int64_t j0, int64
   }
 }
 
-// C-update shared by the vector and scalar paths so that full and edge tiles
-// round identically: first K slice writes alpha*acc (+ beta*C unless beta is
-// 0, in which case old C is never read) (+ bias where given, first slice
-// only); later slices accumulate alpha*acc. With beta 0 the bias is the FMA's
-// addend: bitwise what prefilling C with it and running beta = 1 gives.
+// packed_gemm::update_scalar's C-update on 8 lanes (full and edge tiles must
+// round identically).
 inline __m256 update_vec(__m256 acc, const float* c, __m256 alpha, __m256 beta, bool first,
                          bool read_c, bool has_bias, __m256 bias) {
   if (!read_c) return has_bias ? _mm256_fmadd_ps(acc, alpha, bias) : _mm256_mul_ps(acc, alpha);
