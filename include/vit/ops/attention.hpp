@@ -15,11 +15,12 @@
 // b, h, i, j) that the CUDA kernels redraw tile by tile, so neither device
 // stores it. The CPU saves the undropped P and redraws the mask in backward.
 // p == 0 runs exactly the code (and numerics) of attention without dropout.
-// bf16 tensors: the CPU reference widens qkv (and dout) to float, runs the
-// float op and rounds out (dqkv) to bf16 once; the saved state stays float as
-// the float op saves it (P on the CPU, lse on CUDA). CUDA runs the bf16
-// overloads of the launchers (tensor-core kernels, fp32 softmax and
-// accumulation).
+// bf16 tensors: on AVX512-BF16 hosts the CPU multiplies bf16 pairs with
+// float32 sums, softmax in float32, P and dS rounded to bf16 before their
+// products (detail/attention_bf16.hpp), as the CUDA bf16 overloads of the
+// launchers do on tensor cores; elsewhere it widens each head to float, runs
+// the float op and rounds out (dqkv) once. The saved state stays float (P on
+// the CPU, lse on CUDA).
 #pragma once
 
 #include <cmath>
@@ -31,6 +32,7 @@
 #include "vit/core/rng.hpp"
 #include "vit/cuda/attention.hpp"
 #include "vit/ops/detail/attention_avx2.hpp"
+#include "vit/ops/detail/attention_bf16.hpp"
 #include "vit/ops/detail/bf16_buffers.hpp"
 #include "vit/ops/dispatch.hpp"
 #include "vit/ops/dropout.hpp"  // dropout_counter_shift
@@ -192,11 +194,13 @@ void attention_backward(const T* dout, const T* qkv, const T* probs, T* dqkv, in
   }
 }
 
-// bf16 storage on the CPU: each head's q, k, v (and dout) are converted into
-// a compact float (N, 3D) copy in the thread's scratch, the float head runs
-// (the AVX2 small-product kernels where they apply), and its outputs are
-// rounded once into the bf16 tensor; probs (the saved P) stays float. The
-// head's dropout counters start at counter0 + bh·N·N, as in the batched call.
+// bf16 storage on the CPU. With AVX512-BF16, at the shapes attention_bf16
+// takes, each head runs on bf16 directly. Otherwise each head's q, k, v (and
+// dout) are converted into a compact float (N, 3D) copy in the thread's
+// scratch, the float head runs (the AVX2 small-product kernels where they
+// apply), and its outputs are rounded once into the bf16 tensor. probs (the
+// saved P) stays float either way. A head's dropout counters start at
+// counter0 + bh·N·N, as in the batched call.
 namespace detail {
 // Copies the (N, D) column block at column `col` of a (N, ld) bf16 matrix into
 // dst (N, ldd) as float, or back (rounding) with the other overload.
@@ -211,38 +215,81 @@ inline AttentionDropout head_dropout(const AttentionDropout& d, int64_t bh, int6
   h.counter0 = d.counter0 + static_cast<uint64_t>(bh) * static_cast<uint64_t>(N * N);
   return h;
 }
+
+// The portable bf16 path (any host, any shape): widen a head, run the float
+// op, round its outputs once.
+inline void attention_forward_widened(const bf16* qkv, bf16* out, float* probs, int64_t B, int64_t N,
+                                      int64_t C, int64_t H, const AttentionDropout& drop) {
+  const int64_t D = C / H, ld = 3 * C;
+#pragma omp parallel for schedule(static) if (B * H > 1 && B * H * N * N * D > 32768)
+  for (int64_t bh = 0; bh < B * H; ++bh) {
+    const int64_t b = bh / H, h = bh % H;
+    float* q = row_scratch(0, N * 3 * D);
+    float* o = row_scratch(1, N * D);
+    for (int part = 0; part < 3; ++part)
+      head_block_widen(qkv + b * N * ld + part * C + h * D, ld, N, D, q + part * D, 3 * D);
+    attention_forward<float>(q, o, probs + bh * N * N, 1, N, D, 1, head_dropout(drop, bh, N));
+    head_block_narrow(o, D, N, D, out + b * N * C + h * D, C);
+  }
+}
+inline void attention_backward_widened(const bf16* dout, const bf16* qkv, const float* probs, bf16* dqkv,
+                                       int64_t B, int64_t N, int64_t C, int64_t H, const AttentionDropout& drop) {
+  const int64_t D = C / H, ld = 3 * C;
+#pragma omp parallel for schedule(static) if (B * H > 1 && B * H * N * N * D > 32768)
+  for (int64_t bh = 0; bh < B * H; ++bh) {
+    const int64_t b = bh / H, h = bh % H;
+    float* q = row_scratch(0, N * 3 * D);
+    float* g = row_scratch(1, N * D);
+    float* d = row_scratch(2, N * 3 * D);
+    for (int part = 0; part < 3; ++part)
+      head_block_widen(qkv + b * N * ld + part * C + h * D, ld, N, D, q + part * D, 3 * D);
+    head_block_widen(dout + b * N * C + h * D, C, N, D, g, D);
+    attention_backward<float>(g, q, probs + bh * N * N, d, 1, N, D, 1, head_dropout(drop, bh, N));
+    for (int part = 0; part < 3; ++part)
+      head_block_narrow(d + part * D, 3 * D, N, D, dqkv + b * N * ld + part * C + h * D, ld);
+  }
+}
 }  // namespace detail
 
 inline void attention_forward(const bf16* qkv, bf16* out, float* probs, int64_t B, int64_t N, int64_t C,
                               int64_t H, const AttentionDropout& drop = {}) {
-  const int64_t D = C / H, ld = 3 * C;
+#if VIT_HAVE_ATTENTION_BF16
+  const int64_t D = C / H;
+  if (detail::attention_bf16::supported(N, D)) {
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
 #pragma omp parallel for schedule(static) if (B * H > 1 && B * H * N * N * D > 32768)
-  for (int64_t bh = 0; bh < B * H; ++bh) {
-    const int64_t b = bh / H, h = bh % H;
-    float* q = detail::row_scratch(0, N * 3 * D);
-    float* o = detail::row_scratch(1, N * D);
-    for (int part = 0; part < 3; ++part)
-      detail::head_block_widen(qkv + b * N * ld + part * C + h * D, ld, N, D, q + part * D, 3 * D);
-    attention_forward<float>(q, o, probs + bh * N * N, 1, N, D, 1, detail::head_dropout(drop, bh, N));
-    detail::head_block_narrow(o, D, N, D, out + b * N * C + h * D, C);
+    for (int64_t bh = 0; bh < B * H; ++bh) {
+      if (drop.active()) {
+        detail::attention_bf16::forward_head(qkv, out, probs, bh, B, N, C, H, scale,
+                                             detail::AttentionHeadMask<float>(drop, bh, N));
+      } else {
+        detail::attention_bf16::forward_head(qkv, out, probs, bh, B, N, C, H, scale);
+      }
+    }
+    return;
   }
+#endif
+  detail::attention_forward_widened(qkv, out, probs, B, N, C, H, drop);
 }
 inline void attention_backward(const bf16* dout, const bf16* qkv, const float* probs, bf16* dqkv, int64_t B,
                                int64_t N, int64_t C, int64_t H, const AttentionDropout& drop = {}) {
-  const int64_t D = C / H, ld = 3 * C;
+#if VIT_HAVE_ATTENTION_BF16
+  const int64_t D = C / H;
+  if (detail::attention_bf16::supported(N, D)) {
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
 #pragma omp parallel for schedule(static) if (B * H > 1 && B * H * N * N * D > 32768)
-  for (int64_t bh = 0; bh < B * H; ++bh) {
-    const int64_t b = bh / H, h = bh % H;
-    float* q = detail::row_scratch(0, N * 3 * D);
-    float* g = detail::row_scratch(1, N * D);
-    float* d = detail::row_scratch(2, N * 3 * D);
-    for (int part = 0; part < 3; ++part)
-      detail::head_block_widen(qkv + b * N * ld + part * C + h * D, ld, N, D, q + part * D, 3 * D);
-    detail::head_block_widen(dout + b * N * C + h * D, C, N, D, g, D);
-    attention_backward<float>(g, q, probs + bh * N * N, d, 1, N, D, 1, detail::head_dropout(drop, bh, N));
-    for (int part = 0; part < 3; ++part)
-      detail::head_block_narrow(d + part * D, 3 * D, N, D, dqkv + b * N * ld + part * C + h * D, ld);
+    for (int64_t bh = 0; bh < B * H; ++bh) {
+      if (drop.active()) {
+        detail::attention_bf16::backward_head(dout, qkv, probs, dqkv, bh, B, N, C, H, scale,
+                                              detail::AttentionHeadMask<float>(drop, bh, N));
+      } else {
+        detail::attention_bf16::backward_head(dout, qkv, probs, dqkv, bh, B, N, C, H, scale);
+      }
+    }
+    return;
   }
+#endif
+  detail::attention_backward_widened(dout, qkv, probs, dqkv, B, N, C, H, drop);
 }
 
 /// What attention_forward leaves for the backward: on the CPU `stats` is the

@@ -241,9 +241,12 @@ inline sgemm_avx2_impl::aligned_buffer& scratch() {
 // them.
 class prefetcher {
  public:
-  // rows of `floats` each, `stride` floats apart
-  void add(const float* base, int64_t rows, int64_t stride, int64_t floats) {
-    if (count_ < max_streams) streams_[count_++] = {base, rows, stride, floats};
+  // rows of `count` elements each, `stride` elements apart (float or bf16)
+  template <class T>
+  void add(const T* base, int64_t rows, int64_t stride, int64_t count) {
+    const int64_t size = static_cast<int64_t>(sizeof(T));
+    if (count_ < max_streams)
+      streams_[count_++] = {reinterpret_cast<const char*>(base), rows, stride * size, count * size};
     total_ += rows;
   }
   // Spreads the rows evenly over `steps` calls of step().
@@ -251,18 +254,17 @@ class prefetcher {
   void step() {
     for (int64_t left = per_step_; left > 0 && cur_ < count_; --left) {
       const stream& st = streams_[cur_];
-      const char* row = reinterpret_cast<const char*>(st.base + row_ * st.stride);
-      for (int64_t byte = 0; byte < st.floats * 4; byte += 64)
-        _mm_prefetch(row + byte, _MM_HINT_T1);
-      _mm_prefetch(row + st.floats * 4 - 1, _MM_HINT_T1);
+      const char* row = st.base + row_ * st.stride;
+      for (int64_t byte = 0; byte < st.bytes; byte += 64) _mm_prefetch(row + byte, _MM_HINT_T1);
+      _mm_prefetch(row + st.bytes - 1, _MM_HINT_T1);
       if (++row_ == st.rows) row_ = 0, ++cur_;
     }
   }
 
  private:
   struct stream {
-    const float* base;
-    int64_t rows, stride, floats;
+    const char* base;
+    int64_t rows, stride, bytes;  // stride and row length in bytes
   };
   static constexpr int max_streams = 8;
   stream streams_[max_streams] = {};
