@@ -146,6 +146,45 @@ TEST_CASE("bf16 gelu exact and tanh match float64", "[bf16][ops][gelu]") {
   }
 }
 
+// The bf16 GELU (one pass on AVX-512 builds, else float copies of blocks)
+// against the float op on the same values, rounded once: within one bf16 ulp
+// (the one pass evaluates the same float expression; FMA contraction may
+// differ), NaN where the float op gives NaN; every tail length and long runs.
+TEST_CASE("bf16 gelu forward and backward equal the float op rounded once", "[bf16][ops][gelu]") {
+  auto within_one_ulp = [](bf16 got, float ref) {
+    const bf16 r(ref);
+    if (std::isnan(ref)) return std::isnan(float(got));
+    const int diff = int(got.bits) - int(r.bits);
+    return ((got.bits ^ r.bits) & 0x8000) == 0 ? diff >= -1 && diff <= 1 : got.bits == r.bits;
+  };
+  const float specials[] = {0.f, -0.f, 1e-30f, -7.f, 7.f, 30.f, -30.f, std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()};
+  for (int64_t n : {1, 2, 15, 16, 17, 31, 33, 4095, 4097, 100003}) {
+    CAPTURE(n);
+    const std::vector<float> xs = vit::test::random_vector(n, 500 + n, 2.5), gs = vit::test::random_vector(n, 600 + n);
+    std::vector<bf16> x(n), g(n), y(n), dx(n);
+    std::vector<float> xf(n), gf(n), yf(n), dxf(n);
+    for (int64_t i = 0; i < n; ++i) {
+      x[i] = bf16(i < 10 && n > 10 ? specials[i] : xs[i]);
+      g[i] = bf16(gs[i]);
+      xf[i] = float(x[i]);
+      gf[i] = float(g[i]);
+    }
+    vit::ops::gelu_forward(x.data(), y.data(), n, vit::GeluApprox::None);
+    vit::ops::gelu_backward(g.data(), x.data(), dx.data(), n, vit::GeluApprox::None);
+    vit::ops::gelu_forward(xf.data(), yf.data(), n, vit::GeluApprox::None);
+    vit::ops::gelu_backward(gf.data(), xf.data(), dxf.data(), n, vit::GeluApprox::None);
+    int64_t bad_y = -1, bad_dx = -1;
+    for (int64_t i = n - 1; i >= 0; --i) {
+      if (!within_one_ulp(y[i], yf[i])) bad_y = i;
+      if (!within_one_ulp(dx[i], dxf[i])) bad_dx = i;
+    }
+    INFO("first forward mismatch " << bad_y << ", first backward mismatch " << bad_dx);
+    CHECK(bad_y == -1);
+    CHECK(bad_dx == -1);
+  }
+}
+
 TEST_CASE("bias_gelu matches gelu of the bias add, in bf16 against float64", "[bf16][ops][gelu]") {
   for (const Shape& s : {Shape{1, 1}, Shape{65, 13}, Shape{2, 197, 9}, Shape{3, 24}}) {
     const Shape b{s.back()};
