@@ -176,6 +176,43 @@ TEST_CASE("bf16 layer_norm on the CPU matches float64, forward and backward", "[
     check_layer_norm(s, seed += 10);
 }
 
+// The bf16 rows (in registers on AVX-512 builds) against the float loops on
+// the same bf16 values: mean and rstd to float rounding, out and dx within one
+// bf16 ulp of the float result rounded once, dw and db (summed over rows in
+// float, rounded to bf16 once) within 4e-3.
+TEST_CASE("bf16 layer_norm equals the float loops on the same values", "[ops][bf16][layernorm]") {
+  auto within_one_ulp = [](const std::vector<bf16>& got, const std::vector<float>& ref) {
+    for (size_t i = 0; i < got.size(); ++i) {
+      const bf16 r(ref[i]);
+      const int diff = int(got[i].bits) - int(r.bits);
+      if (((got[i].bits ^ r.bits) & 0x8000) != 0 ? got[i].bits != r.bits : (diff < -1 || diff > 1)) return false;
+    }
+    return true;
+  };
+  for (const auto& [R, C] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 15}, {300, 192}, {65, 200}, {9, 1100}}) {
+    CAPTURE(R, C);
+    auto bf = [](const std::vector<float>& v) { return std::vector<bf16>(v.begin(), v.end()); };
+    auto fl = [](const std::vector<bf16>& v) { return std::vector<float>(v.begin(), v.end()); };
+    const std::vector<bf16> x = bf(test::random_vector(R * C, 70 + C, 3.0)), g = bf(test::random_vector(R * C, 71 + C));
+    const std::vector<bf16> w = bf(test::random_vector(C, 72 + C)), b = bf(test::random_vector(C, 73 + C));
+    std::vector<bf16> out(R * C), dx(R * C), dw(C, bf16(0.f)), db(C, bf16(0.f));
+    std::vector<float> mean(R), rstd(R);
+    ops::layer_norm_forward(x.data(), w.data(), b.data(), out.data(), mean.data(), rstd.data(), R, C, 1e-6f);
+    ops::layer_norm_backward(g.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(), dw.data(), db.data(), R, C);
+    const std::vector<float> xf = fl(x), gf = fl(g), wf = fl(w), bfl = fl(b);
+    std::vector<float> outf(R * C), dxf(R * C), dwf(C, 0.f), dbf(C, 0.f), meanf(R), rstdf(R);
+    ops::layer_norm_forward(xf.data(), wf.data(), bfl.data(), outf.data(), meanf.data(), rstdf.data(), R, C, 1e-6f);
+    ops::layer_norm_backward(gf.data(), xf.data(), wf.data(), meanf.data(), rstdf.data(), dxf.data(), dwf.data(),
+                             dbf.data(), R, C);
+    require_relative_l2(std::vector<double>(mean.begin(), mean.end()), std::vector<double>(meanf.begin(), meanf.end()), "mean", 1e-6);
+    require_relative_l2(std::vector<double>(rstd.begin(), rstd.end()), std::vector<double>(rstdf.begin(), rstdf.end()), "rstd", 1e-6);
+    CHECK(within_one_ulp(out, outf));
+    CHECK(within_one_ulp(dx, dxf));
+    require_relative_l2(std::vector<double>(dw.begin(), dw.end()), std::vector<double>(dwf.begin(), dwf.end()), "dw", 4e-3);
+    require_relative_l2(std::vector<double>(db.begin(), db.end()), std::vector<double>(dbf.begin(), dbf.end()), "db", 4e-3);
+  }
+}
+
 TEST_CASE("bf16 layer_norm saves float statistics in its graph", "[ops][bf16][layernorm]") {
   TensorBF16 x = random_bf16({4, 16}, 5), w = random_bf16({16}, 6), b = random_bf16({16}, 7);
   x.set_requires_grad(true);

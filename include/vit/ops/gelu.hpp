@@ -75,7 +75,7 @@ void gelu_backward(const T* dout, const T* x, T* dx, int64_t n, GeluApprox appro
   });
 }
 
-#if defined(EIGEN_VECTORIZE_AVX512) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#if defined(EIGEN_VECTORIZE_AVX512) && VIT_HAVE_BF16_LANES_16
 #define VIT_GELU_BF16_ONE_PASS 1
 #else
 #define VIT_GELU_BF16_ONE_PASS 0
@@ -89,25 +89,15 @@ namespace detail {
 // its burst of loads, and then its burst of stores, as on the math; here the
 // loads of the next vectors overlap the math of this one (measured 1.9x
 // faster forward, 1.7x backward, on 3.2M values, Zen 5).
-template <class F>
-inline void for_vectors_of(int64_t n, F&& f) {
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) f(i, __mmask16(0xffff));
-  if (i < n) f(i, static_cast<__mmask16>((1u << (n - i)) - 1u));
-}
-inline __m512 widen_masked(const bf16* p, __mmask16 m) {
-  const __m256i raw = _mm256_maskz_loadu_epi16(m, p);
-  return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, raw), 16));
-}
 
 inline void gelu_erf_forward_bf16(const bf16* x, bf16* out, int64_t n) {
   using namespace Eigen::internal;
   const Packet16f half = pset1<Packet16f>(0.5f), one = pset1<Packet16f>(1.0f);
   const Packet16f rsqrt2 = pset1<Packet16f>(static_cast<float>(M_SQRT1_2));
-  for_vectors_of(n, [&](int64_t i, __mmask16 m) {
-    const Packet16f a = widen_masked(x + i, m);
+  for_vectors16(n, [&](int64_t i, __mmask16 m) {
+    const Packet16f a = widen_16_masked(x + i, m);
     const Packet16f y = pmul(pmul(half, a), padd(one, perf(pmul(a, rsqrt2))));
-    _mm256_mask_storeu_epi16(out + i, m, narrow_16(y));
+    narrow_16_masked(y, out + i, m);
   });
 }
 
@@ -116,12 +106,12 @@ inline void gelu_erf_backward_bf16(const bf16* dout, const bf16* x, bf16* dx, in
   const Packet16f half = pset1<Packet16f>(0.5f), one = pset1<Packet16f>(1.0f);
   const Packet16f rsqrt2 = pset1<Packet16f>(static_cast<float>(M_SQRT1_2));
   const Packet16f inv_sqrt_2pi = pset1<Packet16f>(0.3989422804014327f), minus_half = pset1<Packet16f>(-0.5f);
-  for_vectors_of(n, [&](int64_t i, __mmask16 m) {
-    const Packet16f a = widen_masked(x + i, m), g = widen_masked(dout + i, m);
+  for_vectors16(n, [&](int64_t i, __mmask16 m) {
+    const Packet16f a = widen_16_masked(x + i, m), g = widen_16_masked(dout + i, m);
     // Φ(x) + x·φ(x), as gelu_backward<float>
     const Packet16f cdf = pmul(half, padd(one, perf(pmul(a, rsqrt2))));
     const Packet16f pdf = pmul(pmul(a, inv_sqrt_2pi), pexp(pmul(minus_half, pmul(a, a))));
-    _mm256_mask_storeu_epi16(dx + i, m, narrow_16(pmul(g, padd(cdf, pdf))));
+    narrow_16_masked(pmul(g, padd(cdf, pdf)), dx + i, m);
   });
 }
 #endif

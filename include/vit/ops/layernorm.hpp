@@ -1,8 +1,8 @@
 // layer_norm over the last dim, as nn.LayerNorm: biased variance, eps inside
 // the square root, affine weight and bias. Two passes (mean, then centred
 // variance) keep float32 accurate; mean and rstd are saved for backward.
-// bf16 tensors: bf16 storage, float math (the float loops on float copies of
-// each block of rows),
+// bf16 tensors: bf16 storage, float math (one row at a time in registers on
+// AVX-512 builds, else the float loops on float copies of each block of rows),
 // mean and rstd saved in float (compute_t<T>), weight/bias gradients
 // accumulated in float and rounded once.
 #pragma once
@@ -88,17 +88,79 @@ void layer_norm_backward(const T* dout, const T* x, const T* w, const T* mean, c
     }
 }
 
-// bf16 storage, float math: the float loops on float copies of each block of
-// rows, each output rounded once; mean and rstd (R) float.
+namespace detail {
+#if VIT_HAVE_BF16_LANES_16
+// One row of bf16 in registers and L1, 16 lanes at a time: the float loops'
+// arithmetic (two-pass variance; the same per-element expressions) with the
+// conversions inside the loops, so no float copy of the row block goes through
+// memory and the loads overlap the math.
+inline void layer_norm_row_bf16(const bf16* x, const float* w, const float* b, bf16* out, float* mean,
+                                float* rstd, int64_t C, float eps) {
+  __m512 s = _mm512_setzero_ps();
+  for_vectors16(C, [&](int64_t c, __mmask16 m) { s = _mm512_add_ps(s, widen_16_masked(x + c, m)); });
+  const float mu = hsum_16(s) / static_cast<float>(C);
+  const __m512 vm = _mm512_set1_ps(mu);
+  __m512 v = _mm512_setzero_ps();
+  for_vectors16(C, [&](int64_t c, __mmask16 m) {
+    const __m512 d = _mm512_maskz_sub_ps(m, widen_16_masked(x + c, m), vm);
+    v = _mm512_fmadd_ps(d, d, v);
+  });
+  const float rs = 1.0f / std::sqrt(hsum_16(v) / static_cast<float>(C) + eps);
+  const __m512 vr = _mm512_set1_ps(rs);
+  for_vectors16(C, [&](int64_t c, __mmask16 m) {
+    const __m512 xhat = _mm512_mul_ps(_mm512_sub_ps(widen_16_masked(x + c, m), vm), vr);
+    const __m512 y = _mm512_fmadd_ps(xhat, _mm512_maskz_loadu_ps(m, w + c), _mm512_maskz_loadu_ps(m, b + c));
+    narrow_16_masked(y, out + c, m);
+  });
+  *mean = mu;
+  *rstd = rs;
+}
+
+// One row's backward: dx (if non-null) written, pw/pb (float, C) += this
+// row's dw/db terms.
+inline void layer_norm_row_backward_bf16(const bf16* g, const bf16* x, const float* w, float mu, float rs,
+                                         bf16* dx, float* pw, float* pb, int64_t C) {
+  const __m512 vm = _mm512_set1_ps(mu), vr = _mm512_set1_ps(rs);
+  __m512 sum_dy = _mm512_setzero_ps(), sum_dy_xhat = _mm512_setzero_ps();
+  for_vectors16(C, [&](int64_t c, __mmask16 m) {
+    const __m512 gv = widen_16_masked(g + c, m);
+    const __m512 xhat = _mm512_mul_ps(_mm512_maskz_sub_ps(m, widen_16_masked(x + c, m), vm), vr);
+    const __m512 dy = _mm512_mul_ps(gv, _mm512_maskz_loadu_ps(m, w + c));
+    sum_dy = _mm512_add_ps(sum_dy, dy);
+    sum_dy_xhat = _mm512_fmadd_ps(dy, xhat, sum_dy_xhat);
+    _mm512_mask_storeu_ps(pw + c, m, _mm512_fmadd_ps(gv, xhat, _mm512_maskz_loadu_ps(m, pw + c)));
+    _mm512_mask_storeu_ps(pb + c, m, _mm512_add_ps(gv, _mm512_maskz_loadu_ps(m, pb + c)));
+  });
+  if (dx == nullptr) return;
+  const __m512 a = _mm512_set1_ps(hsum_16(sum_dy) / static_cast<float>(C));
+  const __m512 bb = _mm512_set1_ps(hsum_16(sum_dy_xhat) / static_cast<float>(C));
+  for_vectors16(C, [&](int64_t c, __mmask16 m) {
+    const __m512 gw = _mm512_mul_ps(widen_16_masked(g + c, m), _mm512_maskz_loadu_ps(m, w + c));
+    const __m512 xhat = _mm512_mul_ps(_mm512_sub_ps(widen_16_masked(x + c, m), vm), vr);
+    const __m512 d = _mm512_mul_ps(vr, _mm512_sub_ps(_mm512_sub_ps(gw, a), _mm512_mul_ps(xhat, bb)));
+    narrow_16_masked(d, dx + c, m);
+  });
+}
+#endif
+}  // namespace detail
+
+// bf16 storage, float math, each output rounded once; mean and rstd (R) float.
+// Rows in registers where AVX-512 is built for, else the float loops on float
+// copies of each block of rows.
 inline void layer_norm_forward(const bf16* x, const bf16* w, const bf16* b, bf16* out, float* mean,
                                float* rstd, int64_t R, int64_t C, float eps) {
   const TensorF wf = detail::widen(w, C), bf = detail::widen(b, C);
   detail::for_row_blocks(R, C, detail::row_block_threads(R, C), [&](int64_t r0, int64_t rows, int) {
+#if VIT_HAVE_BF16_LANES_16
+    for (int64_t r = r0; r < r0 + rows; ++r)
+      detail::layer_norm_row_bf16(x + r * C, wf.data(), bf.data(), out + r * C, mean + r, rstd + r, C, eps);
+#else
     float* xs = detail::row_scratch(0, rows * C);
     float* os = detail::row_scratch(1, rows * C);
     detail::widen_n(x + r0 * C, xs, rows * C);
     layer_norm_forward(xs, wf.data(), bf.data(), os, mean + r0, rstd + r0, rows, C, eps);
     detail::narrow_n(os, out + r0 * C, rows * C);
+#endif
   });
 }
 
@@ -111,14 +173,20 @@ inline void layer_norm_backward(const bf16* dout, const bf16* x, const bf16* w, 
   const int nt = detail::row_block_threads(R, C);
   TensorF partials = TensorF::zeros({2 * C * nt});
   detail::for_row_blocks(R, C, nt, [&](int64_t r0, int64_t rows, int t) {
+    float* pw = partials.data() + 2 * C * t;
+#if VIT_HAVE_BF16_LANES_16
+    for (int64_t r = r0; r < r0 + rows; ++r)
+      detail::layer_norm_row_backward_bf16(dout + r * C, x + r * C, wf.data(), mean[r], rstd[r],
+                                           dx ? dx + r * C : nullptr, pw, pw + C, C);
+#else
     float* gs = detail::row_scratch(0, rows * C);
     float* xs = detail::row_scratch(1, rows * C);
     float* ds = dx ? detail::row_scratch(2, rows * C) : nullptr;
     detail::widen_n(dout + r0 * C, gs, rows * C);
     detail::widen_n(x + r0 * C, xs, rows * C);
-    float* pw = partials.data() + 2 * C * t;
     layer_norm_backward(gs, xs, wf.data(), mean + r0, rstd + r0, ds, pw, pw + C, rows, C);
     if (dx) detail::narrow_n(ds, dx + r0 * C, rows * C);
+#endif
   });
   for (int64_t c = 0; c < C; ++c) {
     float sw = dw ? float(dw[c]) : 0.f, sb = db ? float(db[c]) : 0.f;

@@ -28,7 +28,7 @@
 
 #include "vit/ops/detail/gemm_avx512.hpp"  // VIT_HAVE_SBGEMM_AVX512
 
-#if VIT_HAVE_SBGEMM_AVX512 && defined(__AVX512VL__)
+#if VIT_HAVE_SBGEMM_AVX512 && VIT_HAVE_BF16_LANES_16
 #define VIT_HAVE_ATTENTION_BF16 1
 
 #include <immintrin.h>
@@ -41,7 +41,7 @@
 
 #include "vit/core/bf16.hpp"
 #include "vit/ops/detail/attention_avx2.hpp"  // prefetcher, transpose_8x8
-#include "vit/ops/detail/bf16_buffers.hpp"    // narrow_16
+#include "vit/ops/detail/bf16_buffers.hpp"    // narrow_16, for_vectors16
 
 namespace vit::ops::detail::attention_bf16 {
 
@@ -57,7 +57,6 @@ inline bool supported(int64_t N, int64_t D) {
 
 inline int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 inline int64_t pairs(int64_t n) { return (n + 1) / 2; }
-inline __mmask16 first_lanes(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
 
 // A left operand: word (r, w) at base + r·row + w·k words.
 struct left {
@@ -192,13 +191,12 @@ inline void rows_paired(const bf16* x, int64_t ld, int64_t n, int64_t cols, word
     const bf16* lo = x + 2 * p * ld;
     const bf16* hi = 2 * p + 1 < n ? lo + ld : nullptr;
     word* out = dst + p * ldd;
-    for (int64_t c = 0; c < cols; c += 16) {
-      const __mmask16 m = cols - c >= 16 ? __mmask16(0xffff) : first_lanes(cols - c);
+    for_vectors16(cols, [&](int64_t c, __mmask16 m) {
       const __m512i l = _mm512_maskz_cvtepu16_epi32(0xffff, _mm256_maskz_loadu_epi16(m, lo + c));
       const __m512i h = hi != nullptr ? _mm512_maskz_cvtepu16_epi32(0xffff, _mm256_maskz_loadu_epi16(m, hi + c))
                                       : _mm512_setzero_si512();
       _mm512_mask_storeu_epi32(out + c, m, _mm512_or_si512(l, _mm512_maskz_slli_epi32(0xffff, h, 16)));
-    }
+    });
     std::fill(out + cols, out + ldd, word{0});
   }
 }
@@ -223,20 +221,11 @@ inline __m512 exp_nonpositive(__m512 x) {
   return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
 }
 
-inline __m256 high_half(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
-inline float hmax(__m512 v) { return attention_avx2::hmax(_mm256_max_ps(_mm512_castps512_ps256(v), high_half(v))); }
-inline float hsum(__m512 v) { return attention_avx2::hsum(_mm256_add_ps(_mm512_castps512_ps256(v), high_half(v))); }
-
-// The n floats of a row, 16 at a time, the last vector masked to the valid lanes.
-template <class F>
-inline void for_vectors(int64_t n, F&& f) {
-  for (int64_t j = 0; j < n; j += 16) f(j, n - j >= 16 ? __mmask16(0xffff) : first_lanes(n - j));
-}
 
 // bf16 row of n values (+ a zero pad to ne) from float.
 inline void narrow_row(const float* src, int64_t n, bf16* dst, int64_t ne) {
-  for_vectors(n, [&](int64_t j, __mmask16 m) {
-    _mm256_mask_storeu_epi16(dst + j, m, narrow_16(_mm512_maskz_loadu_ps(m, src + j)));
+  for_vectors16(n, [&](int64_t j, __mmask16 m) {
+    narrow_16_masked(_mm512_maskz_loadu_ps(m, src + j), dst + j, m);
   });
   for (int64_t j = n; j < ne; ++j) dst[j] = bf16{};
 }
@@ -248,19 +237,19 @@ inline void softmax_rows(float* s, int64_t lds, int64_t n, float* p, bf16* pb, i
   for (int64_t i = 0; i < n; ++i) {
     float* row = s + i * lds;
     __m512 mx = _mm512_set1_ps(-INFINITY);
-    for_vectors(n, [&](int64_t j, __mmask16 m) {
+    for_vectors16(n, [&](int64_t j, __mmask16 m) {
       mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m, row + j));
     });
-    const __m512 vmax = _mm512_set1_ps(hmax(mx));
+    const __m512 vmax = _mm512_set1_ps(hmax_16(mx));
     __m512 sum = _mm512_setzero_ps();
-    for_vectors(n, [&](int64_t j, __mmask16 m) {
+    for_vectors16(n, [&](int64_t j, __mmask16 m) {
       const __m512 e = _mm512_maskz_mov_ps(m, exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(row + j), vmax)));
       _mm512_storeu_ps(row + j, e);
       sum = _mm512_add_ps(sum, e);
     });
-    const __m512 inv = _mm512_set1_ps(1.0f / hsum(sum));
+    const __m512 inv = _mm512_set1_ps(1.0f / hsum_16(sum));
     float* prow = p + i * n;
-    for_vectors(n, [&](int64_t j, __mmask16 m) {
+    for_vectors16(n, [&](int64_t j, __mmask16 m) {
       const __m512 y = _mm512_mul_ps(_mm512_loadu_ps(row + j), inv);
       _mm512_storeu_ps(row + j, y);
       _mm512_mask_storeu_ps(prow + j, m, y);
@@ -281,15 +270,15 @@ inline void softmax_backward_rows(float* dp, int64_t lds, const float* p, int64_
     const float* prow = p + i * n;
     if constexpr (Mask::active) mask(i, row, row);  // dP = dP' ∘ mask
     __m512 dot = _mm512_setzero_ps();
-    for_vectors(n, [&](int64_t j, __mmask16 m) {
+    for_vectors16(n, [&](int64_t j, __mmask16 m) {
       dot = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, row + j), _mm512_maskz_loadu_ps(m, prow + j), dot);
     });
-    const __m512 vdot = _mm512_set1_ps(hsum(dot));
+    const __m512 vdot = _mm512_set1_ps(hsum_16(dot));
     bf16* out = dsb + i * ne;
-    for_vectors(n, [&](int64_t j, __mmask16 m) {
+    for_vectors16(n, [&](int64_t j, __mmask16 m) {
       const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, row + j), vdot);
       const __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, prow + j), d), vs);
-      _mm256_mask_storeu_epi16(out + j, m, narrow_16(y));
+      narrow_16_masked(y, out + j, m);
     });
     for (int64_t j = n; j < ne; ++j) out[j] = bf16{};
   }

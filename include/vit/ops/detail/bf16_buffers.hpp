@@ -47,6 +47,42 @@ inline __m256i narrow_16(__m512 x) {
 }
 #endif
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+// Rows of any length, 16 lanes at a time, for the one-pass bf16 kernels
+// (GELU, LayerNorm, attention_bf16's softmax).
+#define VIT_HAVE_BF16_LANES_16 1
+inline __mmask16 first_lanes(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
+
+/// f(i, mask) for i = 0, 16, ... < n; the mask covers the valid lanes of each vector.
+template <class F>
+inline void for_vectors16(int64_t n, F&& f) {
+  for (int64_t i = 0; i < n; i += 16) f(i, n - i >= 16 ? __mmask16(0xffff) : first_lanes(n - i));
+}
+/// The masked lanes of p as float, 0 elsewhere (nothing is read there).
+inline __m512 widen_16_masked(const bf16* p, __mmask16 m) {
+  const __m256i raw = _mm256_maskz_loadu_epi16(m, p);
+  return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, raw), 16));
+}
+/// The masked lanes of x rounded into p (vit::bf16's rounding); nothing written elsewhere.
+inline void narrow_16_masked(__m512 x, bf16* p, __mmask16 m) { _mm256_mask_storeu_epi16(p, m, narrow_16(x)); }
+
+inline __m256 high_half(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+inline float hsum_16(__m512 v) {
+  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), high_half(v));
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  return _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)));
+}
+inline float hmax_16(__m512 v) {
+  __m256 h = _mm256_max_ps(_mm512_castps512_ps256(v), high_half(v));
+  __m128 x = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+  return _mm_cvtss_f32(_mm_max_ss(x, _mm_movehdup_ps(x)));
+}
+#else
+#define VIT_HAVE_BF16_LANES_16 0
+#endif
+
 #if defined(__AVX2__)
 inline __m256 widen_8(const bf16* p) {
   const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
