@@ -201,11 +201,12 @@ inline void rows_paired(const bf16* x, int64_t ld, int64_t n, int64_t cols, word
   }
 }
 
-// exp(x) for x <= 0 on 16 lanes: attention_avx2::exp_nonpositive's polynomial.
+// exp(x) for x <= 0 on 16 lanes: attention_avx2::exp_nonpositive's polynomial
+// (maskz forms: see bf16_buffers.hpp).
 inline __m512 exp_nonpositive(__m512 x) {
-  x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);  // NaN stays NaN (its 2nd operand)
-  const __m512 m = _mm512_roundscale_ps(
-      _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)), _MM_FROUND_TO_NEG_INF);
+  x = _mm512_maskz_max_ps(0xffff, _mm512_set1_ps(-87.0f), x);  // NaN stays NaN (its 2nd operand)
+  const __m512 m = _mm512_maskz_roundscale_ps(
+      0xffff, _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)), _MM_FROUND_TO_NEG_INF);
   __m512 r = _mm512_fmadd_ps(m, _mm512_set1_ps(-0.693359375f), x);
   r = _mm512_fmadd_ps(m, _mm512_set1_ps(2.12194440e-4f), r);
   const __m512 r2 = _mm512_mul_ps(r, r), r3 = _mm512_mul_ps(r2, r);
@@ -217,7 +218,7 @@ inline __m512 exp_nonpositive(__m512 x) {
   y = _mm512_fmadd_ps(y, r3, y1);
   y = _mm512_fmadd_ps(y, r2, y2);
   const __m512i e = _mm512_maskz_slli_epi32(
-      0xffff, _mm512_add_epi32(_mm512_cvtps_epi32(m), _mm512_set1_epi32(127)), 23);
+      0xffff, _mm512_add_epi32(_mm512_maskz_cvtps_epi32(0xffff, m), _mm512_set1_epi32(127)), 23);
   return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
 }
 
@@ -238,7 +239,7 @@ inline void softmax_rows(float* s, int64_t lds, int64_t n, float* p, bf16* pb, i
     float* row = s + i * lds;
     __m512 mx = _mm512_set1_ps(-INFINITY);
     for_vectors16(n, [&](int64_t j, __mmask16 m) {
-      mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m, row + j));
+      mx = _mm512_maskz_max_ps(0xffff, mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m, row + j));
     });
     const __m512 vmax = _mm512_set1_ps(hmax_16(mx));
     __m512 sum = _mm512_setzero_ps();

@@ -66,15 +66,17 @@ inline __m512 widen_16_masked(const bf16* p, __mmask16 m) {
 /// The masked lanes of x rounded into p (vit::bf16's rounding); nothing written elsewhere.
 inline void narrow_16_masked(__m512 x, bf16* p, __mmask16 m) { _mm256_mask_storeu_epi16(p, m, narrow_16(x)); }
 
-inline __m256 high_half(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+// The maskz forms again: g++ 12 warns on the plain extract's undefined pass-through.
+inline __m256 low_half(__m512 v) { return _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xf, _mm512_castps_pd(v), 0)); }
+inline __m256 high_half(__m512 v) { return _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xf, _mm512_castps_pd(v), 1)); }
 inline float hsum_16(__m512 v) {
-  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), high_half(v));
+  __m256 h = _mm256_add_ps(low_half(v), high_half(v));
   __m128 x = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
   x = _mm_add_ps(x, _mm_movehl_ps(x, x));
   return _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)));
 }
 inline float hmax_16(__m512 v) {
-  __m256 h = _mm256_max_ps(_mm512_castps512_ps256(v), high_half(v));
+  __m256 h = _mm256_max_ps(low_half(v), high_half(v));
   __m128 x = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
   x = _mm_max_ps(x, _mm_movehl_ps(x, x));
   return _mm_cvtss_f32(_mm_max_ss(x, _mm_movehdup_ps(x)));
