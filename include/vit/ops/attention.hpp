@@ -94,6 +94,20 @@ bool attention_avx2_path(int64_t N, int64_t D, bool backward) {
   (void)N, (void)D, (void)backward;
   return false;
 }
+
+#if VIT_HAVE_SGEMM_AVX2
+// f(mask) with head bh's dropout mask, or with no_mask (the kernels' code
+// without dropout) when p == 0: one place for the choice every per-head
+// kernel call makes.
+template <class F>
+void with_head_mask(const AttentionDropout& drop, int64_t bh, int64_t N, F&& f) {
+  if (drop.active()) {
+    f(AttentionHeadMask<float>(drop, bh, N));
+  } else {
+    f(attention_avx2::no_mask{});
+  }
+}
+#endif
 }  // namespace detail
 
 // qkv: (B,N,3C) -> out: (B,N,C), probs: (B,H,N,N) (undropped P, what backward takes)
@@ -114,12 +128,9 @@ void attention_forward(const T* qkv, T* out, T* probs, int64_t B, int64_t N, int
 #if VIT_HAVE_SGEMM_AVX2
     if constexpr (std::is_same_v<T, float>) {
       if (fast) {
-        if (dropping) {
-          detail::attention_avx2::forward_head(qkv, out, probs, bh, B, N, C, H, scale,
-                                               detail::AttentionHeadMask<float>(drop, bh, N));
-        } else {
-          detail::attention_avx2::forward_head(qkv, out, probs, bh, B, N, C, H, scale);
-        }
+        detail::with_head_mask(drop, bh, N, [&](const auto& mask) {
+          detail::attention_avx2::forward_head(qkv, out, probs, bh, B, N, C, H, scale, mask);
+        });
         continue;
       }
     }
@@ -166,12 +177,9 @@ void attention_backward(const T* dout, const T* qkv, const T* probs, T* dqkv, in
 #if VIT_HAVE_SGEMM_AVX2
       if constexpr (std::is_same_v<T, float>) {
         if (fast) {
-          if (dropping) {
-            detail::attention_avx2::backward_head(dout, qkv, probs, dqkv, bh, B, N, C, H, scale,
-                                                  detail::AttentionHeadMask<float>(drop, bh, N));
-          } else {
-            detail::attention_avx2::backward_head(dout, qkv, probs, dqkv, bh, B, N, C, H, scale);
-          }
+          detail::with_head_mask(drop, bh, N, [&](const auto& mask) {
+            detail::attention_avx2::backward_head(dout, qkv, probs, dqkv, bh, B, N, C, H, scale, mask);
+          });
           continue;
         }
       }
@@ -258,14 +266,10 @@ inline void attention_forward(const bf16* qkv, bf16* out, float* probs, int64_t 
   if (detail::attention_bf16::supported(N, D)) {
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
 #pragma omp parallel for schedule(static) if (B * H > 1 && B * H * N * N * D > 32768)
-    for (int64_t bh = 0; bh < B * H; ++bh) {
-      if (drop.active()) {
-        detail::attention_bf16::forward_head(qkv, out, probs, bh, B, N, C, H, scale,
-                                             detail::AttentionHeadMask<float>(drop, bh, N));
-      } else {
-        detail::attention_bf16::forward_head(qkv, out, probs, bh, B, N, C, H, scale);
-      }
-    }
+    for (int64_t bh = 0; bh < B * H; ++bh)
+      detail::with_head_mask(drop, bh, N, [&](const auto& mask) {
+        detail::attention_bf16::forward_head(qkv, out, probs, bh, B, N, C, H, scale, mask);
+      });
     return;
   }
 #endif
@@ -278,14 +282,10 @@ inline void attention_backward(const bf16* dout, const bf16* qkv, const float* p
   if (detail::attention_bf16::supported(N, D)) {
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
 #pragma omp parallel for schedule(static) if (B * H > 1 && B * H * N * N * D > 32768)
-    for (int64_t bh = 0; bh < B * H; ++bh) {
-      if (drop.active()) {
-        detail::attention_bf16::backward_head(dout, qkv, probs, dqkv, bh, B, N, C, H, scale,
-                                              detail::AttentionHeadMask<float>(drop, bh, N));
-      } else {
-        detail::attention_bf16::backward_head(dout, qkv, probs, dqkv, bh, B, N, C, H, scale);
-      }
-    }
+    for (int64_t bh = 0; bh < B * H; ++bh)
+      detail::with_head_mask(drop, bh, N, [&](const auto& mask) {
+        detail::attention_bf16::backward_head(dout, qkv, probs, dqkv, bh, B, N, C, H, scale, mask);
+      });
     return;
   }
 #endif
