@@ -146,10 +146,11 @@ TEST_CASE("bf16 gelu exact and tanh match float64", "[bf16][ops][gelu]") {
   }
 }
 
-// The bf16 GELU (one pass on AVX-512 builds, else float copies of blocks)
-// against the float op on the same values, rounded once: within one bf16 ulp
-// (the one pass evaluates the same float expression; FMA contraction may
-// differ), NaN where the float op gives NaN; every tail length and long runs.
+// The bf16 GELU (erf: one pass on AVX-512 builds; else, and tanh, float copies
+// of blocks) against the float op on the same values, rounded once: within one
+// bf16 ulp (both evaluate the same packet math on every element, tails
+// included; FMA contraction may differ), NaN where the float op gives NaN;
+// every tail length, long runs, ±0, ±Inf, NaN and saturating inputs.
 TEST_CASE("bf16 gelu forward and backward equal the float op rounded once", "[bf16][ops][gelu]") {
   auto within_one_ulp = [](bf16 got, float ref) {
     const bf16 r(ref);
@@ -170,18 +171,21 @@ TEST_CASE("bf16 gelu forward and backward equal the float op rounded once", "[bf
       xf[i] = float(x[i]);
       gf[i] = float(g[i]);
     }
-    vit::ops::gelu_forward(x.data(), y.data(), n, vit::GeluApprox::None);
-    vit::ops::gelu_backward(g.data(), x.data(), dx.data(), n, vit::GeluApprox::None);
-    vit::ops::gelu_forward(xf.data(), yf.data(), n, vit::GeluApprox::None);
-    vit::ops::gelu_backward(gf.data(), xf.data(), dxf.data(), n, vit::GeluApprox::None);
-    int64_t bad_y = -1, bad_dx = -1;
-    for (int64_t i = n - 1; i >= 0; --i) {
-      if (!within_one_ulp(y[i], yf[i])) bad_y = i;
-      if (!within_one_ulp(dx[i], dxf[i])) bad_dx = i;
+    for (auto approx : {vit::GeluApprox::None, vit::GeluApprox::Tanh}) {
+      CAPTURE(approx == vit::GeluApprox::Tanh);
+      vit::ops::gelu_forward(x.data(), y.data(), n, approx);
+      vit::ops::gelu_backward(g.data(), x.data(), dx.data(), n, approx);
+      vit::ops::gelu_forward(xf.data(), yf.data(), n, approx);
+      vit::ops::gelu_backward(gf.data(), xf.data(), dxf.data(), n, approx);
+      int64_t bad_y = -1, bad_dx = -1;
+      for (int64_t i = n - 1; i >= 0; --i) {
+        if (!within_one_ulp(y[i], yf[i])) bad_y = i;
+        if (!within_one_ulp(dx[i], dxf[i])) bad_dx = i;
+      }
+      INFO("first forward mismatch " << bad_y << ", first backward mismatch " << bad_dx);
+      CHECK(bad_y == -1);
+      CHECK(bad_dx == -1);
     }
-    INFO("first forward mismatch " << bad_y << ", first backward mismatch " << bad_dx);
-    CHECK(bad_y == -1);
-    CHECK(bad_dx == -1);
   }
 }
 

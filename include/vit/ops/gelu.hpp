@@ -1,8 +1,10 @@
 // gelu as nn.GELU: exact 0.5·x·(1 + erf(x/√2)) by default, or the tanh
 // approximation (approximate='tanh'). The float path uses Eigen's vectorised
-// erf/tanh/exp: a scalar std::erf per element would cost more than the MLP GEMM
-// on small ViTs. bf16 tensors: the float code on float copies of each block,
-// each output rounded once (ops/detail/bf16_buffers.hpp).
+// erf/tanh/exp on every element, tails included (a scalar std::erf per element
+// would cost more than the MLP GEMM on small ViTs), so a value's result does
+// not depend on where it sits. bf16 tensors: the same float math, each output
+// rounded once (in one pass on AVX-512 builds, else on float copies of each
+// block; ops/detail/bf16_buffers.hpp).
 // bias_gelu(x, bias) = gelu(x + bias) over the last dim as one op and one
 // autograd node (the MLP's fc1 bias and activation, issue 18 §4): on CUDA one
 // fused kernel each way (the backward takes the bias gradient's column sums in
@@ -23,11 +25,6 @@ enum class GeluApprox { None, Tanh };
 
 namespace ops {
 
-template <class T>
-using ArrayMap = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
-template <class T>
-using ConstArrayMap = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
-
 constexpr double kSqrt2OverPi = 0.7978845608028654;  // √(2/π)
 constexpr double kGeluKappa = 0.044715;
 
@@ -39,39 +36,109 @@ void parallel_chunks(int64_t n, F&& f) {
   for (int64_t s = 0; s < n; s += chunk) f(s, std::min(n, s + chunk) - s);
 }
 
-// x: (n) -> out: (n)
+namespace detail {
+// The packet the GELU math runs on: Eigen's float packet (4, 8 or 16 lanes, as
+// the build's ISA gives; Eigen's vectorised erf, exp and tanh) for float, one
+// value at a time (std::erf, std::exp, std::tanh) for double.
+template <class T>
+struct GeluPacket {
+  using type = T;
+};
+template <>
+struct GeluPacket<float> {
+  using type = Eigen::internal::packet_traits<float>::type;
+};
+
+// The GELU math once, on GeluPacket<T>::type: the float op, the bf16 op and
+// the double references all evaluate these.
+template <class T>
+struct GeluMath {
+  using P = typename GeluPacket<T>::type;
+  static P c(double v) { return Eigen::internal::pset1<P>(static_cast<T>(v)); }
+
+  // 0.5·x·(1 + erf(x/√2))
+  static P erf_forward(const P& a) {
+    using namespace Eigen::internal;
+    return pmul(pmul(c(0.5), a), padd(c(1), perf(pmul(a, c(M_SQRT1_2)))));
+  }
+  // g·(Φ(x) + x·φ(x))
+  static P erf_backward(const P& g, const P& a) {
+    using namespace Eigen::internal;
+    const P cdf = pmul(c(0.5), padd(c(1), perf(pmul(a, c(M_SQRT1_2)))));
+    const P pdf = pmul(pmul(a, c(0.3989422804014327)), pexp(pmul(c(-0.5), pmul(a, a))));
+    return pmul(g, padd(cdf, pdf));
+  }
+  // 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + κx³)
+  static P tanh_forward(const P& a) {
+    using namespace Eigen::internal;
+    return pmul(pmul(c(0.5), a), padd(c(1), ptanh(u(a))));
+  }
+  // 1 − tanh²(u) = 4·s·s̄ with s = σ(2u), s̄ = σ(−2u): stays accurate where
+  // float tanh has saturated to ±1 (|x| > ~4.9) and 1 − tanh² would be 0.
+  static P tanh_backward(const P& g, const P& a) {
+    using namespace Eigen::internal;
+    const P ua = u(a);
+    const P s = pdiv(c(1), padd(c(1), pexp(pmul(c(-2), ua))));
+    const P sbar = pdiv(c(1), padd(c(1), pexp(pmul(c(2), ua))));
+    const P slope = pmul(pmul(pmul(pmul(pmul(c(2), a), s), sbar), c(kSqrt2OverPi)),
+                         padd(c(1), pmul(c(3 * kGeluKappa), pmul(a, a))));
+    return pmul(g, padd(s, slope));
+  }
+
+ private:
+  static P u(const P& a) {
+    using namespace Eigen::internal;
+    return pmul(c(kSqrt2OverPi), padd(a, pmul(c(kGeluKappa), pmul(a, pmul(a, a)))));
+  }
+};
+
+// out[i] = f(a[i]) (unary) or f(b[i], a[i]) (b non-null) for i in [0, n), every
+// element through the same packet code: whole packets in place, the tail
+// through a zero-padded copy. (Eigen's array loops peel an unaligned head and
+// finish the tail in scalar code with libm's exp: an element's value then
+// depended on its position and on the buffer's alignment, down to NaN against
+// −Inf at x = −Inf.) out may be a or b.
+template <class T, class F>
+void gelu_packets(const T* a, const T* b, T* out, int64_t n, F f) {
+  using namespace Eigen::internal;
+  using P = typename GeluPacket<T>::type;
+  constexpr int64_t L = sizeof(P) / sizeof(T);
+  auto apply = [&](const T* ap, const T* bp, T* op) {
+    pstoreu(op, b ? f(ploadu<P>(bp), ploadu<P>(ap)) : f(ploadu<P>(ap), ploadu<P>(ap)));
+  };
+  int64_t i = 0;
+  for (; i + L <= n; i += L) apply(a + i, b ? b + i : nullptr, out + i);
+  if (i < n) {
+    alignas(64) T ta[L] = {}, tb[L] = {}, to[L];
+    std::copy(a + i, a + n, ta);
+    if (b) std::copy(b + i, b + n, tb);
+    apply(ta, b ? tb : nullptr, to);
+    std::copy(to, to + (n - i), out + i);
+  }
+}
+}  // namespace detail
+
+// x: (n) -> out: (n); out may be x
 template <class T>
 void gelu_forward(const T* x, T* out, int64_t n, GeluApprox approx) {
+  using M = detail::GeluMath<T>;
   parallel_chunks(n, [&](int64_t s, int64_t len) {
-    ConstArrayMap<T> a(x + s, len);
-    ArrayMap<T> o(out + s, len);
     if (approx == GeluApprox::None)
-      o = T(0.5) * a * (T(1) + (a * T(M_SQRT1_2)).erf());
+      detail::gelu_packets<T>(x + s, nullptr, out + s, len, [](const auto& a, const auto&) { return M::erf_forward(a); });
     else
-      o = T(0.5) * a * (T(1) + (T(kSqrt2OverPi) * (a + T(kGeluKappa) * a.cube())).tanh());
+      detail::gelu_packets<T>(x + s, nullptr, out + s, len, [](const auto& a, const auto&) { return M::tanh_forward(a); });
   });
 }
 
-// dout, x: (n) -> dx: (n) written
+// dout, x: (n) -> dx: (n) written; dx may be dout
 template <class T>
 void gelu_backward(const T* dout, const T* x, T* dx, int64_t n, GeluApprox approx) {
+  using M = detail::GeluMath<T>;
   parallel_chunks(n, [&](int64_t s, int64_t len) {
-    ConstArrayMap<T> a(x + s, len), g(dout + s, len);
-    ArrayMap<T> d(dx + s, len);
-    if (approx == GeluApprox::None) {
-      // Φ(x) + x·φ(x)
-      const T inv_sqrt_2pi = T(0.3989422804014327);
-      d = g * (T(0.5) * (T(1) + (a * T(M_SQRT1_2)).erf()) +
-               a * inv_sqrt_2pi * (T(-0.5) * a.square()).exp());
-    } else {
-      // 1 − tanh²(u) = 4·s·s̄ with s = σ(2u), s̄ = σ(−2u): stays accurate where
-      // float tanh has saturated to ±1 (|x| > ~4.9) and 1 − tanh² would be 0.
-      // Lazy expressions (no .eval()): recomputing u is cheaper than a heap temporary.
-      const auto u = T(kSqrt2OverPi) * (a + T(kGeluKappa) * a.cube());
-      const auto s = T(1) / (T(1) + (T(-2) * u).exp());
-      const auto sbar = T(1) / (T(1) + (T(2) * u).exp());
-      d = g * (s + T(2) * a * s * sbar * T(kSqrt2OverPi) * (T(1) + T(3 * kGeluKappa) * a.square()));
-    }
+    if (approx == GeluApprox::None)
+      detail::gelu_packets<T>(x + s, dout + s, dx + s, len, [](const auto& g, const auto& a) { return M::erf_backward(g, a); });
+    else
+      detail::gelu_packets<T>(x + s, dout + s, dx + s, len, [](const auto& g, const auto& a) { return M::tanh_backward(g, a); });
   });
 }
 
@@ -84,34 +151,22 @@ void gelu_backward(const T* dout, const T* x, T* dx, int64_t n, GeluApprox appro
 namespace detail {
 #if VIT_GELU_BF16_ONE_PASS
 // The erf GELU on bf16 in one pass, 16 values at a time: widen, the float
-// expression of gelu_forward/gelu_backward<float> on Eigen's packets (the same
-// erf and exp), round. The block-copy path below spends as long waiting for
+// op's math (GeluMath on Eigen's 16-lane packet, as gelu_forward/backward<float>
+// on this build), round. The block-copy path below spends as long waiting for
 // its burst of loads, and then its burst of stores, as on the math; here the
 // loads of the next vectors overlap the math of this one (measured 1.9x
 // faster forward, 1.7x backward, on 3.2M values, Zen 5).
+using GeluMath16 = GeluMath<float>;  // Packet16f on these builds
 
 inline void gelu_erf_forward_bf16(const bf16* x, bf16* out, int64_t n) {
-  using namespace Eigen::internal;
-  const Packet16f half = pset1<Packet16f>(0.5f), one = pset1<Packet16f>(1.0f);
-  const Packet16f rsqrt2 = pset1<Packet16f>(static_cast<float>(M_SQRT1_2));
   for_vectors16(n, [&](int64_t i, __mmask16 m) {
-    const Packet16f a = widen_16_masked(x + i, m);
-    const Packet16f y = pmul(pmul(half, a), padd(one, perf(pmul(a, rsqrt2))));
-    narrow_16_masked(y, out + i, m);
+    narrow_16_masked(GeluMath16::erf_forward(widen_16_masked(x + i, m)), out + i, m);
   });
 }
 
 inline void gelu_erf_backward_bf16(const bf16* dout, const bf16* x, bf16* dx, int64_t n) {
-  using namespace Eigen::internal;
-  const Packet16f half = pset1<Packet16f>(0.5f), one = pset1<Packet16f>(1.0f);
-  const Packet16f rsqrt2 = pset1<Packet16f>(static_cast<float>(M_SQRT1_2));
-  const Packet16f inv_sqrt_2pi = pset1<Packet16f>(0.3989422804014327f), minus_half = pset1<Packet16f>(-0.5f);
   for_vectors16(n, [&](int64_t i, __mmask16 m) {
-    const Packet16f a = widen_16_masked(x + i, m), g = widen_16_masked(dout + i, m);
-    // Φ(x) + x·φ(x), as gelu_backward<float>
-    const Packet16f cdf = pmul(half, padd(one, perf(pmul(a, rsqrt2))));
-    const Packet16f pdf = pmul(pmul(a, inv_sqrt_2pi), pexp(pmul(minus_half, pmul(a, a))));
-    narrow_16_masked(pmul(g, padd(cdf, pdf)), dx + i, m);
+    narrow_16_masked(GeluMath16::erf_backward(widen_16_masked(dout + i, m), widen_16_masked(x + i, m)), dx + i, m);
   });
 }
 #endif
