@@ -13,8 +13,9 @@
 #                                                    vs torch inference_mode() + autocast bf16
 # or, with any of --model --batch --mode --precision, one custom row.
 #
-# Interpreters: Debian's /usr/bin/python3 (python3-torch 1.13, OpenBLAS) and,
-# if VIT_TORCH_VENV is set, $VIT_TORCH_VENV/bin/python (e.g. a current PyPI torch).
+# Interpreters: Debian's /usr/bin/python3 (python3-torch 1.13, OpenBLAS; left out
+# with VIT_TORCH_DEBIAN=0) and, if VIT_TORCH_VENV is set, $VIT_TORCH_VENV/bin/python
+# (e.g. a current PyPI torch).
 # For each row, R times (--repeat): vit, then torch under each interpreter, so
 # that load from other work on a shared machine hits all sides alike; a row's
 # ratio for an interpreter is the median of the R per-pair ratios
@@ -52,6 +53,7 @@ usage: benchmarks/compare_torch.sh [--rows SET] [--threads T] [--steps S] [--war
     torch run; one that fails or runs over shows as n/a in its row)
   env: VIT_TORCH_VENV=/path/to/venv   also compare against that venv's torch (the bars
                                       are judged against it)
+       VIT_TORCH_DEBIAN=0                  leave Debian's torch 1.13 (/usr/bin/python3) out
        VIT_BENCH_BIN=/path/to/bench_train_step   (default: build/bin/bench_train_step)
 EOF
 }
@@ -133,12 +135,16 @@ script=$root/benchmarks/torch_train_step.py
   cmake -B build -S . && cmake --build build -j2 --target bench_train_step"
 [[ -f $script ]] || die "$script not found"
 
-pythons=(/usr/bin/python3)
+pythons=()
+# Debian's 1.13 can be left out where it is unusably slow (on a Zen 3 its
+# training step took 29 s against 2.15's 1 s): VIT_TORCH_DEBIAN=0.
+[[ ${VIT_TORCH_DEBIAN:-1} == 0 ]] || pythons+=(/usr/bin/python3)
 bars_for=""  # the interpreter whose torch the bars are judged against
 if [[ -n ${VIT_TORCH_VENV:-} ]]; then
   pythons+=("$VIT_TORCH_VENV/bin/python")
   bars_for=$VIT_TORCH_VENV/bin/python
 fi
+((${#pythons[@]})) || die "VIT_TORCH_DEBIAN=0 leaves no torch to compare against: set VIT_TORCH_VENV too"
 versions=()  # per interpreter: "<torch version> sdpa|explicit attention"
 for py in "${pythons[@]}"; do
   [[ -x $py ]] || die "python interpreter $py not found"
