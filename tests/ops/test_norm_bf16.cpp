@@ -211,6 +211,8 @@ TEST_CASE("bf16 layer_norm rows are within bf16 rounding of float64, element by 
     require_relative_l2(std::vector<double>(mean.begin(), mean.end()), std::vector<double>(meanf.begin(), meanf.end()), "mean", 1e-6);
     require_relative_l2(std::vector<double>(rstd.begin(), rstd.end()), std::vector<double>(rstdf.begin(), rstdf.end()), "rstd", 1e-6);
 
+    // float64 written out here rather than the library's layer_norm<double>:
+    // an error in the shared template would be in both and pass unseen.
     int64_t bad_out = -1, bad_dx = -1;
     for (int64_t r = R - 1; r >= 0; --r) {
       const float* xr = xf.data() + r * C;

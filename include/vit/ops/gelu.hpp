@@ -59,12 +59,12 @@ struct GeluMath {
   // 0.5·x·(1 + erf(x/√2))
   static P erf_forward(const P& a) {
     using namespace Eigen::internal;
-    return pmul(pmul(c(0.5), a), padd(c(1), perf(pmul(a, c(M_SQRT1_2)))));
+    return pmul(pmul(c(0.5), a), one_plus_erf(a));
   }
   // g·(Φ(x) + x·φ(x))
   static P erf_backward(const P& g, const P& a) {
     using namespace Eigen::internal;
-    const P cdf = pmul(c(0.5), padd(c(1), perf(pmul(a, c(M_SQRT1_2)))));
+    const P cdf = pmul(c(0.5), one_plus_erf(a));
     const P pdf = pmul(pmul(a, c(0.3989422804014327)), pexp(pmul(c(-0.5), pmul(a, a))));
     return pmul(g, padd(cdf, pdf));
   }
@@ -86,33 +86,34 @@ struct GeluMath {
   }
 
  private:
+  static P one_plus_erf(const P& a) {
+    using namespace Eigen::internal;
+    return padd(c(1), perf(pmul(a, c(M_SQRT1_2))));
+  }
   static P u(const P& a) {
     using namespace Eigen::internal;
     return pmul(c(kSqrt2OverPi), padd(a, pmul(c(kGeluKappa), pmul(a, pmul(a, a)))));
   }
 };
 
-// out[i] = f(a[i]) (unary) or f(b[i], a[i]) (b non-null) for i in [0, n), every
-// element through the same packet code: whole packets in place, the tail
-// through a zero-padded copy. (Eigen's array loops peel an unaligned head and
-// finish the tail in scalar code with libm's exp: an element's value then
-// depended on its position and on the buffer's alignment, down to NaN against
-// −Inf at x = −Inf.) out may be a or b.
+// out[i] = f(g[i], x[i]) for i in [0, n), every element through the same
+// packet code: whole packets in place, the tail through a zero-padded copy.
+// (Eigen's array loops peel an unaligned head and finish the tail in scalar
+// code with libm's exp: an element's value then depended on its position and
+// on the buffer's alignment, down to NaN against −Inf at x = −Inf.) out may be
+// g or x; the forward passes x as g.
 template <class T, class F>
-void gelu_packets(const T* a, const T* b, T* out, int64_t n, F f) {
+void gelu_packets(const T* g, const T* x, T* out, int64_t n, F f) {
   using namespace Eigen::internal;
   using P = typename GeluPacket<T>::type;
   constexpr int64_t L = sizeof(P) / sizeof(T);
-  auto apply = [&](const T* ap, const T* bp, T* op) {
-    pstoreu(op, b ? f(ploadu<P>(bp), ploadu<P>(ap)) : f(ploadu<P>(ap), ploadu<P>(ap)));
-  };
   int64_t i = 0;
-  for (; i + L <= n; i += L) apply(a + i, b ? b + i : nullptr, out + i);
+  for (; i + L <= n; i += L) pstoreu(out + i, f(ploadu<P>(g + i), ploadu<P>(x + i)));
   if (i < n) {
-    alignas(64) T ta[L] = {}, tb[L] = {}, to[L];
-    std::copy(a + i, a + n, ta);
-    if (b) std::copy(b + i, b + n, tb);
-    apply(ta, b ? tb : nullptr, to);
+    alignas(64) T tg[L] = {}, tx[L] = {}, to[L];
+    std::copy(g + i, g + n, tg);
+    std::copy(x + i, x + n, tx);
+    pstoreu(to, f(ploadu<P>(tg), ploadu<P>(tx)));
     std::copy(to, to + (n - i), out + i);
   }
 }
@@ -124,9 +125,9 @@ void gelu_forward(const T* x, T* out, int64_t n, GeluApprox approx) {
   using M = detail::GeluMath<T>;
   parallel_chunks(n, [&](int64_t s, int64_t len) {
     if (approx == GeluApprox::None)
-      detail::gelu_packets<T>(x + s, nullptr, out + s, len, [](const auto& a, const auto&) { return M::erf_forward(a); });
+      detail::gelu_packets<T>(x + s, x + s, out + s, len, [](const auto&, const auto& a) { return M::erf_forward(a); });
     else
-      detail::gelu_packets<T>(x + s, nullptr, out + s, len, [](const auto& a, const auto&) { return M::tanh_forward(a); });
+      detail::gelu_packets<T>(x + s, x + s, out + s, len, [](const auto&, const auto& a) { return M::tanh_forward(a); });
   });
 }
 
@@ -136,9 +137,9 @@ void gelu_backward(const T* dout, const T* x, T* dx, int64_t n, GeluApprox appro
   using M = detail::GeluMath<T>;
   parallel_chunks(n, [&](int64_t s, int64_t len) {
     if (approx == GeluApprox::None)
-      detail::gelu_packets<T>(x + s, dout + s, dx + s, len, [](const auto& g, const auto& a) { return M::erf_backward(g, a); });
+      detail::gelu_packets<T>(dout + s, x + s, dx + s, len, [](const auto& g, const auto& a) { return M::erf_backward(g, a); });
     else
-      detail::gelu_packets<T>(x + s, dout + s, dx + s, len, [](const auto& g, const auto& a) { return M::tanh_backward(g, a); });
+      detail::gelu_packets<T>(dout + s, x + s, dx + s, len, [](const auto& g, const auto& a) { return M::tanh_backward(g, a); });
   });
 }
 
