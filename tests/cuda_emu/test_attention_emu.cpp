@@ -36,11 +36,7 @@ Result reference(const std::vector<float>& qkv, const std::vector<float>& dout, 
   return {std::move(r.out), std::move(r.lse), std::move(r.delta), std::move(r.dqkv)};
 }
 
-// The kernels' dropout arguments as cuda/attention.cu computes them.
-kn::AttentionDrop drop_args(const vit::ops::AttentionDropout& d) {
-  if (!d.active()) return {};
-  return {d.seed, d.counter0, kn::keep_threshold(d.p), static_cast<float>(1.0 / (1.0 - d.p))};
-}
+using vit::test::drop_args;
 
 // The launcher sequence of cuda/attention.cu, each kernel through vit_emu::launch.
 template <int D, bool kDrop = false>

@@ -228,20 +228,17 @@ TEST_CASE("mma operand policies tile Q.K^T and P.V", "[cuda_emu][attention][mma]
 
 // ---------------------------------------------------------------- kernels
 
-struct Result {
+struct MmaResult {
   std::vector<float> out, lse, delta, dqkv;
 };
 
-kn::AttentionDrop drop_args(const vit::ops::AttentionDropout& d) {
-  if (!d.active()) return {};
-  return {d.seed, d.counter0, kn::keep_threshold(d.p), static_cast<float>(1.0 / (1.0 - d.p))};
-}
+using vit::test::drop_args;
 
 // The launcher sequence of cuda/attention.cu for the mma kernels, storage T.
 // `misalign`: qkv and dout start one element past a 16-byte boundary, so the
 // kernels stage tiles with scalar loads instead of 16-byte vectors.
 template <class T, int D, bool kDrop>
-Result run_kernels(const std::vector<float>& qkv_f, const std::vector<float>& dout_f, int64_t B, int64_t N,
+MmaResult run_kernels(const std::vector<float>& qkv_f, const std::vector<float>& dout_f, int64_t B, int64_t N,
                    int64_t H, const vit::ops::AttentionDropout& drop, bool misalign = false,
                    const uint64_t* shift = nullptr) {
   const int64_t C = D * H;
@@ -274,7 +271,7 @@ Result run_kernels(const std::vector<float>& qkv_f, const std::vector<float>& do
                   dout_p, qkv_p,
                   static_cast<const float*>(lse.data()), static_cast<const float*>(delta.data()), dqkv.data(), n, c,
                   h, scale, da);
-  Result r;
+  MmaResult r;
   r.out.assign(out.begin(), out.end());
   r.dqkv.assign(dqkv.begin(), dqkv.end());
   r.lse = std::move(lse);
@@ -299,7 +296,7 @@ void check_case(int64_t B, int64_t N, int64_t H, uint64_t seed, double bound,
   std::vector<float> qkv = random_vector(B * N * 3 * C, seed), dout = random_vector(B * N * C, seed + 1);
   if constexpr (vit::is_bf16_v<T>) qkv = round_bf16(qkv), dout = round_bf16(dout);
   const auto ref = vit::test::attention_reference(qkv, dout, B, N, C, H, drop);
-  const Result got = run_kernels<T, D, kDrop>(qkv, dout, B, N, H, drop, misalign, shift);
+  const MmaResult got = run_kernels<T, D, kDrop>(qkv, dout, B, N, H, drop, misalign, shift);
   require_rel_l2(got.out, ref.out, bound, "out");
   require_rel_l2(got.lse, ref.lse, bound, "lse");
   // delta from the kernel's own (rounded) out: checked against the reference's loosely

@@ -44,9 +44,6 @@ CeResult emu_cross_entropy(const std::vector<float>& logits, const int32_t* labe
   return r;
 }
 
-bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
 
 void check_labels(int64_t B, int64_t K, double eps, uint64_t seed) {
   INFO("B " << B << ", K " << K << ", smoothing " << eps);
@@ -83,10 +80,10 @@ void check_labels(int64_t B, int64_t K, double eps, uint64_t seed) {
   std::vector<float> q(n, static_cast<float>(eps / K));
   for (int64_t b = 0; b < B; ++b) q[b * K + labels[b]] += static_cast<float>(1.0 - eps);
   const CeResult soft = emu_cross_entropy(logits, nullptr, q.data(), 0.0, 1.f, B, K);
-  CHECK(bitwise_equal(got.probs, soft.probs));
-  CHECK(bitwise_equal(got.row_loss, soft.row_loss));
-  CHECK(bitwise_equal(got.loss, soft.loss));
-  CHECK(bitwise_equal(got.dlogits, soft.dlogits));
+  CHECK(vit::test::bitwise_equal(got.probs, soft.probs));
+  CHECK(vit::test::bitwise_equal(got.row_loss, soft.row_loss));
+  CHECK(vit::test::bitwise_equal(got.loss, soft.loss));
+  CHECK(vit::test::bitwise_equal(got.dlogits, soft.dlogits));
 
   // The upstream gradient scales dlogits: (p − q)·dloss/B.
   const CeResult scaled = emu_cross_entropy(logits, labels32.data(), nullptr, eps, 0.37f, B, K);

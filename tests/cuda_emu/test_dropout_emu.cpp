@@ -43,9 +43,6 @@ std::vector<float> cpu_mask(int64_t groups, uint64_t seed, uint64_t counter0, do
   return mask;
 }
 
-bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
 
 }  // namespace
 
@@ -91,17 +88,17 @@ TEST_CASE("emu dropout mask is bitwise vit::Generator's draw", "[cuda-emu][dropo
           INFO("seed " << seed << ", counter0 " << counter0 << ", p " << p << ", groups "
                        << groups);
           const std::vector<float> got = gpu_mask(groups, seed, counter0, p, keep_scale);
-          REQUIRE(bitwise_equal(got, cpu_mask(groups, seed, counter0, p, keep_scale)));
+          REQUIRE(vit::test::bitwise_equal(got, cpu_mask(groups, seed, counter0, p, keep_scale)));
           if (p == 0.0) REQUIRE(got == std::vector<float>(groups, keep_scale));  // all kept
           if (p == 1.0) REQUIRE(got == std::vector<float>(groups, 0.f));         // none kept
         }
       }
   // A grid of one block: each thread walks the grid-stride path.
-  REQUIRE(bitwise_equal(gpu_mask(5000, 11, 99, 0.3, 1.f / 0.7f, 1),
+  REQUIRE(vit::test::bitwise_equal(gpu_mask(5000, 11, 99, 0.3, 1.f / 0.7f, 1),
                         cpu_mask(5000, 11, 99, 0.3, 1.f / 0.7f)));
   // NaN keeps nothing, as `uniform >= NaN` is false.
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  REQUIRE(bitwise_equal(gpu_mask(100, 1, 0, nan, 2.f), cpu_mask(100, 1, 0, nan, 2.f)));
+  REQUIRE(vit::test::bitwise_equal(gpu_mask(100, 1, 0, nan, 2.f), cpu_mask(100, 1, 0, nan, 2.f)));
 }
 
 TEST_CASE("emu dropout mask agrees on a p sitting exactly on a drawn uniform",
@@ -113,7 +110,7 @@ TEST_CASE("emu dropout mask agrees on a p sitting exactly on a drawn uniform",
     for (double p : {u, std::nextafter(u, 2.0), std::nextafter(u, -1.0)}) {
       INFO("element " << j << ", p " << p << ", u " << u);
       const std::vector<float> got = gpu_mask(64, seed, counter0, p, 3.f);
-      REQUIRE(bitwise_equal(got, cpu_mask(64, seed, counter0, p, 3.f)));
+      REQUIRE(vit::test::bitwise_equal(got, cpu_mask(64, seed, counter0, p, 3.f)));
       CHECK((got[j] != 0.f) == (p <= u));
     }
   }
@@ -167,7 +164,7 @@ TEST_CASE("emu dropout and drop_path reproduce the CPU ops' outputs bitwise",
     INFO("p " << p);
 
     const std::vector<float> cpu_out = vit::dropout(ones, p, true, cpu_gen).to_vector();
-    REQUIRE(bitwise_equal(gpu_mask(6 * 5 * 7, seed, counter0, p, keep_scale), cpu_out));
+    REQUIRE(vit::test::bitwise_equal(gpu_mask(6 * 5 * 7, seed, counter0, p, keep_scale), cpu_out));
 
     const uint64_t counter1 = cpu_gen.offset();
     const std::vector<float> cpu_path = vit::drop_path(ones, p, true, cpu_gen).to_vector();
@@ -176,6 +173,6 @@ TEST_CASE("emu dropout and drop_path reproduce the CPU ops' outputs bitwise",
     const auto l = k::apply_group_mask_geometry(x.data(), out.data(), 6 * 5 * 7, 35);
     vit_emu::launch(l.grid, l.block, l.smem, l.kernel, static_cast<const float*>(x.data()),
                     mask.data(), out.data(), int64_t(6 * 5 * 7), int64_t(35));
-    REQUIRE(bitwise_equal(out, cpu_path));
+    REQUIRE(vit::test::bitwise_equal(out, cpu_path));
   }
 }

@@ -19,14 +19,14 @@ using vit::test::poisoned;
 using vit::test::random_vector;
 using vit::test::require_close;
 
-const int64_t kSizes[] = {1, 2, 3, 4, 5, 7, 64, 1027};
+const int64_t kLengths[] = {1, 2, 3, 4, 5, 7, 64, 1027};
 
 /// A poisoned buffer of n + offset floats; the kernels see it from `offset` on.
-struct Buf {
+struct FloatBuf {
   std::vector<float> v;
   size_t offset;
-  Buf(size_t n, size_t off) : v(poisoned(n + off)), offset(off) {}
-  Buf(const std::vector<float>& values, size_t off) : v(poisoned(off)), offset(off) {
+  FloatBuf(size_t n, size_t off) : v(poisoned(n + off)), offset(off) {}
+  FloatBuf(const std::vector<float>& values, size_t off) : v(poisoned(off)), offset(off) {
     v.insert(v.end(), values.begin(), values.end());
   }
   float* get() { return v.data() + offset; }
@@ -53,7 +53,7 @@ void run_unary(const float* x, float* out, int64_t n, int64_t max_blocks, Op op)
 
 TEST_CASE("emu sub and out-of-place scale match the CPU exactly", "[cuda-emu][elementwise]") {
   uint64_t seed = 7000;
-  for (int64_t n : kSizes)
+  for (int64_t n : kLengths)
     for (size_t offset : {0, 1})
       for (int64_t max_blocks : {k::kElementwiseMaxBlocks, int64_t(1)}) {
         INFO("n " << n << ", offset " << offset << ", max blocks " << max_blocks);
@@ -61,12 +61,12 @@ TEST_CASE("emu sub and out-of-place scale match the CPU exactly", "[cuda-emu][el
         std::vector<float> diff(n), scaled(n);
         for (int64_t i = 0; i < n; ++i) diff[i] = a[i] - b[i], scaled[i] = -1.75f * a[i];
 
-        Buf da(a, offset), db(b, offset), out(n, offset);
+        FloatBuf da(a, offset), db(b, offset), out(n, offset);
         run_binary(da.get(), db.get(), out.get(), n, max_blocks, k::EwSub{});
         require_close(out.values(), diff, 0, 0, "sub");
         CHECK(out.head_untouched());
 
-        Buf so(n, offset);
+        FloatBuf so(n, offset);
         run_unary(da.get(), so.get(), n, max_blocks, k::EwScale{-1.75f});
         require_close(so.values(), scaled, 0, 0, "scale");
         require_close(da.values(), a, 0, 0, "scale leaves x alone");
@@ -82,7 +82,7 @@ TEST_CASE("emu sub and out-of-place scale match the CPU exactly", "[cuda-emu][el
 
 TEST_CASE("emu tanh forward and backward match the CPU op", "[cuda-emu][elementwise]") {
   uint64_t seed = 7500;
-  for (int64_t n : kSizes)
+  for (int64_t n : kLengths)
     for (size_t offset : {0, 1})
       for (int64_t max_blocks : {k::kElementwiseMaxBlocks, int64_t(1)}) {
         INFO("n " << n << ", offset " << offset << ", max blocks " << max_blocks);
@@ -92,7 +92,7 @@ TEST_CASE("emu tanh forward and backward match the CPU op", "[cuda-emu][elementw
         std::vector<float> y_ref(n);
         for (int64_t i = 0; i < n; ++i) y_ref[i] = static_cast<float>(std::tanh(double(x[i])));
 
-        Buf dx_in(x, offset), y(n, offset);
+        FloatBuf dx_in(x, offset), y(n, offset);
         run_unary(dx_in.get(), y.get(), n, max_blocks, k::EwTanh{});
         require_close(y.values(), y_ref, 1e-7, 1e-6, "tanh");
         CHECK(y.head_untouched());
@@ -102,7 +102,7 @@ TEST_CASE("emu tanh forward and backward match the CPU op", "[cuda-emu][elementw
         std::vector<float> dx_ref(n);
         for (int64_t i = 0; i < n; ++i)
           dx_ref[i] = static_cast<float>(double(dy[i]) * (1.0 - double(yv[i]) * yv[i]));
-        Buf ddy(dy, offset), dx(n, offset);
+        FloatBuf ddy(dy, offset), dx(n, offset);
         run_binary(ddy.get(), y.get(), dx.get(), n, max_blocks, k::EwTanhGrad{});
         require_close(dx.values(), dx_ref, 1e-6, 1e-5, "tanh backward");
         CHECK(dx.head_untouched());

@@ -28,10 +28,7 @@ using vit::test::to_float;
 
 constexpr double kAtol = 1e-5, kRtol = 1e-4;
 
-template <class... P>
-bool all_aligned16(const P*... p) {
-  return ((p == nullptr || k::rows::aligned16(p)) && ...);
-}
+using vit::test::all_aligned16;
 
 const int64_t kRows[] = {1, 3, 33};
 const int64_t kCols[] = {1, 7, 32, 192, 200};

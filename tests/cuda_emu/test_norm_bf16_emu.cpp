@@ -61,10 +61,6 @@ std::vector<double> wide(const std::vector<T>& v, size_t from = 0) {
 }
 bool is_nan_value(float v) { return std::isnan(v); }
 
-template <class... P>
-bool all_aligned16(const P*... p) {
-  return ((p == nullptr || k::rows::aligned16(p)) && ...);
-}
 
 template <class T>
 const char* type_name() {
@@ -91,7 +87,7 @@ void check_layer_norm_forward(int64_t R, int64_t C, size_t offset, bool in_place
   const T* xp = (in_place ? out.data() : x.data()) + offset;
   T* op = out.data() + offset;
   auto l = k::layer_norm_forward_geometry<T>(
-      R, C, all_aligned16(xp, w.data() + offset, b.data() + offset, op));
+      R, C, vit::test::all_aligned16(xp, w.data() + offset, b.data() + offset, op));
   if (grid_override) l.grid = dim3(grid_override);
   vit_emu::launch(l.grid, l.block, l.smem, l.kernel, xp, w.data() + offset, b.data() + offset, op,
                   mean.data(), rstd.data(), R, C, eps);
@@ -106,11 +102,11 @@ void check_layer_norm_forward(int64_t R, int64_t C, size_t offset, bool in_place
     for (size_t i = 0; i < offset; ++i) CHECK(is_nan_value(static_cast<float>(out[i])));
 }
 
-enum class LnGrads { All, NoDx, OnlyDx, OnlyWeight };
+enum class Bf16LnGrads { All, NoDx, OnlyDx, OnlyWeight };
 
 /// rows_per_block > 0 replaces the geometry's (so warps own several rows and prefetch).
 template <class T>
-void check_layer_norm_backward(int64_t R, int64_t C, LnGrads grads, size_t offset, uint64_t seed,
+void check_layer_norm_backward(int64_t R, int64_t C, Bf16LnGrads grads, size_t offset, uint64_t seed,
                                int64_t rows_per_block = 0) {
   INFO(type_name<T>() << " layer_norm backward R " << R << ", C " << C << ", grads "
                       << static_cast<int>(grads) << ", offset " << offset << ", rows per block "
@@ -130,14 +126,14 @@ void check_layer_norm_backward(int64_t R, int64_t C, LnGrads grads, size_t offse
   const std::vector<T> dw_init = stored<T>(random_vector(C, seed + 4)),
                        db_init = stored<T>(random_vector(C, seed + 5));
 
-  const bool want_dx = grads == LnGrads::All || grads == LnGrads::OnlyDx;
-  const bool want_dw = grads != LnGrads::OnlyDx, want_db = grads == LnGrads::All ||
-                                                           grads == LnGrads::NoDx;
+  const bool want_dx = grads == Bf16LnGrads::All || grads == Bf16LnGrads::OnlyDx;
+  const bool want_dw = grads != Bf16LnGrads::OnlyDx, want_db = grads == Bf16LnGrads::All ||
+                                                           grads == Bf16LnGrads::NoDx;
   const bool want_params = want_dw || want_db;
   std::vector<T> dx = poison<T>(n + offset), dw = dw_init, db = db_init;
   T* dxp = dx.data() + offset;
   auto l = k::layer_norm_backward_geometry<T>(
-      R, C, all_aligned16(dout.data() + offset, x.data() + offset, w.data() + offset, dxp));
+      R, C, vit::test::all_aligned16(dout.data() + offset, x.data() + offset, w.data() + offset, dxp));
   if (rows_per_block > 0) {
     l.rows_per_block = rows_per_block;
     l.partial_rows = (R + rows_per_block - 1) / rows_per_block;
@@ -191,7 +187,7 @@ void check_softmax(int64_t R, int64_t n, size_t offset, bool in_place, uint64_t 
 
   std::vector<T> out = in_place ? x : poison<T>(total + offset);
   const T* xp = (in_place ? out.data() : x.data()) + offset;
-  auto f = k::softmax_forward_geometry<T>(R, n, all_aligned16(xp, out.data() + offset));
+  auto f = k::softmax_forward_geometry<T>(R, n, vit::test::all_aligned16(xp, out.data() + offset));
   if (grid_override) f.grid = dim3(grid_override);
   vit_emu::launch(f.grid, f.block, f.smem, f.kernel, xp, out.data() + offset, R, n);
   require_relative_l2(wide(out, offset), y_ref, "y", kBar<T>);
@@ -205,7 +201,7 @@ void check_softmax(int64_t R, int64_t n, size_t offset, bool in_place, uint64_t 
   std::vector<T> dx = in_place ? dy : poison<T>(total + offset);  // in place: dx aliases dy
   const T* dyp = (in_place ? dx.data() : dy.data()) + offset;
   auto g = k::softmax_backward_geometry<T>(
-      R, n, all_aligned16(y.data() + offset, dyp, dx.data() + offset));
+      R, n, vit::test::all_aligned16(y.data() + offset, dyp, dx.data() + offset));
   if (grid_override) g.grid = dim3(grid_override);
   vit_emu::launch(g.grid, g.block, g.smem, g.kernel, static_cast<const T*>(y.data() + offset), dyp,
                   dx.data() + offset, R, n);
@@ -214,21 +210,21 @@ void check_softmax(int64_t R, int64_t n, size_t offset, bool in_place, uint64_t 
 
 // ---- cross-entropy ----------------------------------------------------------------------
 
-enum class Target { Labels, Soft };
+enum class Bf16Target { Labels, Soft };
 
 template <class T>
-void check_cross_entropy(int64_t B, int64_t K, Target kind, double eps, uint64_t seed,
+void check_cross_entropy(int64_t B, int64_t K, Bf16Target kind, double eps, uint64_t seed,
                          unsigned grid_override = 0) {
   INFO(type_name<T>() << " cross_entropy B " << B << ", K " << K << ", soft "
-                      << (kind == Target::Soft) << ", smoothing " << eps << ", grid "
+                      << (kind == Bf16Target::Soft) << ", smoothing " << eps << ", grid "
                       << grid_override);
   const size_t n = static_cast<size_t>(B * K);
   const std::vector<T> logits = stored<T>(random_affine(n, seed, 2.f, 0.3f));
   std::vector<int32_t> labels(B);
   for (int64_t b = 0; b < B; ++b) labels[b] = static_cast<int32_t>((b * 7 + seed) % K);
-  std::vector<double> q(n, kind == Target::Soft ? 0.0 : eps / K);
+  std::vector<double> q(n, kind == Bf16Target::Soft ? 0.0 : eps / K);
   std::vector<T> soft;
-  if (kind == Target::Soft) {
+  if (kind == Bf16Target::Soft) {
     const std::vector<float> r = random_vector(n, seed + 1);
     std::vector<float> p(n);
     for (int64_t b = 0; b < B; ++b) {
@@ -241,8 +237,8 @@ void check_cross_entropy(int64_t B, int64_t K, Target kind, double eps, uint64_t
   } else {
     for (int64_t b = 0; b < B; ++b) q[b * K + labels[b]] += 1.0 - eps;
   }
-  const int32_t* lp = kind == Target::Labels ? labels.data() : nullptr;
-  const T* tp = kind == Target::Soft ? soft.data() : nullptr;
+  const int32_t* lp = kind == Bf16Target::Labels ? labels.data() : nullptr;
+  const T* tp = kind == Bf16Target::Soft ? soft.data() : nullptr;
   const k::SmoothingValues s = lp ? k::label_smoothing_values(eps, K) : k::SmoothingValues{};
 
   const std::vector<double> zd = wide(logits);
@@ -276,16 +272,16 @@ void check_cross_entropy(int64_t B, int64_t K, Target kind, double eps, uint64_t
   require_relative_l2(wide(dlogits), dlogits_ref, "dlogits", kBar<T>);
 }
 
-const int64_t kRows[] = {1, 3, 33};
-const int64_t kCols[] = {1, 7, 8, 64, 65, 192, 197, 200};
+const int64_t kBf16Rows[] = {1, 3, 33};
+const int64_t kBf16Cols[] = {1, 7, 8, 64, 65, 192, 197, 200};
 
 }  // namespace
 
 TEMPLATE_TEST_CASE("emulated layer_norm forward in bf16 and float matches float64",
                    "[cuda-emu][layernorm][bf16]", bf16, float) {
   uint64_t seed = 1000;
-  for (int64_t R : kRows)
-    for (int64_t C : kCols)
+  for (int64_t R : kBf16Rows)
+    for (int64_t C : kBf16Cols)
       for (size_t offset : {0, 1})
         check_layer_norm_forward<TestType>(R, C, offset, false, seed += 10);
   check_layer_norm_forward<TestType>(5, 384, 0, true, seed += 10);  // 16-byte path, in place
@@ -299,19 +295,19 @@ TEMPLATE_TEST_CASE("emulated layer_norm forward in bf16 and float matches float6
 TEMPLATE_TEST_CASE("emulated layer_norm backward in bf16 and float matches float64",
                    "[cuda-emu][layernorm][bf16]", bf16, float) {
   uint64_t seed = 2000;
-  for (int64_t R : kRows)
-    for (int64_t C : kCols) check_layer_norm_backward<TestType>(R, C, LnGrads::All, 0, seed += 10);
-  for (int64_t C : {7, 64, 197}) check_layer_norm_backward<TestType>(33, C, LnGrads::All, 1, seed += 10);
+  for (int64_t R : kBf16Rows)
+    for (int64_t C : kBf16Cols) check_layer_norm_backward<TestType>(R, C, Bf16LnGrads::All, 0, seed += 10);
+  for (int64_t C : {7, 64, 197}) check_layer_norm_backward<TestType>(33, C, Bf16LnGrads::All, 1, seed += 10);
   // warps owning several rows: the prefetched next row, partial last blocks
   for (int64_t C : {8, 65, 192, 384})
-    for (int64_t rpb : {5, 37}) check_layer_norm_backward<TestType>(101, C, LnGrads::All, 0, seed += 10, rpb);
-  check_layer_norm_backward<TestType>(77, 768, LnGrads::All, 0, seed += 10, 30);  // no prefetch
-  check_layer_norm_backward<TestType>(33, 200, LnGrads::NoDx, 0, seed += 10);
-  check_layer_norm_backward<TestType>(33, 7, LnGrads::OnlyDx, 0, seed += 10);
-  check_layer_norm_backward<TestType>(33, 64, LnGrads::OnlyWeight, 0, seed += 10, 9);
-  check_layer_norm_backward<TestType>(3, 1100, LnGrads::All, 0, seed += 10);
-  check_layer_norm_backward<TestType>(5, 1100, LnGrads::All, 1, seed += 10, 2);
-  check_layer_norm_backward<TestType>(2, 1100, LnGrads::NoDx, 0, seed += 10);
+    for (int64_t rpb : {5, 37}) check_layer_norm_backward<TestType>(101, C, Bf16LnGrads::All, 0, seed += 10, rpb);
+  check_layer_norm_backward<TestType>(77, 768, Bf16LnGrads::All, 0, seed += 10, 30);  // no prefetch
+  check_layer_norm_backward<TestType>(33, 200, Bf16LnGrads::NoDx, 0, seed += 10);
+  check_layer_norm_backward<TestType>(33, 7, Bf16LnGrads::OnlyDx, 0, seed += 10);
+  check_layer_norm_backward<TestType>(33, 64, Bf16LnGrads::OnlyWeight, 0, seed += 10, 9);
+  check_layer_norm_backward<TestType>(3, 1100, Bf16LnGrads::All, 0, seed += 10);
+  check_layer_norm_backward<TestType>(5, 1100, Bf16LnGrads::All, 1, seed += 10, 2);
+  check_layer_norm_backward<TestType>(2, 1100, Bf16LnGrads::NoDx, 0, seed += 10);
 }
 
 TEMPLATE_TEST_CASE("emulated softmax in bf16 and float matches float64, attention-shaped rows",
@@ -335,12 +331,12 @@ TEMPLATE_TEST_CASE("emulated cross_entropy in bf16 and float matches float64",
   uint64_t seed = 4000;
   for (int64_t B : {1, 5, 33})
     for (int64_t K : {1, 10, 37, 1000}) {
-      check_cross_entropy<TestType>(B, K, Target::Labels, 0.0, seed += 10);
-      check_cross_entropy<TestType>(B, K, Target::Labels, 0.1, seed += 10);
-      check_cross_entropy<TestType>(B, K, Target::Soft, 0.0, seed += 10);
+      check_cross_entropy<TestType>(B, K, Bf16Target::Labels, 0.0, seed += 10);
+      check_cross_entropy<TestType>(B, K, Bf16Target::Labels, 0.1, seed += 10);
+      check_cross_entropy<TestType>(B, K, Bf16Target::Soft, 0.0, seed += 10);
     }
-  check_cross_entropy<TestType>(37, 200, Target::Labels, 0.1, seed += 10, 2);
-  check_cross_entropy<TestType>(37, 200, Target::Soft, 0.0, seed += 10, 1);
+  check_cross_entropy<TestType>(37, 200, Bf16Target::Labels, 0.1, seed += 10, 2);
+  check_cross_entropy<TestType>(37, 200, Bf16Target::Soft, 0.0, seed += 10, 1);
 }
 
 TEST_CASE("emulated bf16 16-byte loads and stores round trip every bit pattern of a chunk",

@@ -95,7 +95,7 @@ void require_copy_of(const bf16* copy, const float* w, int64_t n, const char* wh
 // Sizes: two chunks; 1027 with misaligned floats (scalar path); copies 1, 2
 // and 4 elements past 16 bytes (2-byte stores, 2-byte stores, 8-byte store);
 // tails of 3 and sizes below one float4 step.
-const std::vector<int64_t> kSizes = {5000, 1027, 4099, 13, 1, 4101};
+const std::vector<int64_t> kSlotSizes = {5000, 1027, 4099, 13, 1, 4101};
 const std::vector<double> kWds = {0.05, 0.0, 0.1, 0.05, 0.0, 0.02};
 const std::vector<int> kFloatOff = {0, 1, 0, 0, 0, 0};
 const std::vector<int> kCopyOff = {0, 0, 1, 2, 0, 4};
@@ -103,7 +103,7 @@ const std::vector<int> kCopyOff = {0, 0, 1, 2, 0, 4};
 template <int kStates, class Update>
 void run(const Update& up, const k::OptimPrologue& rule, const char* name) {
   INFO(name);
-  Model with(kSizes, kWds, kFloatOff, kCopyOff, true), without(kSizes, kWds, kFloatOff, kCopyOff, false);
+  Model with(kSlotSizes, kWds, kFloatOff, kCopyOff, true), without(kSlotSizes, kWds, kFloatOff, kCopyOff, false);
   DeviceStep dw, dwo;
   for (int t = 1; t <= 5; ++t) {
     INFO("step " << t);
@@ -112,18 +112,18 @@ void run(const Update& up, const k::OptimPrologue& rule, const char* name) {
     dw.lr = dwo.lr = 0.01 / t + 1e-3 / 3.0;
     dw.skip = dwo.skip = flag;
     std::vector<std::vector<bf16>> before;
-    for (size_t i = 0; i < kSizes.size(); ++i) {
-      const std::vector<float> gv = skipped ? poisoned(kSizes[i]) : random_vector(kSizes[i], 1000 * t + i, 0.5);
+    for (size_t i = 0; i < kSlotSizes.size(); ++i) {
+      const std::vector<float> gv = skipped ? poisoned(kSlotSizes[i]) : random_vector(kSlotSizes[i], 1000 * t + i, 0.5);
       std::copy(gv.begin(), gv.end(), with.g[i].data());
       std::copy(gv.begin(), gv.end(), without.g[i].data());
-      before.emplace_back(with.copy[i].data(), with.copy[i].data() + kSizes[i]);
+      before.emplace_back(with.copy[i].data(), with.copy[i].data() + kSlotSizes[i]);
     }
     emu_step<kStates>(with.slots, up, rule, dw, 64);
     emu_step<kStates>(without.slots, up, rule, dwo, 64);
     CHECK(dw.step == dwo.step);
-    for (size_t i = 0; i < kSizes.size(); ++i) {
-      INFO("slot " << i << " of size " << kSizes[i]);
-      const int64_t n = kSizes[i];
+    for (size_t i = 0; i < kSlotSizes.size(); ++i) {
+      INFO("slot " << i << " of size " << kSlotSizes[i]);
+      const int64_t n = kSlotSizes[i];
       require_floats_equal(with.w[i].data(), without.w[i].data(), n, "param");
       require_floats_equal(with.s0[i].data(), without.s0[i].data(), n, "state0");
       require_floats_equal(with.s1[i].data(), without.s1[i].data(), n, "state1");
@@ -162,15 +162,15 @@ TEST_CASE("emu optimizer kernels write bf16 copies bit for bit, none on skipped 
 }
 
 TEST_CASE("emu AdamW copies equal the CPU optimizer's copies", "[cuda-emu][optim][bf16]") {
-  Model dev(kSizes, kWds, kFloatOff, kCopyOff, true);
+  Model dev(kSlotSizes, kWds, kFloatOff, kCopyOff, true);
   std::vector<TensorF> params;
   std::vector<TensorBF16> copies;
   std::vector<optim::ParamGroup<float>> groups;
-  for (size_t i = 0; i < kSizes.size(); ++i) {
-    TensorF p = TensorF::from_data({kSizes[i]}, std::vector<float>(dev.w[i].data(), dev.w[i].data() + kSizes[i]));
+  for (size_t i = 0; i < kSlotSizes.size(); ++i) {
+    TensorF p = TensorF::from_data({kSlotSizes[i]}, std::vector<float>(dev.w[i].data(), dev.w[i].data() + kSlotSizes[i]));
     p.set_requires_grad(true);
     params.push_back(p);
-    copies.push_back(TensorBF16::full({kSizes[i]}, bf16::from_bits(0x7fa5)));
+    copies.push_back(TensorBF16::full({kSlotSizes[i]}, bf16::from_bits(0x7fa5)));
     std::string name("p");
     name += std::to_string(i);
     groups.push_back({{{name, p}}, kWds[i]});
@@ -182,18 +182,18 @@ TEST_CASE("emu AdamW copies equal the CPU optimizer's copies", "[cuda-emu][optim
   DeviceStep d;
   for (int t = 1; t <= 3; ++t) {
     d.lr = 0.01 / t + 1e-3 / 3.0;
-    for (size_t i = 0; i < kSizes.size(); ++i) {
-      const std::vector<float> gv = random_vector(kSizes[i], 1000 * t + i, 0.5);
+    for (size_t i = 0; i < kSlotSizes.size(); ++i) {
+      const std::vector<float> gv = random_vector(kSlotSizes[i], 1000 * t + i, 0.5);
       std::copy(gv.begin(), gv.end(), dev.g[i].data());
-      params[i].set_grad(TensorF::from_data({kSizes[i]}, gv));
+      params[i].set_grad(TensorF::from_data({kSlotSizes[i]}, gv));
     }
     opt.set_lr(d.lr);
     opt.step();
     emu_step<2>(dev.slots, k::adam_update(h), k::adam_prologue(h), d, 64);
-    for (size_t i = 0; i < kSizes.size(); ++i) {
+    for (size_t i = 0; i < kSlotSizes.size(); ++i) {
       INFO("step " << t << " slot " << i);
-      require_floats_equal(dev.w[i].data(), params[i].data(), kSizes[i], "param vs CPU");
-      for (int64_t j = 0; j < kSizes[i]; ++j) REQUIRE(dev.copy[i].data()[j].bits == copies[i].data()[j].bits);
+      require_floats_equal(dev.w[i].data(), params[i].data(), kSlotSizes[i], "param vs CPU");
+      for (int64_t j = 0; j < kSlotSizes[i]; ++j) REQUIRE(dev.copy[i].data()[j].bits == copies[i].data()[j].bits);
     }
   }
 }

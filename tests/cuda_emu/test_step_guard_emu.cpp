@@ -19,8 +19,8 @@ using vit::test::random_vector;
 
 namespace {
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kNaNf = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInff = std::numeric_limits<float>::infinity();
 
 /// What cuda::check_step_finite queues, in the stand-in.
 void emu_check_finite(const float* loss, const float* norm, float* skip, int64_t* counters) {
@@ -57,9 +57,9 @@ TEST_CASE("emu check_step_finite: skip flag and counters over a sequence", "[cud
     float loss, norm;
     bool with_norm;
   };
-  const Step steps[] = {{2.3f, 1.5f, true},  {kNaN, 1.f, true},   {1.f, kInf, true},
-                        {-kInf, 0.f, true},  {1.f, -kInf, true},  {2.f, 3.f, true},
-                        {1.f, kNaN, true},   {0.5f, 0.f, false},  {kNaN, 1.f, false},
+  const Step steps[] = {{2.3f, 1.5f, true},  {kNaNf, 1.f, true},   {1.f, kInff, true},
+                        {-kInff, 0.f, true},  {1.f, -kInff, true},  {2.f, 3.f, true},
+                        {1.f, kNaNf, true},   {0.5f, 0.f, false},  {kNaNf, 1.f, false},
                         {3.4e38f, 3.4e38f, true}, {1.f, 2.f, true}};
   int64_t counters[cuda::kStepCounters] = {};
   int64_t ref_nonfinite = 0, ref_run = 0, ref_applied = 0, max_run = 0;
@@ -70,7 +70,7 @@ TEST_CASE("emu check_step_finite: skip flag and counters over a sequence", "[cud
     const bool bad = !std::isfinite(s.loss) || (s.with_norm && !std::isfinite(s.norm));
     ref_nonfinite += bad, ref_run = bad ? ref_run + 1 : 0, ref_applied += !bad;
     max_run = std::max(max_run, ref_run);
-    float skip = kNaN;  // poisoned
+    float skip = kNaNf;  // poisoned
     emu_check_finite(&s.loss, s.with_norm ? &s.norm : nullptr, &skip, counters);
     CHECK(skip == (bad ? 1.f : 0.f));
     CHECK(counters[cuda::kNonfiniteSteps] == ref_nonfinite);
@@ -111,13 +111,13 @@ TEST_CASE("emu accumulate_metrics against std::max_element, ties and NaNs", "[cu
     // NaNs: at index 0 (max_element keeps it), elsewhere (passed over), a whole row,
     // and −inf rows and −0/+0 ties.
     if (B >= 3 && K >= 3) {
-      logits[0 * K + 0] = kNaN, labels[0] = 0;
-      logits[1 * K + 2] = kNaN;
-      for (int64_t k = 0; k < K; ++k) logits[2 * K + k] = kNaN;
+      logits[0 * K + 0] = kNaNf, labels[0] = 0;
+      logits[1 * K + 2] = kNaNf;
+      for (int64_t k = 0; k < K; ++k) logits[2 * K + k] = kNaNf;
       labels[2] = 0;
     }
     if (B >= 5 && K >= 2) {
-      for (int64_t k = 0; k < K; ++k) logits[3 * K + k] = -kInf, logits[4 * K + k] = k % 2 ? 0.f : -0.f;
+      for (int64_t k = 0; k < K; ++k) logits[3 * K + k] = -kInff, logits[4 * K + k] = k % 2 ? 0.f : -0.f;
       labels[3] = 0, labels[4] = static_cast<int32_t>(K - 1);
     }
     const int64_t ref_correct = cpu_correct(logits, labels, B, K);
@@ -130,7 +130,7 @@ TEST_CASE("emu accumulate_metrics against std::max_element, ties and NaNs", "[cu
     CHECK(acc[cuda::kCorrect] == acc0[1] + static_cast<double>(ref_correct));
     CHECK(acc[cuda::kImages] == acc0[2] + static_cast<double>(B));
 
-    const float zero = 0.f, one = 1.f, nan = kNaN;
+    const float zero = 0.f, one = 1.f, nan = kNaNf;
     std::vector<double> again = acc;
     emu_metrics(logits, labels, loss, &zero, B, K, again, c.block);  // skip 0: accumulated again
     CHECK(again[cuda::kLossSum] == acc[0] + static_cast<double>(loss) * static_cast<double>(B));
@@ -139,7 +139,7 @@ TEST_CASE("emu accumulate_metrics against std::max_element, ties and NaNs", "[cu
 
     std::vector<double> skipped = acc;
     emu_metrics(logits, labels, loss, &one, B, K, skipped, c.block);
-    emu_metrics(logits, labels, kNaN, &nan, B, K, skipped, c.block);  // NaN flag: skipped
+    emu_metrics(logits, labels, kNaNf, &nan, B, K, skipped, c.block);  // NaN flag: skipped
     CHECK(skipped == acc);
   }
 }
@@ -152,9 +152,9 @@ TEST_CASE("emu finite check feeding the metrics: a NaN step adds nothing", "[cud
   const int64_t ref_correct = cpu_correct(logits, labels, B, K);
   int64_t counters[cuda::kStepCounters] = {};
   std::vector<double> acc = {0, 0, 0};
-  const float losses[] = {1.f, kNaN, 0.5f}, norm = 2.f;
+  const float losses[] = {1.f, kNaNf, 0.5f}, norm = 2.f;
   for (float loss : losses) {
-    float skip = kNaN;
+    float skip = kNaNf;
     emu_check_finite(&loss, &norm, &skip, counters);
     emu_metrics(logits, labels, loss, &skip, B, K, acc, 64);
   }

@@ -32,7 +32,7 @@ int64_t count(const Dims& s) {
   return n;
 }
 
-Dims contiguous_strides(const Dims& s) {
+Dims strides_of(const Dims& s) {
   Dims st(s.size());
   int64_t stride = 1;
   for (size_t d = s.size(); d-- > 0;) st[d] = stride, stride *= s[d];
@@ -56,7 +56,7 @@ Dims broadcast(const Dims& a, const Dims& b) {
 /// what the op layer puts in a StridedLayout.
 Dims broadcast_strides(const Dims& in, const Dims& out) {
   const size_t lead = out.size() - in.size();
-  const Dims st = contiguous_strides(in);
+  const Dims st = strides_of(in);
   Dims r(out.size(), 0);
   for (size_t d = lead; d < out.size(); ++d) r[d] = in[d - lead] == 1 ? 0 : st[d - lead];
   return r;
@@ -65,7 +65,7 @@ Dims broadcast_strides(const Dims& in, const Dims& out) {
 /// Index into `in` (broadcast to `out`) of output element i, by coordinates.
 int64_t source_index(const Dims& in, const Dims& out, int64_t i) {
   const size_t lead = out.size() - in.size();
-  const Dims st = contiguous_strides(in);
+  const Dims st = strides_of(in);
   int64_t idx = 0;
   for (size_t d = out.size(); d-- > 0;) {
     const int64_t c = i % out[d];
@@ -184,7 +184,7 @@ void check_reduce(const Dims& xs, const std::vector<bool>& keep, float scale, ui
   for (size_t d = 0; d < xs.size(); ++d)
     if (keep[d]) out_shape.push_back(xs[d]);
   const int64_t m = count(out_shape);
-  const Dims xst = contiguous_strides(xs), ost = contiguous_strides(out_shape);
+  const Dims xst = strides_of(xs), ost = strides_of(out_shape);
   std::vector<double> acc(m, 0.0);
   for (int64_t i = 0; i < n; ++i) {
     int64_t o = 0;
@@ -211,7 +211,7 @@ void check_permute(const Dims& xs, const std::vector<int>& perm, uint64_t seed) 
   const std::vector<float> x = random_vector(n, seed);
   Dims os(nd);
   for (int d = 0; d < nd; ++d) os[d] = xs[perm[d]];
-  const Dims xst = contiguous_strides(xs);
+  const Dims xst = strides_of(xs);
   std::vector<float> ref(n);
   for (int64_t i = 0; i < n; ++i) {
     int64_t rem = i, src = 0;
@@ -258,9 +258,9 @@ TEST_CASE("emu strided_coalesce addresses the same elements as the layout it mer
   // Contiguous operands coalesce to one flat dim; a bias broadcast does not.
   const Dims s = {4, 6, 5};
   CHECK(k::strided_is_flat(
-      k::strided_coalesce(layout_of(s, contiguous_strides(s), contiguous_strides(s))), true));
+      k::strided_coalesce(layout_of(s, strides_of(s), strides_of(s))), true));
   CHECK(!k::strided_is_flat(
-      k::strided_coalesce(layout_of(s, contiguous_strides(s), broadcast_strides({5}, s))), true));
+      k::strided_coalesce(layout_of(s, strides_of(s), broadcast_strides({5}, s))), true));
 }
 
 TEST_CASE("emu broadcast_binary matches a coordinate loop for every broadcast",

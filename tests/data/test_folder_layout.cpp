@@ -23,7 +23,6 @@ void put(const fs::path& file, int64_t h, int64_t w, uint64_t seed) {
   fs::create_directories(file.parent_path());
   write_png(file.string(), noise_image(3, h, w, seed));
 }
-std::vector<float> copy_of(const TensorF& t) { return {t.data(), t.data() + t.numel()}; }
 }  // namespace
 
 TEST_CASE("an ImageNet-style folder is read as given", "[data][folder]") {
@@ -152,9 +151,9 @@ TEST_CASE("loader crops images of mixed sizes", "[data][folder][loader]") {
       const Batch& a = one.next();
       const Batch& b = three.next();
       REQUIRE(a.images.shape() == Shape{2, 3, 16, 16});
-      REQUIRE(copy_of(a.images) == copy_of(b.images));
-      if (k == 0) first = copy_of(a.images);
-      if (k == 2) CHECK(copy_of(a.images) != first);  // a new epoch, new crops
+      REQUIRE(test::values_f32(a.images) == test::values_f32(b.images));
+      if (k == 0) first = test::values_f32(a.images);
+      if (k == 2) CHECK(test::values_f32(a.images) != first);  // a new epoch, new crops
     }
   }
   SECTION("without RandomResizedCrop training starts from the centre crop") {
@@ -184,7 +183,7 @@ TEST_CASE("loader crops images of mixed sizes", "[data][folder][loader]") {
       std::copy(want.data.begin(), want.data.end(), rgb.data.begin() + ch * 256);
     std::vector<float> ref(3 * 256);
     to_normalized_float(rgb, norm, ref.data());
-    CHECK(copy_of(batch.images) == ref);
+    CHECK(test::values_f32(batch.images) == ref);
   }
   SECTION("an output size is required") {
     c.image_size = 0;

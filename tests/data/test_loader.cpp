@@ -23,7 +23,6 @@ data::LoaderConfig config(int64_t batch, int workers, bool augment = true) {
   c.normalization = {{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
   return c;
 }
-std::vector<float> copy_of(const TensorF& t) { return {t.data(), t.data() + t.numel()}; }
 }  // namespace
 
 TEST_CASE("loader batches depend only on their cursor", "[data][loader]") {
@@ -39,16 +38,16 @@ TEST_CASE("loader batches depend only on their cursor", "[data][loader]") {
     const data::Batch& b = three.next();
     CHECK(a.epoch == k / 6);
     CHECK(a.index == k % 6);
-    REQUIRE(copy_of(a.images) == copy_of(b.images));
+    REQUIRE(test::values_f32(a.images) == test::values_f32(b.images));
     REQUIRE(a.labels == b.labels);
-    seq.push_back(copy_of(a.images));
+    seq.push_back(test::values_f32(a.images));
     labels.push_back(a.labels);
   }
   CHECK(seq[0] != seq[6]);  // a new epoch reshuffles and re-augments
   resumed.start(1, 3);      // as after a checkpoint at step 9
   for (int k = 9; k < 14; ++k) {
     const data::Batch& r = resumed.next();
-    REQUIRE(copy_of(r.images) == seq[static_cast<size_t>(k)]);
+    REQUIRE(test::values_f32(r.images) == seq[static_cast<size_t>(k)]);
     REQUIRE(r.labels == labels[static_cast<size_t>(k)]);
   }
   CHECK(one.wait_seconds() >= 0);

@@ -20,11 +20,11 @@ std::vector<float> random_batch(int64_t n, uint64_t seed) {
   return v;
 }
 
-struct Moments {
+struct MeanVar {
   double mean, var;
 };
 template <class F>
-Moments moments(int n, F&& draw) {
+MeanVar moments(int n, F&& draw) {
   double s = 0, s2 = 0;
   for (int i = 0; i < n; ++i) {
     const double x = draw();
@@ -51,7 +51,7 @@ TEST_CASE("Gamma and Beta samplers have the right moments", "[data][mixup]") {
   Generator g(2024);
   for (double a : {0.2, 0.5, 1.0, 3.0}) {
     INFO("Gamma shape " << a);
-    const Moments m = moments(kDraws, [&] { return sample_gamma(a, g); });
+    const MeanVar m = moments(kDraws, [&] { return sample_gamma(a, g); });
     // mean a, variance a; the std of the sample mean is sqrt(a / n) < 0.004.
     CHECK(m.mean == Approx(a).margin(0.02));
     CHECK(m.var == Approx(a).epsilon(0.05));
@@ -64,7 +64,7 @@ TEST_CASE("Gamma and Beta samplers have the right moments", "[data][mixup]") {
     const double s = c.a + c.b;
     const double mean = c.a / s, var = c.a * c.b / (s * s * (s + 1));
     bool in_range = true;
-    const Moments m = moments(kDraws, [&] {
+    const MeanVar m = moments(kDraws, [&] {
       const double x = sample_beta(c.a, c.b, g);
       in_range &= x >= 0.0 && x <= 1.0;
       return x;

@@ -20,7 +20,7 @@ nn::VitConfig small_config(int64_t channels) {
   return c;
 }
 
-data::Image pattern(int64_t channels, int64_t h, int64_t w, int salt = 0) {
+data::Image byte_pattern(int64_t channels, int64_t h, int64_t w, int salt = 0) {
   data::Image img(channels, h, w);
   for (size_t i = 0; i < img.data.size(); ++i) img.data[i] = static_cast<uint8_t>((i * 37 + salt * 101) % 251);
   return img;
@@ -49,7 +49,7 @@ std::vector<double> reference_probabilities(Classifier& clf, const data::Image& 
 
 TEST_CASE("classifier: top-k is the model's softmax, most probable first", "[infer][classifier]") {
   Classifier clf = make_classifier(3);
-  const data::Image img = pattern(3, 8, 8);
+  const data::Image img = byte_pattern(3, 8, 8);
   const auto top = clf.classify(img, 5);
   REQUIRE(top.size() == 5);
   const auto expect = reference_probabilities(clf, clf.prepare(img));
@@ -84,7 +84,7 @@ TEST_CASE("classifier: top_k ranks ties by index and needs a batch of rows", "[i
 
 TEST_CASE("classifier: a batch gives what each image gives alone", "[infer][classifier]") {
   Classifier clf = make_classifier(3);
-  const std::vector<data::Image> images = {pattern(3, 8, 8, 1), pattern(3, 8, 8, 2), pattern(3, 20, 12, 3)};
+  const std::vector<data::Image> images = {byte_pattern(3, 8, 8, 1), byte_pattern(3, 8, 8, 2), byte_pattern(3, 20, 12, 3)};
   const auto batch = clf.classify(images, 3);
   REQUIRE(batch.size() == 3);
   for (size_t i = 0; i < images.size(); ++i) {
@@ -99,16 +99,16 @@ TEST_CASE("classifier: a batch gives what each image gives alone", "[infer][clas
 TEST_CASE("classifier: the evaluation transform", "[infer][classifier]") {
   SECTION("an image at the model's size is used as is, others get timm's 0.875 crop") {
     Classifier clf = make_classifier(3);
-    const data::Image same = pattern(3, 8, 8);
+    const data::Image same = byte_pattern(3, 8, 8);
     CHECK(clf.prepare(same).data == same.data);
-    const data::Image big = pattern(3, 30, 20);
+    const data::Image big = byte_pattern(3, 30, 20);
     CHECK(clf.prepare(big).data == data::eval_transform(big, 8, 0.875).data);
   }
   SECTION("a given crop_pct applies to every image") {
     ClassifierOptions o;
     o.crop_pct = 0.5;
     Classifier clf = make_classifier(3, o);
-    const data::Image same = pattern(3, 8, 8);
+    const data::Image same = byte_pattern(3, 8, 8);
     const data::Image p = clf.prepare(same);
     CHECK(p.height == 8);
     CHECK(p.data == data::eval_transform(same, 8, 0.5).data);
@@ -120,7 +120,7 @@ TEST_CASE("classifier: channels are converted and said once", "[infer][classifie
   ClassifierOptions o;
   o.on_note = [&](const std::string& s) { heard.push_back(s); };
   Classifier grey = make_classifier(1, o);
-  const data::Image rgb = pattern(3, 16, 16);
+  const data::Image rgb = byte_pattern(3, 16, 16);
   const data::Image p = grey.prepare(rgb, "photo.png");
   REQUIRE(p.channels == 1);
   // stb_image's luma, then the 0.875 crop.
@@ -128,14 +128,14 @@ TEST_CASE("classifier: channels are converted and said once", "[infer][classifie
   const int64_t i = 5 * 16 + 7;
   CHECK(luma.data[i] == ((rgb.data[i] * 77 + rgb.data[256 + i] * 150 + rgb.data[512 + i] * 29) >> 8));
   CHECK(p.data == data::eval_transform(luma, 8, 0.875).data);
-  grey.classify(std::vector<data::Image>{rgb, pattern(3, 8, 8, 4)}, 1);  // the same kind again
-  grey.classify(pattern(1, 8, 8), 1);                                    // nothing to convert
+  grey.classify(std::vector<data::Image>{rgb, byte_pattern(3, 8, 8, 4)}, 1);  // the same kind again
+  grey.classify(byte_pattern(1, 8, 8), 1);                                    // nothing to convert
   REQUIRE(heard.size() == 1);
   CHECK(heard[0] == "photo.png: RGB 16x16 image converted to the model's grey 8x8 input");
   CHECK(grey.notes() == heard);
 
   Classifier colour = make_classifier(3);  // grey into RGB: the plane three times
-  const data::Image g = pattern(1, 8, 8);
+  const data::Image g = byte_pattern(1, 8, 8);
   const data::Image q = colour.prepare(g);
   REQUIRE(q.channels == 3);
   for (int64_t c = 0; c < 3; ++c)
@@ -153,7 +153,7 @@ TEST_CASE("classifier: loads config, class names, normalisation and crop from a 
   io::save_checkpoint<float>(dir / "w.safetensors", model, names, nullptr,
                       {{"vit.normalization", R"({"mean":[0.1,0.2,0.3],"std":[0.5,0.6,0.7]})"},
                        {"vit.crop_pct", "0.9"}});
-  const data::Image img = pattern(3, 40, 24);
+  const data::Image img = byte_pattern(3, 40, 24);
   data::write_png(dir / "img.png", img);
   Classifier clf(dir / "w.safetensors");
   CHECK(clf.class_names() == names);
@@ -171,7 +171,7 @@ TEST_CASE("classifier: loads config, class names, normalisation and crop from a 
     CHECK(from_file[r].probability == Approx(expect[from_file[r].index]).epsilon(1e-12));
   }
   // A grey PNG into this RGB model: read at its own channel count, then converted.
-  data::write_png(dir / "grey.png", pattern(1, 8, 8));
+  data::write_png(dir / "grey.png", byte_pattern(1, 8, 8));
   CHECK(clf.read(dir / "grey.png").channels == 1);
   clf.classify(dir / "grey.png", 1);
   REQUIRE(clf.notes().size() == 1);
@@ -201,7 +201,7 @@ TEST_CASE("classifier: bad input is one clear line", "[infer][classifier]") {
     CHECK(msg.find('\n') == std::string::npos);
   }
   CHECK_THROWS_WITH(clf.classify(dir / "missing.png", 1), Catch::Contains("missing.png"));
-  CHECK_THROWS_WITH(clf.classify(pattern(2, 8, 8), 1), Catch::Contains("image has 2 channels"));
+  CHECK_THROWS_WITH(clf.classify(byte_pattern(2, 8, 8), 1), Catch::Contains("image has 2 channels"));
   // Unnamed classes get "class_<i>".
   Classifier unnamed(std::make_unique<nn::VisionTransformer<float>>(small_config(3)), {},
                      data::folder_normalization(3));

@@ -46,7 +46,6 @@ void require_rel_l2(const std::vector<float>& got, const std::vector<float>& ref
   REQUIRE(rel < bound);
 }
 
-std::vector<float> widen(const std::vector<bf16>& v) { return {v.begin(), v.end()}; }
 std::vector<bf16> narrow(const std::vector<float>& v) {
   std::vector<bf16> r(v.size());
   std::transform(v.begin(), v.end(), r.begin(), [](float x) { return bf16(x); });
@@ -63,18 +62,18 @@ void check_case(int64_t B, int64_t N, int64_t C, int64_t H, uint64_t seed, const
   CAPTURE(B, N, C, H, drop.p);
   const std::vector<bf16> qkv = narrow(test::random_vector(B * N * 3 * C, seed));
   const std::vector<bf16> dout = narrow(test::random_vector(B * N * C, seed + 1));
-  const auto ref = test::attention_reference(widen(qkv), widen(dout), B, N, C, H, drop);
+  const auto ref = test::attention_reference(test::widen(qkv), test::widen(dout), B, N, C, H, drop);
 
   const TensorBF16 qkv_t = TensorBF16::from_data({B, N, 3 * C}, qkv);
   const TensorBF16 out = TensorBF16::full({B, N, C}, bf16(std::numeric_limits<float>::quiet_NaN()));
   const ops::AttentionSaved<bf16> saved = ops::attention_forward(qkv_t, out, H, drop);
   STATIC_REQUIRE(std::is_same_v<decltype(saved.stats), TensorF>);  // saved P stays float
   REQUIRE(saved.stats.shape() == Shape{B, H, N, N});
-  require_rel_l2(widen(out.to_vector()), ref.out, 1e-2, "out");
+  require_rel_l2(test::widen(out.to_vector()), ref.out, 1e-2, "out");
 
   TensorBF16 dqkv = TensorBF16::full({B, N, 3 * C}, bf16(std::numeric_limits<float>::quiet_NaN()));
   ops::attention_backward(dout.data(), qkv_t, saved, dqkv.data(), H);
-  const std::vector<float> got = widen(dqkv.to_vector());
+  const std::vector<float> got = test::widen(dqkv.to_vector());
   // N = 1: dQ = dK = 0 exactly (P = 1); measured against ‖dV‖ then.
   const std::vector<float> ref_dv = third(ref.dqkv, C, 2);
   double dv = 0;
@@ -154,9 +153,9 @@ void check_kernels(int64_t B, int64_t N, int64_t C, int64_t H, uint64_t seed, co
         ops::detail::attention_backward_widened(g, x, p, d, B, N, C, H, drop);
       });
   require_rel_l2(got.probs, ref.probs, 1e-6, "saved P");
-  require_rel_l2(widen(got.out), widen(ref.out), 5e-3, "out");
+  require_rel_l2(test::widen(got.out), test::widen(ref.out), 5e-3, "out");
   for (int part = 0; part < 3; ++part)
-    require_rel_l2(third(widen(got.dqkv), C, part), third(widen(ref.dqkv), C, part), 5e-3,
+    require_rel_l2(third(test::widen(got.dqkv), C, part), third(test::widen(ref.dqkv), C, part), 5e-3,
                    "dqkv third " + std::to_string(part), N == 1 && part < 2 ? 1.0 : 0.0);
 
   // The same bits on one thread as on several.

@@ -74,21 +74,21 @@ TensorD random_distribution(int64_t B, int64_t K, uint64_t seed) {
   return q;
 }
 
-const std::vector<int64_t> kLabels = {3, 0, 4, 4, 1, 2};
+const std::vector<int64_t> kTargets = {3, 0, 4, 4, 1, 2};
 }  // namespace
 
 TEST_CASE("cross_entropy matches PyTorch's definition", "[ops][cross_entropy]") {
   const TensorD z = test::randn<double>({6, 5}, 51, 2.0);
   for (double eps : {0.0, 0.1, 1.0}) {
     INFO("label_smoothing = " << eps);
-    const TensorD loss = cross_entropy(z, kLabels, eps);
+    const TensorD loss = cross_entropy(z, kTargets, eps);
     REQUIRE(loss.shape() == Shape{});
-    CHECK(loss.item() == Approx(ce_reference(z, kLabels, eps)).epsilon(1e-13));
+    CHECK(loss.item() == Approx(ce_reference(z, kTargets, eps)).epsilon(1e-13));
   }
   // Default ε is 0.
-  CHECK(cross_entropy(z, kLabels).item() == cross_entropy(z, kLabels, 0.0).item());
+  CHECK(cross_entropy(z, kTargets).item() == cross_entropy(z, kTargets, 0.0).item());
   // ε = 1 ignores the labels: uniform target.
-  CHECK(cross_entropy(z, kLabels, 1.0).item() ==
+  CHECK(cross_entropy(z, kTargets, 1.0).item() ==
         Approx(cross_entropy(z, std::vector<int64_t>{0, 0, 0, 0, 0, 0}, 1.0).item()).epsilon(1e-14));
   // Uniform logits give log K whatever the label and ε.
   CHECK(cross_entropy(TensorD::zeros({2, 7}), {6, 0}, 0.3).item() == Approx(std::log(7.0)).epsilon(1e-15));
@@ -118,8 +118,8 @@ TEST_CASE("cross_entropy with soft targets matches Σ −q·log p", "[ops][cross
   CHECK(cross_entropy(z, q).item() == Approx(ce_soft_reference(z, q)).epsilon(1e-13));
   // Smoothed one-hot targets reproduce the label overload.
   for (double eps : {0.0, 0.1, 1.0})
-    CHECK(cross_entropy(z, smoothed_targets(6, 5, kLabels, eps)).item() ==
-          Approx(cross_entropy(z, kLabels, eps).item()).epsilon(1e-14));
+    CHECK(cross_entropy(z, smoothed_targets(6, 5, kTargets, eps)).item() ==
+          Approx(cross_entropy(z, kTargets, eps).item()).epsilon(1e-14));
 }
 
 TEST_CASE("cross_entropy is stable for large logits", "[ops][cross_entropy]") {
@@ -157,8 +157,8 @@ TEST_CASE("cross_entropy gradient is (softmax − q)/B", "[ops][cross_entropy]")
     INFO("label_smoothing = " << eps);
     TensorD z = z0.clone();
     z.set_requires_grad(true);
-    cross_entropy(z, kLabels, eps).backward();
-    const TensorD p = softmax_rows(z0), q = smoothed_targets(B, K, kLabels, eps);
+    cross_entropy(z, kTargets, eps).backward();
+    const TensorD p = softmax_rows(z0), q = smoothed_targets(B, K, kTargets, eps);
     TensorD want = TensorD::empty({B, K});
     for (int64_t i = 0; i < B * K; ++i) want.data()[i] = (p.data()[i] - q.data()[i]) / B;
     test::require_close(z.grad(), want, 1e-16, 1e-13);

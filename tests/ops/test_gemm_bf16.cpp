@@ -30,7 +30,6 @@ std::vector<bf16> random_bf16(int64_t n, uint64_t seed) {
   return v;
 }
 
-std::vector<float> widen(const std::vector<bf16>& v) { return {v.begin(), v.end()}; }
 
 /// C(M,N) = alpha·op(A)·op(B) + beta·C + bias, in double from the stored values.
 std::vector<double> gemm_reference(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
@@ -71,7 +70,7 @@ void require_bits_equal(const std::vector<bf16>& got, const std::vector<bf16>& w
   }
 }
 
-struct Case {
+struct GemmCase {
   int64_t M, N, K;
   bool ta, tb;
   int pad;  // extra elements per row of every operand
@@ -79,7 +78,7 @@ struct Case {
   bool bias, row_sums;
 };
 
-void run_case(const Case& c, uint64_t seed) {
+void run_case(const GemmCase& c, uint64_t seed) {
   const int64_t lda = (c.ta ? c.M : c.K) + c.pad, ldb = (c.tb ? c.K : c.N) + c.pad, ldc = c.N + c.pad;
   const std::vector<bf16> A = random_bf16((c.ta ? c.K : c.M) * lda, seed);
   const std::vector<bf16> B = random_bf16((c.tb ? c.N : c.K) * ldb, seed + 1);
@@ -107,8 +106,8 @@ void run_case(const Case& c, uint64_t seed) {
   // the float GEMM of the widened values.
   std::vector<float> Cf(static_cast<size_t>(c.M * ldc));
   for (size_t i = 0; i < Cf.size(); ++i) Cf[i] = c.beta == 0.f ? 0.f : float(C0[i]);
-  const std::vector<float> Af = widen(A), Bf = widen(B), biasf = widen(bias);
-  std::vector<float> sumsf = widen(row_sums0);
+  const std::vector<float> Af = test::widen(A), Bf = test::widen(B), biasf = test::widen(bias);
+  std::vector<float> sumsf = test::widen(row_sums0);
 #if VIT_HAVE_SBGEMM_AVX512
   ops::detail::sbgemm_avx512(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A.data(), lda, B.data(), ldb, c.beta,
                              Cf.data(), ldc, c.bias ? biasf.data() : nullptr, c.row_sums ? sumsf.data() : nullptr);

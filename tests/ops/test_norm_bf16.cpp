@@ -20,15 +20,10 @@ namespace {
 
 using vit::test::require_relative_l2;
 
-std::vector<double> values(const TensorBF16& t) {
-  std::vector<double> v(static_cast<size_t>(t.numel()));
-  for (int64_t i = 0; i < t.numel(); ++i) v[i] = static_cast<float>(t.data()[i]);
-  return v;
-}
 
 /// scale·N(0,1) + shift rounded to bf16: the inputs are exact bf16 values, so the
 /// float64 reference sees what the bf16 op sees.
-TensorBF16 random_bf16(const Shape& shape, uint64_t seed, double scale = 1.0, double shift = 0.0) {
+TensorBF16 random_bf16_tensor(const Shape& shape, uint64_t seed, double scale = 1.0, double shift = 0.0) {
   Generator g(seed);
   const TensorF f = TensorF::normal(shape, shift, scale, g);
   return f.to_dtype<bf16>();
@@ -47,8 +42,8 @@ void check_layer_norm(const Shape& shape, uint64_t seed) {
   name << "layer_norm " << shape;
   INFO(name.str());
   const int64_t C = shape.back(), R = numel(shape) / C;
-  TensorBF16 x = random_bf16(shape, seed, 2.0, 0.5), w = random_bf16({C}, seed + 1, 0.5, 1.0),
-             b = random_bf16({C}, seed + 2), g = random_bf16(shape, seed + 3);
+  TensorBF16 x = random_bf16_tensor(shape, seed, 2.0, 0.5), w = random_bf16_tensor({C}, seed + 1, 0.5, 1.0),
+             b = random_bf16_tensor({C}, seed + 2), g = random_bf16_tensor(shape, seed + 3);
   x.set_requires_grad(true), w.set_requires_grad(true), b.set_requires_grad(true);
   const double eps = 1e-6;
 
@@ -65,15 +60,15 @@ void check_layer_norm(const Shape& shape, uint64_t seed) {
   for (int pass = 1; pass <= 2; ++pass) {
     TensorBF16 out = layer_norm(x, w, b, eps);
     static_assert(std::is_same_v<decltype(out), TensorBF16>);
-    require_relative_l2(values(out), out_ref, "out");
+    require_relative_l2(test::values_f64(out), out_ref, "out");
     out.backward(g);
     auto scaled = [pass](std::vector<double> v) {
       for (double& e : v) e *= pass;
       return v;
     };
-    require_relative_l2(values(x.grad()), scaled(dx_ref), "dx, pass " + std::to_string(pass));
-    require_relative_l2(values(w.grad()), scaled(dw_ref), "dweight, pass " + std::to_string(pass));
-    require_relative_l2(values(b.grad()), scaled(db_ref), "dbias, pass " + std::to_string(pass));
+    require_relative_l2(test::values_f64(x.grad()), scaled(dx_ref), "dx, pass " + std::to_string(pass));
+    require_relative_l2(test::values_f64(w.grad()), scaled(dw_ref), "dweight, pass " + std::to_string(pass));
+    require_relative_l2(test::values_f64(b.grad()), scaled(db_ref), "dbias, pass " + std::to_string(pass));
   }
 
   // The raw op: mean/rstd saved in float (to float accuracy, not bf16), dw without db
@@ -84,13 +79,13 @@ void check_layer_norm(const Shape& shape, uint64_t seed) {
                           rstd.data(), R, C, static_cast<float>(eps));
   require_relative_l2({mean.begin(), mean.end()}, mean_ref, "mean (float)", 1e-5);
   require_relative_l2({rstd.begin(), rstd.end()}, rstd_ref, "rstd (float)", 1e-5);
-  TensorBF16 dw = random_bf16({C}, seed + 4);
-  std::vector<double> dw_acc = values(dw);
+  TensorBF16 dw = random_bf16_tensor({C}, seed + 4);
+  std::vector<double> dw_acc = test::values_f64(dw);
   for (int64_t c = 0; c < C; ++c) dw_acc[c] += dw_ref[c];
   ops::layer_norm_backward(Device::CPU, g.data(), x.data(), w.data(), mean.data(), rstd.data(),
                            static_cast<bf16*>(nullptr), dw.data(), static_cast<bf16*>(nullptr), R,
                            C);
-  require_relative_l2(values(dw), dw_acc, "dweight accumulated onto a non-zero gradient");
+  require_relative_l2(test::values_f64(dw), dw_acc, "dweight accumulated onto a non-zero gradient");
 }
 
 // ---- softmax ------------------------------------------------------------------------------
@@ -100,18 +95,18 @@ void check_softmax(const Shape& shape, uint64_t seed) {
   name << "softmax " << shape;
   INFO(name.str());
   const int64_t n = shape.back(), R = numel(shape) / n;
-  TensorBF16 x = random_bf16(shape, seed, 3.0, 1.0), g = random_bf16(shape, seed + 1);
+  TensorBF16 x = random_bf16_tensor(shape, seed, 3.0, 1.0), g = random_bf16_tensor(shape, seed + 1);
   x.set_requires_grad(true);
   TensorBF16 y = softmax(x);
   const TensorD xd = as_double(x), gd = as_double(g);
   std::vector<double> y_ref(R * n), dx_ref(R * n);
   ops::softmax_forward<double>(xd.data(), y_ref.data(), R, n);
-  require_relative_l2(values(y), y_ref, "y");
+  require_relative_l2(test::values_f64(y), y_ref, "y");
   y.backward(g);
   // The reference backward takes the bf16 y the op saved (its input), widened.
-  const std::vector<double> ys = values(y);
+  const std::vector<double> ys = test::values_f64(y);
   ops::softmax_backward<double>(ys.data(), gd.data(), dx_ref.data(), R, n);
-  require_relative_l2(values(x.grad()), dx_ref, "dx");
+  require_relative_l2(test::values_f64(x.grad()), dx_ref, "dx");
 }
 
 // ---- cross-entropy ------------------------------------------------------------------------
@@ -121,7 +116,7 @@ enum class Target { Labels, LabelTensor, Soft };
 void check_cross_entropy(int64_t B, int64_t K, Target kind, double eps, uint64_t seed) {
   INFO("cross_entropy B " << B << ", K " << K << ", kind " << static_cast<int>(kind)
                           << ", smoothing " << eps);
-  TensorBF16 z = random_bf16({B, K}, seed, 2.0, 0.3);
+  TensorBF16 z = random_bf16_tensor({B, K}, seed, 2.0, 0.3);
   z.set_requires_grad(true);
   std::vector<int64_t> labels(B);
   for (int64_t b = 0; b < B; ++b) labels[b] = (b * 7 + static_cast<int64_t>(seed)) % K;
@@ -129,7 +124,7 @@ void check_cross_entropy(int64_t B, int64_t K, Target kind, double eps, uint64_t
   std::vector<double> q(B * K, kind == Target::Soft ? 0.0 : eps / K);
   TensorBF16 soft;
   if (kind == Target::Soft) {
-    const TensorBF16 r = random_bf16({B, K}, seed + 1);
+    const TensorBF16 r = random_bf16_tensor({B, K}, seed + 1);
     TensorF p = TensorF::empty({B, K});
     for (int64_t b = 0; b < B; ++b) {
       double s = 0;
@@ -138,7 +133,7 @@ void check_cross_entropy(int64_t B, int64_t K, Target kind, double eps, uint64_t
         p.data()[b * K + k] = static_cast<float>(std::exp(float(r.data()[b * K + k])) / s);
     }
     soft = p.to_dtype<bf16>();
-    q = values(soft);  // the reference uses the bf16 targets the op receives
+    q = test::values_f64(soft);  // the reference uses the bf16 targets the op receives
   } else {
     for (int64_t b = 0; b < B; ++b) q[b * K + labels[b]] += 1.0 - eps;
   }
@@ -158,13 +153,13 @@ void check_cross_entropy(int64_t B, int64_t K, Target kind, double eps, uint64_t
   const TensorD zd = as_double(z);
   std::vector<double> probs_ref(B * K), dz_ref(B * K);
   const double loss_ref = ops::cross_entropy_forward<double>(zd.data(), q.data(), probs_ref.data(), B, K);
-  require_relative_l2(values(loss), {loss_ref}, "loss");
+  require_relative_l2(test::values_f64(loss), {loss_ref}, "loss");
 
   const bf16 dloss(0.37f);  // the upstream gradient is not always 1
   loss.backward(TensorBF16::full({}, dloss));
   ops::cross_entropy_backward<double>(static_cast<float>(dloss), probs_ref.data(), q.data(),
                                       dz_ref.data(), B, K);
-  require_relative_l2(values(z.grad()), dz_ref, "dlogits");
+  require_relative_l2(test::values_f64(z.grad()), dz_ref, "dlogits");
 }
 
 }  // namespace
@@ -252,7 +247,7 @@ TEST_CASE("bf16 layer_norm rows are within bf16 rounding of float64, element by 
 }
 
 TEST_CASE("bf16 layer_norm saves float statistics in its graph", "[ops][bf16][layernorm]") {
-  TensorBF16 x = random_bf16({4, 16}, 5), w = random_bf16({16}, 6), b = random_bf16({16}, 7);
+  TensorBF16 x = random_bf16_tensor({4, 16}, 5), w = random_bf16_tensor({16}, 6), b = random_bf16_tensor({16}, 7);
   x.set_requires_grad(true);
   TensorBF16 out = layer_norm(x, w, b);
   auto node = std::dynamic_pointer_cast<vit::detail::LayerNormNode<bf16>>(out.grad_fn());
@@ -281,7 +276,7 @@ TEST_CASE("bf16 cross_entropy on the CPU matches float64 with labels, smoothing 
 
 TEST_CASE("bf16 cross_entropy returns a bf16 loss and checks labels on the CPU",
           "[ops][bf16][cross_entropy]") {
-  const TensorBF16 z = random_bf16({2, 5}, 9);
+  const TensorBF16 z = random_bf16_tensor({2, 5}, 9);
   auto loss = cross_entropy(z, std::vector<int64_t>{1, 4}, 0.1);
   static_assert(std::is_same_v<decltype(loss), TensorBF16>);
   CHECK(std::isfinite(static_cast<float>(loss.data()[0])));

@@ -6,9 +6,11 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 #include <vit/vit.hpp>
 
@@ -32,6 +34,27 @@ inline std::vector<float> random_affine(size_t n, uint64_t seed, float scale, fl
   for (float& e : v) e = scale * e + shift;
   return v;
 }
+
+/// A tensor's elements widened to float64 (float and bf16 widen exactly).
+template <class T>
+std::vector<double> values_f64(const Tensor<T>& t) {
+  std::vector<double> v(static_cast<size_t>(t.numel()));
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    if constexpr (std::is_same_v<T, bf16>)
+      v[i] = static_cast<float>(t.data()[i]);
+    else
+      v[i] = static_cast<double>(t.data()[i]);
+  }
+  return v;
+}
+/// A float tensor's elements, copied out.
+inline std::vector<float> values_f32(const TensorF& t) { return {t.data(), t.data() + t.numel()}; }
+/// Same length and the same bits in every element (NaNs included).
+inline bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+/// bf16 values widened to float (exact).
+inline std::vector<float> widen(const std::vector<bf16>& v) { return {v.begin(), v.end()}; }
 
 inline std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 inline std::vector<float> to_float(const std::vector<double>& v) { return {v.begin(), v.end()}; }
