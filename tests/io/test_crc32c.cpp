@@ -13,7 +13,7 @@ using namespace vit::io;
 namespace {
 
 uint32_t by_table(const void* p, size_t n) {
-  return ~io::detail::crc32c_table(~0u, static_cast<const uint8_t*>(p), n);
+  return ~vit::io::detail::crc32c_table(~0u, static_cast<const uint8_t*>(p), n);
 }
 
 /// The CRC bit by bit, as the polynomial defines it: the reference for both paths.
@@ -47,7 +47,7 @@ TEST_CASE("crc32c: table and SSE4.2 agree with the bitwise CRC at every length a
   std::vector<uint8_t> buf(300);
   uint32_t x = 12345;
   for (auto& b : buf) b = static_cast<uint8_t>((x = x * 1103515245u + 12345u) >> 16);
-  const bool sse = io::detail::crc32c_has_sse42();
+  const bool sse = vit::io::detail::crc32c_has_sse42();
   for (size_t off = 0; off < 8; ++off)
     for (size_t n = 0; n + off <= 67; ++n) {
       const uint8_t* p = buf.data() + off;  // unaligned starts, odd lengths
@@ -55,7 +55,7 @@ TEST_CASE("crc32c: table and SSE4.2 agree with the bitwise CRC at every length a
       INFO("offset " << off << " length " << n);
       REQUIRE(by_table(p, n) == want);
 #if VIT_CRC32C_SSE42
-      if (sse) REQUIRE(~io::detail::crc32c_sse42(~0u, p, n) == want);
+      if (sse) REQUIRE(~vit::io::detail::crc32c_sse42(~0u, p, n) == want);
 #endif
       REQUIRE(crc32c(p, n) == want);
     }

@@ -59,14 +59,14 @@ void check_op(const std::vector<Shape>& shapes, F&& f, const std::string& what, 
   TensorBF16 ob = f(xb);
   TensorD od = f(xd);
   REQUIRE(ob.shape() == od.shape());
-  require_relative_l2(test::values_f64(ob), test::values_f64(od), what + ": forward");
+  require_relative_l2(vit::test::values_f64(ob), vit::test::values_f64(od), what + ": forward");
   if (!backward) return;
   Pair g = random_pair(od.shape(), seed * 100 + 99);
   ob.backward(g.b);
   od.backward(g.d);
   for (size_t k = 0; k < shapes.size(); ++k) {
     REQUIRE(xb[k].grad().defined());
-    require_relative_l2(test::values_f64(xb[k].grad()), test::values_f64(xd[k].grad()),
+    require_relative_l2(vit::test::values_f64(xb[k].grad()), vit::test::values_f64(xd[k].grad()),
                    what + ": gradient of input " + std::to_string(k));
   }
 }
@@ -194,13 +194,13 @@ TEST_CASE("bias_gelu matches gelu of the bias add, in bf16 against float64", "[b
       TensorBF16 ob = vit::bias_gelu(x.b, bias.b, approx);
       TensorD od = vit::gelu(vit::add(x.d, bias.d), approx);
       TensorD od2 = vit::bias_gelu(x.d, bias.d, approx);
-      require_relative_l2(test::values_f64(ob), test::values_f64(od), "bias_gelu forward");
-      require_relative_l2(test::values_f64(od2), test::values_f64(od), "bias_gelu forward, float64", 1e-12);
+      require_relative_l2(vit::test::values_f64(ob), vit::test::values_f64(od), "bias_gelu forward");
+      require_relative_l2(vit::test::values_f64(od2), vit::test::values_f64(od), "bias_gelu forward, float64", 1e-12);
       Pair g = random_pair(s, 52);
       ob.backward(g.b);
       od.backward(g.d);
-      require_relative_l2(test::values_f64(x.b.grad()), test::values_f64(x.d.grad()), "bias_gelu dx");
-      require_relative_l2(test::values_f64(bias.b.grad()), test::values_f64(bias.d.grad()), "bias_gelu dbias");
+      require_relative_l2(vit::test::values_f64(x.b.grad()), vit::test::values_f64(x.d.grad()), "bias_gelu dx");
+      require_relative_l2(vit::test::values_f64(bias.b.grad()), vit::test::values_f64(bias.d.grad()), "bias_gelu dbias");
     }
   }
 }
@@ -228,7 +228,7 @@ TEST_CASE("bias_gelu accumulates the bias gradient", "[bf16][ops][gelu]") {
   vit::bias_gelu(x.b, bias.b).backward(TensorBF16::ones({9, 5}));
   vit::bias_gelu(x.d, bias.d).backward(TensorD::ones({9, 5}));
   vit::bias_gelu(x.d, bias.d).backward(TensorD::ones({9, 5}));
-  require_relative_l2(test::values_f64(bias.b.grad()), test::values_f64(bias.d.grad()), "two backwards add up");
+  require_relative_l2(vit::test::values_f64(bias.b.grad()), vit::test::values_f64(bias.d.grad()), "two backwards add up");
 }
 
 TEST_CASE("bf16 patchify and unpatchify move elements exactly", "[bf16][ops][patch_embed]") {
@@ -238,10 +238,10 @@ TEST_CASE("bf16 patchify and unpatchify move elements exactly", "[bf16][ops][pat
   vit::ops::patchify(vit::Device::CPU, x.b.data(), cols.data(), B, ch, H, W, P);
   TensorD cols_d = TensorD::empty(cols.shape());
   vit::ops::patchify(vit::Device::CPU, x.d.data(), cols_d.data(), B, ch, H, W, P);
-  CHECK(test::values_f64(cols) == test::values_f64(cols_d));
+  CHECK(vit::test::values_f64(cols) == vit::test::values_f64(cols_d));
   TensorBF16 back = TensorBF16::empty(x.b.shape());
   vit::ops::unpatchify(vit::Device::CPU, cols.data(), back.data(), B, ch, H, W, P);
-  CHECK(test::values_f64(back) == test::values_f64(x.b));
+  CHECK(vit::test::values_f64(back) == vit::test::values_f64(x.b));
 }
 
 TEST_CASE("bf16 dropout and drop_path round the float masks' products once", "[bf16][ops][dropout]") {
@@ -276,7 +276,7 @@ TEST_CASE("bf16 gradients of a tensor used twice add up", "[bf16][autograd]") {
   auto f = [](const auto& t) { return vit::sum(vit::add(vit::mul(t, t), vit::tanh(t))); };
   f(x.b).backward();
   f(x.d).backward();
-  require_relative_l2(test::values_f64(x.b.grad()), test::values_f64(x.d.grad()), "x·x + tanh(x)");
+  require_relative_l2(vit::test::values_f64(x.b.grad()), vit::test::values_f64(x.d.grad()), "x·x + tanh(x)");
 
   // The raw gradient add: float math, one rounding.
   const auto a = random_pair({1027}, 101).b.to_vector(), b = random_pair({1027}, 102).b.to_vector();
