@@ -12,8 +12,10 @@ ctest --test-dir build --output-on-failure -j"$(nproc)"
 
 # The CUDA library stays out of the sanitizer build (nvcc objects and the CUDA
 # runtime are not instrumented); its kernels' logic is in vit_cuda_emu_tests here too.
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVIT_SANITIZE=address,undefined \
-  -DVIT_BUILD_BENCHMARKS=OFF -DVIT_CUDA=OFF >/dev/null
+# -O1 with line tables only (-g1): half the compile time of -O2 -g, and every
+# report still names file and line.
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" \
+  -DVIT_SANITIZE=address,undefined -DVIT_BUILD_BENCHMARKS=OFF -DVIT_CUDA=OFF >/dev/null
 cmake --build build-asan -j"$(nproc)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j"$(nproc)"
