@@ -38,16 +38,16 @@ TEST_CASE("loader batches depend only on their cursor", "[data][loader]") {
     const data::Batch& b = three.next();
     CHECK(a.epoch == k / 6);
     CHECK(a.index == k % 6);
-    REQUIRE(test::values_f32(a.images) == test::values_f32(b.images));
+    REQUIRE(a.images.to_vector() == b.images.to_vector());
     REQUIRE(a.labels == b.labels);
-    seq.push_back(test::values_f32(a.images));
+    seq.push_back(a.images.to_vector());
     labels.push_back(a.labels);
   }
   CHECK(seq[0] != seq[6]);  // a new epoch reshuffles and re-augments
   resumed.start(1, 3);      // as after a checkpoint at step 9
   for (int k = 9; k < 14; ++k) {
     const data::Batch& r = resumed.next();
-    REQUIRE(test::values_f32(r.images) == seq[static_cast<size_t>(k)]);
+    REQUIRE(r.images.to_vector() == seq[static_cast<size_t>(k)]);
     REQUIRE(r.labels == labels[static_cast<size_t>(k)]);
   }
   CHECK(one.wait_seconds() >= 0);

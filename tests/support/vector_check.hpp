@@ -47,8 +47,6 @@ std::vector<double> values_f64(const Tensor<T>& t) {
   }
   return v;
 }
-/// A float tensor's elements, copied out.
-inline std::vector<float> values_f32(const TensorF& t) { return {t.data(), t.data() + t.numel()}; }
 /// Same length and the same bits in every element (NaNs included).
 inline bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
